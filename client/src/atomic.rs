@@ -1,0 +1,144 @@
+//! The atomic write builder, Deno KV style:
+//! `client.atomic().check(&key, stamp).set(&key, value).sum(&counter, 1).commit().await`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use edgekv_proto::v1 as pb;
+use edgekv_proto::{Key, Versionstamp};
+
+use crate::error::{Error, Result};
+use crate::value::Value;
+use crate::Client;
+
+/// Options of a set: expiry and Workers KV style metadata.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SetOptions {
+    pub expire_in: Option<Duration>,
+    pub expire_at: Option<SystemTime>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl SetOptions {
+    pub(crate) fn to_wire(&self) -> Result<(Option<pb::set_mutation::Expiry>, Option<String>)> {
+        use pb::set_mutation::Expiry;
+        let expiry = match (self.expire_in, self.expire_at) {
+            (Some(_), Some(_)) => return Err(Error::Value("give expire_in or expire_at, not both".into())),
+            (Some(d), None) => Some(Expiry::ExpireInMs(u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))),
+            (None, Some(at)) => {
+                let ms = at.duration_since(UNIX_EPOCH).map_err(|_| Error::Value("expire_at is before 1970".into()))?.as_millis();
+                Some(Expiry::ExpireAtMs(u64::try_from(ms).unwrap_or(u64::MAX)))
+            }
+            (None, None) => None,
+        };
+        let metadata = self.metadata.as_ref().map(|m| m.to_string());
+        Ok((expiry, metadata))
+    }
+}
+
+/// The answer to a commit: `ok` with the versionstamp, or the checks that failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitResult {
+    pub ok: bool,
+    pub versionstamp: Option<Versionstamp>,
+    /// Indices (in the order `check` was called) of the checks that failed.
+    pub failed_checks: Vec<usize>,
+}
+
+#[must_use = "an atomic write does nothing until commit() is awaited"]
+pub struct Atomic {
+    client: Client,
+    checks: Vec<pb::Check>,
+    mutations: Vec<pb::Mutation>,
+    error: Option<Error>,
+}
+
+impl Atomic {
+    pub(crate) fn new(client: Client) -> Self {
+        Self { client, checks: Vec::new(), mutations: Vec::new(), error: None }
+    }
+
+    fn mutation(mut self, kind: pb::mutation::Kind) -> Self {
+        self.mutations.push(pb::Mutation { kind: Some(kind) });
+        self
+    }
+
+    /// The key must have exactly this versionstamp; `None` means it must not exist.
+    pub fn check(mut self, key: impl Into<Key>, versionstamp: Option<Versionstamp>) -> Self {
+        let versionstamp = versionstamp.map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+        self.checks.push(pb::Check { key: key.into().encode(), versionstamp });
+        self
+    }
+
+    pub fn set(self, key: impl Into<Key>, value: impl Into<Value>) -> Self {
+        self.set_with(key, value, SetOptions::default())
+    }
+
+    pub fn set_with(mut self, key: impl Into<Key>, value: impl Into<Value>, options: SetOptions) -> Self {
+        let wire = value.into().to_wire().and_then(|v| options.to_wire().map(|o| (v, o)));
+        match wire {
+            Ok((value, (expiry, metadata))) => self.mutation(pb::mutation::Kind::Set(pb::SetMutation {
+                key: key.into().encode(),
+                value: Some(value),
+                expiry,
+                metadata,
+            })),
+            Err(error) => {
+                self.error.get_or_insert(error);
+                self
+            }
+        }
+    }
+
+    pub fn delete(self, key: impl Into<Key>) -> Self {
+        self.mutation(pb::mutation::Kind::Delete(pb::DeleteMutation { key: key.into().encode() }))
+    }
+
+    /// Adds to a u64 (wrapping on overflow); an absent key becomes `n`.
+    pub fn sum(self, key: impl Into<Key>, n: u64) -> Self {
+        self.mutation(pb::mutation::Kind::Sum(pb::NumericMutation { key: key.into().encode(), operand: n }))
+    }
+
+    pub fn min(self, key: impl Into<Key>, n: u64) -> Self {
+        self.mutation(pb::mutation::Kind::Min(pb::NumericMutation { key: key.into().encode(), operand: n }))
+    }
+
+    pub fn max(self, key: impl Into<Key>, n: u64) -> Self {
+        self.mutation(pb::mutation::Kind::Max(pb::NumericMutation { key: key.into().encode(), operand: n }))
+    }
+
+    /// Deletes every key strictly under `prefix`.
+    pub fn delete_prefix(self, prefix: impl Into<Key>) -> Self {
+        let range = pb::delete_range_mutation::Range::Prefix(prefix.into().encode());
+        self.mutation(pb::mutation::Kind::DeleteRange(pb::DeleteRangeMutation { range: Some(range) }))
+    }
+
+    /// Deletes every key in `[start, end)`.
+    pub fn delete_range(self, start: impl Into<Key>, end: impl Into<Key>) -> Self {
+        let span = pb::KeyRange { start: start.into().encode(), end: end.into().encode() };
+        let range = pb::delete_range_mutation::Range::Span(span);
+        self.mutation(pb::mutation::Kind::DeleteRange(pb::DeleteRangeMutation { range: Some(range) }))
+    }
+
+    /// Sends the write. Never retried: a lost answer is [`Error::Indefinite`].
+    pub async fn commit(self) -> Result<CommitResult> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let request = pb::AtomicRequest { checks: self.checks, mutations: self.mutations };
+        let response = self
+            .client
+            .kv()
+            .atomic(self.client.request(request))
+            .await
+            .map_err(|status| Error::from_status(status, true))?
+            .into_inner();
+        if response.ok {
+            let versionstamp = Versionstamp::from_slice(&response.versionstamp)
+                .ok_or_else(|| Error::Protocol("commit answer without a versionstamp".into()))?;
+            Ok(CommitResult { ok: true, versionstamp: Some(versionstamp), failed_checks: Vec::new() })
+        } else {
+            let failed_checks = response.failed_checks.into_iter().map(|i| i as usize).collect();
+            Ok(CommitResult { ok: false, versionstamp: None, failed_checks })
+        }
+    }
+}

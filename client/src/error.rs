@@ -1,0 +1,75 @@
+//! SDK errors. Every error says whether retrying is safe; a write whose outcome is
+//! unknown is reported as [`Error::Indefinite`] and never retried behind the caller's back.
+
+use edgekv_proto::{ERROR_CODE_METADATA, ErrorCode, KeyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server refused or failed the request and said why.
+    #[error("{code}: {message}")]
+    Server { code: ErrorCode, message: String },
+    /// The node could not be reached; a read can be retried, and a write was not sent.
+    #[error("UNAVAILABLE: {0}")]
+    Unavailable(String),
+    /// A write was sent but no answer came back: it may or may not have been applied.
+    /// Read the key (or check its versionstamp) before deciding to write again.
+    #[error("INDEFINITE: the write may or may not have been applied: {0}")]
+    Indefinite(String),
+    #[error("invalid key: {0}")]
+    Key(#[from] KeyError),
+    #[error("invalid value: {0}")]
+    Value(String),
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+}
+
+impl Error {
+    /// The stable code of this error, where there is one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Server { code, .. } => Some(*code),
+            Error::Unavailable(_) => Some(ErrorCode::Unavailable),
+            _ => None,
+        }
+    }
+
+    /// Whether sending the same request again is safe and may succeed.
+    pub fn is_retry_safe(&self) -> bool {
+        match self {
+            Error::Server { code, .. } => code.is_retryable(),
+            Error::Unavailable(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this is a write whose outcome is unknown.
+    pub fn is_indefinite(&self) -> bool {
+        matches!(self, Error::Indefinite(_))
+    }
+
+    /// Classifies a failed call. `write` marks calls that change data: when the server did
+    /// not answer with a code, they become indefinite rather than retryable.
+    pub(crate) fn from_status(status: tonic::Status, write: bool) -> Self {
+        let code = status
+            .metadata()
+            .get(ERROR_CODE_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<ErrorCode>().ok());
+        if let Some(code) = code {
+            return Error::Server { code, message: status.message().to_string() };
+        }
+        let message = format!("{} ({:?})", status.message(), status.code());
+        match status.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown if write => {
+                Error::Indefinite(message)
+            }
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => Error::Unavailable(message),
+            tonic::Code::Unauthenticated => Error::Server { code: ErrorCode::Unauthenticated, message },
+            _ => Error::Protocol(message),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,22 @@
+//! Wire types shared by every edgekv crate.
+//!
+//! - [`v1`]: the generated `edgekv.v1` gRPC API (messages, client and server stubs).
+//! - [`key`]: tuple keys and their order-preserving encoding (the Deno KV codec).
+//! - [`versionstamp`]: the 10-byte commit stamps returned by every write.
+//! - [`limits`]: the size and count limits every front-end enforces.
+//! - [`error_code`]: the stable error codes a client can match on.
+
+pub mod error_code;
+pub mod key;
+pub mod limits;
+pub mod versionstamp;
+
+/// The generated `edgekv.v1` API.
+pub mod v1 {
+    #![allow(clippy::all)]
+    tonic::include_proto!("edgekv.v1");
+}
+
+pub use error_code::{ERROR_CODE_METADATA, ErrorCode};
+pub use key::{Key, KeyError, KeyPart};
+pub use versionstamp::Versionstamp;

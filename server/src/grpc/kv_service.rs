@@ -1,0 +1,183 @@
+//! `edgekv.v1.Kv`: translates the wire messages to [`KvStore`] calls and back.
+
+use edgekv_proto::ErrorCode;
+use edgekv_proto::limits::{DEFAULT_LIST_PAGE, MAX_LIST_PAGE};
+use edgekv_proto::v1::{self as pb, kv_server::Kv};
+use tonic::{Request, Response, Status};
+
+use super::admin_service::NodeInfo;
+use super::status::status;
+use crate::kv::{self, KvStore};
+
+pub(super) struct KvService {
+    store: KvStore,
+    info: NodeInfo,
+}
+
+impl KvService {
+    pub(super) fn new(store: KvStore, info: NodeInfo) -> Self {
+        Self { store, info }
+    }
+
+    fn read_info(&self, read: kv::ReadInfo) -> Option<pb::ReadInfo> {
+        Some(pb::ReadInfo {
+            consistency: consistency_to_wire(read.consistency) as i32,
+            node_id: self.info.node_id.clone(),
+            region: self.info.region.clone(),
+            staleness_ms: read.staleness_ms,
+        })
+    }
+
+    /// Runs a blocking read (snapshot scans) off the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(KvStore) -> kv::KvResult<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || read(store))
+            .await
+            .map_err(|e| status(ErrorCode::Internal, format!("read task failed: {e}")))?
+            .map_err(Status::from)
+    }
+}
+
+fn consistency_from_wire(raw: i32) -> Result<kv::Consistency, Status> {
+    match pb::Consistency::try_from(raw) {
+        Ok(pb::Consistency::Strong) => Ok(kv::Consistency::Strong),
+        Ok(pb::Consistency::Eventual) => Ok(kv::Consistency::Eventual),
+        Err(_) => Err(status(ErrorCode::InvalidArgument, format!("unknown consistency {raw}"))),
+    }
+}
+
+fn consistency_to_wire(consistency: kv::Consistency) -> pb::Consistency {
+    match consistency {
+        kv::Consistency::Strong => pb::Consistency::Strong,
+        kv::Consistency::Eventual => pb::Consistency::Eventual,
+    }
+}
+
+fn entry_to_wire(entry: kv::Entry, keys_only: bool) -> pb::Entry {
+    let envelope = entry.envelope;
+    pb::Entry {
+        key: entry.key,
+        value: (!keys_only).then(|| pb::Value { encoding: envelope.encoding as i32, data: envelope.value }),
+        versionstamp: envelope.versionstamp.as_bytes().to_vec(),
+        expires_at_ms: envelope.expires_at_ms,
+        metadata: envelope.metadata,
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Status {
+    status(ErrorCode::InvalidArgument, message)
+}
+
+fn mutation_from_wire(index: usize, mutation: pb::Mutation) -> Result<kv::Mutation, Status> {
+    use pb::mutation::Kind;
+    let numeric = |op, m: pb::NumericMutation| kv::Mutation::Numeric { op, key: m.key, operand: m.operand };
+    Ok(match mutation.kind {
+        None => return Err(invalid(format!("mutation {index} has no kind (set, delete, sum, min, max or delete_range)"))),
+        Some(Kind::Set(set)) => {
+            let value = set.value.unwrap_or_default();
+            let encoding = pb::ValueEncoding::try_from(value.encoding)
+                .map_err(|_| status(ErrorCode::ValueMalformed, format!("mutation {index}: unknown value encoding {}", value.encoding)))?;
+            let expiry = set.expiry.map(|e| match e {
+                pb::set_mutation::Expiry::ExpireInMs(ms) => kv::Expiry::In(ms),
+                pb::set_mutation::Expiry::ExpireAtMs(at) => kv::Expiry::At(at),
+            });
+            kv::Mutation::Set { key: set.key, encoding, value: value.data, expiry, metadata: set.metadata }
+        }
+        Some(Kind::Delete(delete)) => kv::Mutation::Delete { key: delete.key },
+        Some(Kind::Sum(m)) => numeric(kv::NumericOp::Sum, m),
+        Some(Kind::Min(m)) => numeric(kv::NumericOp::Min, m),
+        Some(Kind::Max(m)) => numeric(kv::NumericOp::Max, m),
+        Some(Kind::DeleteRange(range)) => match range.range {
+            Some(pb::delete_range_mutation::Range::Prefix(prefix)) => kv::Mutation::DeleteRange {
+                start: edgekv_proto::Key::prefix_start(&prefix),
+                end: edgekv_proto::Key::prefix_end(&prefix),
+            },
+            Some(pb::delete_range_mutation::Range::Span(span)) => kv::Mutation::DeleteRange { start: span.start, end: span.end },
+            None => return Err(invalid(format!("mutation {index}: delete_range needs a prefix or a span"))),
+        },
+    })
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let request = request.into_inner();
+        let consistency = consistency_from_wire(request.consistency)?;
+        // A point read is a few microseconds from the block cache: cheaper inline than a
+        // hop to the blocking pool.
+        let (entry, read) = self.store.get(&request.key, consistency)?;
+        Ok(Response::new(pb::GetResponse { entry: entry.map(|e| entry_to_wire(e, false)), read: self.read_info(read) }))
+    }
+
+    async fn get_many(&self, request: Request<pb::GetManyRequest>) -> Result<Response<pb::GetManyResponse>, Status> {
+        let request = request.into_inner();
+        let consistency = consistency_from_wire(request.consistency)?;
+        let (entries, read) = self.blocking(move |store| store.get_many(&request.keys, consistency)).await?;
+        let entries = entries.into_iter().map(|e| pb::MaybeEntry { entry: e.map(|e| entry_to_wire(e, false)) }).collect();
+        Ok(Response::new(pb::GetManyResponse { entries, read: self.read_info(read) }))
+    }
+
+    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        let request = request.into_inner();
+        let consistency = consistency_from_wire(request.consistency)?;
+        let limit = match request.limit as usize {
+            0 => DEFAULT_LIST_PAGE,
+            n if n > MAX_LIST_PAGE => {
+                return Err(invalid(format!("limit {n} is above the page limit of {MAX_LIST_PAGE}; page with the cursor")));
+            }
+            n => n,
+        };
+        let keys_only = request.keys_only;
+        let query = kv::ListQuery {
+            selector: kv::Selector { prefix: request.prefix, start: request.start, end: request.end },
+            limit,
+            reverse: request.reverse,
+            cursor: Some(request.cursor).filter(|c| !c.is_empty()),
+            keys_only,
+        };
+        let (page, read) = self.blocking(move |store| store.list(&query, consistency)).await?;
+        Ok(Response::new(pb::ListResponse {
+            entries: page.entries.into_iter().map(|e| entry_to_wire(e, keys_only)).collect(),
+            cursor: page.cursor.unwrap_or_default(),
+            read: self.read_info(read),
+        }))
+    }
+
+    async fn atomic(&self, request: Request<pb::AtomicRequest>) -> Result<Response<pb::AtomicResponse>, Status> {
+        let request = request.into_inner();
+        let checks = request
+            .checks
+            .into_iter()
+            .enumerate()
+            .map(|(index, check)| {
+                let versionstamp = match check.versionstamp.len() {
+                    0 => None,
+                    _ => Some(edgekv_proto::Versionstamp::from_slice(&check.versionstamp).ok_or_else(|| {
+                        invalid(format!("check {index}: a versionstamp is 10 bytes, got {}", check.versionstamp.len()))
+                    })?),
+                };
+                Ok(kv::Check { key: check.key, versionstamp })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let mutations = request
+            .mutations
+            .into_iter()
+            .enumerate()
+            .map(|(index, m)| mutation_from_wire(index, m))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let response = match self.store.atomic(kv::AtomicWrite { checks, mutations }).await? {
+            kv::AtomicOutcome::Committed(stamp) => {
+                pb::AtomicResponse { ok: true, versionstamp: stamp.as_bytes().to_vec(), failed_checks: Vec::new() }
+            }
+            kv::AtomicOutcome::CheckFailed(failed) => pb::AtomicResponse {
+                ok: false,
+                versionstamp: Vec::new(),
+                failed_checks: failed.into_iter().map(|i| i as u32).collect(),
+            },
+        };
+        Ok(Response::new(response))
+    }
+}

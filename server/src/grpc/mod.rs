@@ -1,0 +1,47 @@
+//! The inbound gRPC front-end: the public `edgekv.v1` services on the client listener.
+//! It translates wire messages into domain calls and domain errors into statuses
+//! ([`status`]); it never touches storage directly.
+
+mod admin_service;
+mod kv_service;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use edgekv_proto::limits::MAX_REQUEST_BYTES;
+use edgekv_proto::v1::admin_server::AdminServer;
+use edgekv_proto::v1::kv_server::KvServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+pub use self::admin_service::NodeInfo;
+use self::admin_service::AdminService;
+use self::kv_service::KvService;
+use crate::kv::KvStore;
+
+/// Serves the client API on `listener` until `shutdown` fires, then stops accepting and
+/// lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    store: KvStore,
+    info: NodeInfo,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let kv = KvService::new(store.clone(), info.clone());
+    let admin = AdminService { store, info, started: Instant::now() };
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(KvServer::new(kv).max_decoding_message_size(MAX_REQUEST_BYTES).max_encoding_message_size(usize::MAX))
+        .add_service(AdminServer::new(admin))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+}
+
+/// Binds the client listener, with a message that names the address on failure.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}

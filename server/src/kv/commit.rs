@@ -1,0 +1,369 @@
+//! The commit pipeline: the single writer of the data and expiry column families.
+//!
+//! Atomic writes and expiry deletes are queued to one thread, which takes every request
+//! waiting in the queue as a group, applies them in order against a staged view
+//! (storage plus the group's earlier writes, so a later check sees an earlier write),
+//! and persists the whole group in one `WriteBatch` with one fsync. Group commit is what
+//! makes durable writes cheap: concurrent clients share the fsync.
+//!
+//! Each group is one commit sequence number; the atomic writes in it are numbered by
+//! position, which together form their versionstamps. The sequence is stored in the same
+//! batch, so versionstamps stay strictly increasing across restarts. When Raft arrives
+//! the log index takes the sequence's place and this pipeline becomes the state machine's
+//! apply step.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use edgekv_proto::v1::ValueEncoding;
+use edgekv_proto::{Key, Versionstamp, limits::MAX_DELETE_RANGE_KEYS};
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::{KvError, KvResult};
+use super::types::{AtomicOutcome, AtomicWrite, Expiry, Mutation};
+use crate::clock::Clock;
+use crate::storage::codec::{Envelope, expiry_index_key};
+use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, WriteBatch};
+use crate::ttl::DueExpiry;
+
+/// Most requests folded into one commit group; bounds the batch and the reply latency of
+/// the first request in it.
+const MAX_GROUP: usize = 512;
+/// Meta column family key holding the last commit sequence (u64 big-endian).
+pub(crate) const LAST_COMMIT_KEY: &[u8] = b"last_commit";
+
+pub(crate) enum CommitRequest {
+    Atomic(AtomicWrite, oneshot::Sender<KvResult<AtomicOutcome>>),
+    Expire(Vec<DueExpiry>, oneshot::Sender<KvResult<usize>>),
+    /// Finish the group in progress, then stop taking requests.
+    Shutdown,
+}
+
+pub(crate) struct Committer {
+    engine: Arc<dyn Engine>,
+    clock: Arc<dyn Clock>,
+    durability: Durability,
+    last_commit: Arc<AtomicU64>,
+    requests: mpsc::Receiver<CommitRequest>,
+}
+
+pub(crate) fn read_last_commit(engine: &dyn Engine) -> KvResult<u64> {
+    match engine.get(ColumnFamily::Meta, LAST_COMMIT_KEY)? {
+        None => Ok(0),
+        Some(bytes) => {
+            let raw: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
+                crate::storage::StorageError::Corrupted("last commit record is not 8 bytes".into())
+            })?;
+            Ok(u64::from_be_bytes(raw))
+        }
+    }
+}
+
+impl Committer {
+    pub(crate) fn new(
+        engine: Arc<dyn Engine>,
+        clock: Arc<dyn Clock>,
+        durability: Durability,
+        last_commit: Arc<AtomicU64>,
+        requests: mpsc::Receiver<CommitRequest>,
+    ) -> Self {
+        Self { engine, clock, durability, last_commit, requests }
+    }
+
+    /// Runs until a shutdown request arrives or every sender is gone. Blocking: run it on
+    /// its own thread.
+    pub(crate) fn run(mut self) {
+        while let Some(first) = self.requests.blocking_recv() {
+            let mut group = Vec::new();
+            let mut stop = false;
+            for request in std::iter::once(first).chain(std::iter::from_fn(|| self.requests.try_recv().ok())) {
+                if matches!(request, CommitRequest::Shutdown) {
+                    stop = true;
+                    break;
+                }
+                group.push(request);
+                if group.len() == MAX_GROUP {
+                    break;
+                }
+            }
+            self.commit_group(group);
+            if stop {
+                break;
+            }
+        }
+        // Dropping the receiver here fails every request still queued: their senders see
+        // the reply channel close and report ShuttingDown.
+    }
+
+    fn commit_group(&self, group: Vec<CommitRequest>) {
+        if group.is_empty() {
+            return;
+        }
+        let commit = self.last_commit.load(Ordering::SeqCst) + 1;
+        let now = self.clock.now_ms();
+        let mut staged = Staged::new(self.engine.as_ref());
+        let mut atomic_replies = Vec::new();
+        let mut expire_replies = Vec::new();
+        let mut position: u16 = 0;
+        for request in group {
+            match request {
+                CommitRequest::Atomic(write, reply) => {
+                    let stamp = Versionstamp::new(commit, position);
+                    let outcome = apply_atomic(&mut staged, &write, stamp, now);
+                    if matches!(outcome, Ok(AtomicOutcome::Committed(_))) {
+                        position += 1;
+                    }
+                    atomic_replies.push((reply, outcome));
+                }
+                CommitRequest::Expire(due, reply) => {
+                    let outcome = apply_expiry(&mut staged, &due, now);
+                    expire_replies.push((reply, outcome));
+                }
+                CommitRequest::Shutdown => unreachable!("filtered out by run"),
+            }
+        }
+        let committed_any = position > 0;
+        let persisted = staged.into_batch().and_then(|mut batch| {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            if committed_any {
+                batch.put(ColumnFamily::Meta, LAST_COMMIT_KEY.to_vec(), commit.to_be_bytes().to_vec());
+            }
+            self.engine.write(batch, self.durability).map_err(KvError::from)
+        });
+        match persisted {
+            Ok(()) => {
+                if committed_any {
+                    self.last_commit.store(commit, Ordering::SeqCst);
+                }
+                for (reply, outcome) in atomic_replies {
+                    let _ = reply.send(outcome);
+                }
+                for (reply, outcome) in expire_replies {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                // Nothing of the group was written; every request in it fails with the
+                // same storage error (a check-failed answer computed against writes that
+                // never landed would be a lie too).
+                tracing::error!(%error, "commit failed; nothing in the group was written");
+                for (reply, _) in atomic_replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                for (reply, _) in expire_replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The group's view: storage underneath, the group's writes on top. Only the final state
+/// of each key is kept; the expiry index changes are derived from (stored, final) when the
+/// batch is built, so a key written several times in a group gets exactly one index entry.
+struct Staged<'a> {
+    engine: &'a dyn Engine,
+    /// What storage holds for keys the group touched (raw: expired values included).
+    stored: BTreeMap<Vec<u8>, Option<Envelope>>,
+    /// The group's final state of each key it wrote.
+    written: BTreeMap<Vec<u8>, Option<Envelope>>,
+    /// Expiry index entries found stale by the sweeper.
+    stale_index: Vec<(u64, Vec<u8>)>,
+}
+
+impl<'a> Staged<'a> {
+    fn new(engine: &'a dyn Engine) -> Self {
+        Self { engine, stored: BTreeMap::new(), written: BTreeMap::new(), stale_index: Vec::new() }
+    }
+
+    fn stored(&mut self, key: &[u8]) -> KvResult<Option<Envelope>> {
+        if let Some(found) = self.stored.get(key) {
+            return Ok(found.clone());
+        }
+        let found = match self.engine.get(ColumnFamily::Data, key)? {
+            Some(bytes) => Some(Envelope::decode(&bytes)?),
+            None => None,
+        };
+        self.stored.insert(key.to_vec(), found.clone());
+        Ok(found)
+    }
+
+    /// The current value of a key including expired ones, as of the group so far.
+    fn raw(&mut self, key: &[u8], pending: &BTreeMap<Vec<u8>, Option<Envelope>>) -> KvResult<Option<Envelope>> {
+        if let Some(value) = pending.get(key).or_else(|| self.written.get(key)) {
+            return Ok(value.clone());
+        }
+        self.stored(key)
+    }
+
+    fn into_batch(mut self) -> KvResult<WriteBatch> {
+        let mut batch = WriteBatch::default();
+        for (at, key) in std::mem::take(&mut self.stale_index) {
+            let current = match self.written.get(&key) {
+                Some(after) => after.clone(),
+                None => self.stored(&key)?,
+            };
+            if current.and_then(|e| e.expires_at_ms) != Some(at) {
+                batch.delete(ColumnFamily::Expiry, expiry_index_key(at, &key));
+            }
+        }
+        let written = std::mem::take(&mut self.written);
+        for (key, after) in written {
+            let before = self.stored(&key)?;
+            let before_expiry = before.as_ref().and_then(|e| e.expires_at_ms);
+            let after_expiry = after.as_ref().and_then(|e| e.expires_at_ms);
+            if let Some(at) = before_expiry
+                && after_expiry != Some(at)
+            {
+                batch.delete(ColumnFamily::Expiry, expiry_index_key(at, &key));
+            }
+            if let Some(at) = after_expiry {
+                batch.put(ColumnFamily::Expiry, expiry_index_key(at, &key), Vec::new());
+            }
+            match after {
+                Some(envelope) => batch.put(ColumnFamily::Data, key, envelope.encode()),
+                None => batch.delete(ColumnFamily::Data, key),
+            }
+        }
+        Ok(batch)
+    }
+}
+
+fn describe(envelope: &Envelope) -> String {
+    match envelope.encoding {
+        ValueEncoding::Bytes => "bytes".into(),
+        ValueEncoding::Utf8 => "a string".into(),
+        ValueEncoding::Json => "JSON".into(),
+        ValueEncoding::V8 => "a V8-serialized value".into(),
+        ValueEncoding::U64 => "a u64".into(),
+    }
+}
+
+fn display_key(key: &[u8]) -> String {
+    Key::decode(key).map_or_else(|_| hex_string(key), |k| k.to_string())
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Applies one atomic write to the group's view, or nothing at all: its writes are
+/// collected in `pending` and merged only when every check passed and every mutation
+/// succeeded.
+fn apply_atomic(staged: &mut Staged<'_>, write: &AtomicWrite, stamp: Versionstamp, now: u64) -> KvResult<AtomicOutcome> {
+    let mut pending: BTreeMap<Vec<u8>, Option<Envelope>> = BTreeMap::new();
+    let live = |envelope: Option<Envelope>| envelope.filter(|e| e.is_live(now));
+
+    let mut failed = Vec::new();
+    for (index, check) in write.checks.iter().enumerate() {
+        let current = live(staged.raw(&check.key, &pending)?).map(|e| e.versionstamp);
+        if current != check.versionstamp {
+            failed.push(index);
+        }
+    }
+    if !failed.is_empty() {
+        return Ok(AtomicOutcome::CheckFailed(failed));
+    }
+
+    for mutation in &write.mutations {
+        match mutation {
+            Mutation::Set { key, encoding, value, expiry, metadata } => {
+                let expires_at_ms = expiry.map(|e| match e {
+                    Expiry::In(ms) => now.saturating_add(ms),
+                    Expiry::At(at) => at,
+                });
+                let envelope = Envelope {
+                    encoding: *encoding,
+                    versionstamp: stamp,
+                    expires_at_ms,
+                    metadata: metadata.clone(),
+                    value: value.clone(),
+                };
+                pending.insert(key.clone(), Some(envelope));
+            }
+            Mutation::Delete { key } => {
+                pending.insert(key.clone(), None);
+            }
+            Mutation::Numeric { op, key, operand } => {
+                let next = match live(staged.raw(key, &pending)?) {
+                    None => *operand,
+                    Some(current) if current.encoding == ValueEncoding::U64 && current.value.len() == 8 => {
+                        let value = u64::from_le_bytes(current.value.as_slice().try_into().expect("8 bytes"));
+                        op.apply(value, *operand)
+                    }
+                    Some(current) => {
+                        return Err(KvError::TypeMismatch {
+                            operation: op.name(),
+                            key: display_key(key),
+                            found: describe(&current),
+                        });
+                    }
+                };
+                let envelope = Envelope {
+                    encoding: ValueEncoding::U64,
+                    versionstamp: stamp,
+                    expires_at_ms: None,
+                    metadata: None,
+                    value: next.to_le_bytes().to_vec(),
+                };
+                pending.insert(key.clone(), Some(envelope));
+            }
+            Mutation::DeleteRange { start, end } => {
+                for key in keys_in_range(staged, &pending, start, end)? {
+                    pending.insert(key, None);
+                }
+            }
+        }
+    }
+    staged.written.extend(pending);
+    Ok(AtomicOutcome::Committed(stamp))
+}
+
+/// Every key that exists in `[start, end)` in the group's view (expired ones included, so
+/// their records go too).
+fn keys_in_range(
+    staged: &mut Staged<'_>,
+    pending: &BTreeMap<Vec<u8>, Option<Envelope>>,
+    start: &[u8],
+    end: &[u8],
+) -> KvResult<Vec<Vec<u8>>> {
+    let mut keys = std::collections::BTreeSet::new();
+    let too_large = || KvError::RangeTooLarge { limit: MAX_DELETE_RANGE_KEYS };
+    for item in staged.engine.scan(ColumnFamily::Data, ScanRange::new(start.to_vec(), end.to_vec()), false) {
+        keys.insert(item?.0);
+        if keys.len() > MAX_DELETE_RANGE_KEYS {
+            return Err(too_large());
+        }
+    }
+    let range = start.to_vec()..end.to_vec();
+    for (key, value) in staged.written.range(range.clone()).chain(pending.range(range)) {
+        if value.is_some() {
+            keys.insert(key.clone());
+        }
+    }
+    if keys.len() > MAX_DELETE_RANGE_KEYS {
+        return Err(too_large());
+    }
+    Ok(keys.into_iter().collect())
+}
+
+/// Deletes the due entries whose value still carries that expiry; drops index entries
+/// that no longer match their value (the key was overwritten or deleted since).
+fn apply_expiry(staged: &mut Staged<'_>, due: &[DueExpiry], now: u64) -> KvResult<usize> {
+    let mut expired = 0;
+    let nothing_pending = BTreeMap::new();
+    for entry in due {
+        let current = staged.raw(&entry.key, &nothing_pending)?;
+        match current {
+            Some(envelope) if envelope.expires_at_ms == Some(entry.expires_at_ms) && !envelope.is_live(now) => {
+                staged.written.insert(entry.key.clone(), None);
+                expired += 1;
+            }
+            _ => staged.stale_index.push((entry.expires_at_ms, entry.key.clone())),
+        }
+    }
+    Ok(expired)
+}

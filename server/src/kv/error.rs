@@ -1,0 +1,74 @@
+//! Errors of the key-value domain, each with its stable [`ErrorCode`].
+
+use edgekv_proto::ErrorCode;
+
+use crate::storage::StorageError;
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("key is {len} bytes encoded; the limit is {limit}")]
+    KeyTooLarge { len: usize, limit: usize },
+    #[error("{0}")]
+    KeyMalformed(String),
+    #[error("value is {len} bytes; the limit is {limit}")]
+    ValueTooLarge { len: usize, limit: usize },
+    #[error("{0}")]
+    ValueMalformed(String),
+    #[error("metadata is {len} bytes; the limit is {limit}")]
+    MetadataTooLarge { len: usize, limit: usize },
+    #[error("metadata is not valid JSON: {0}")]
+    MetadataMalformed(String),
+    #[error("atomic write has {count} mutations; the limit is {limit}")]
+    TooManyMutations { count: usize, limit: usize },
+    #[error("atomic write has {count} checks; the limit is {limit}")]
+    TooManyChecks { count: usize, limit: usize },
+    #[error("request names {count} keys; the limit is {limit}")]
+    TooManyKeys { count: usize, limit: usize },
+    #[error("atomic write is {len} bytes; the limit is {limit}")]
+    RequestTooLarge { len: usize, limit: usize },
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidRange(String),
+    #[error("{0}")]
+    InvalidCursor(String),
+    #[error("{0}")]
+    InvalidExpiry(String),
+    #[error("cannot apply {operation} to key {key}: the stored value is {found}, not a u64")]
+    TypeMismatch { operation: &'static str, key: String, found: String },
+    #[error("delete-range covers more than {limit} keys; delete it in smaller ranges")]
+    RangeTooLarge { limit: usize },
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl KvError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            KvError::KeyTooLarge { .. } => ErrorCode::KeyTooLarge,
+            KvError::KeyMalformed(_) => ErrorCode::KeyMalformed,
+            KvError::ValueTooLarge { .. } => ErrorCode::ValueTooLarge,
+            KvError::ValueMalformed(_) => ErrorCode::ValueMalformed,
+            KvError::MetadataTooLarge { .. } => ErrorCode::MetadataTooLarge,
+            KvError::MetadataMalformed(_) => ErrorCode::MetadataMalformed,
+            KvError::TooManyMutations { .. } => ErrorCode::TooManyMutations,
+            KvError::TooManyChecks { .. } => ErrorCode::TooManyChecks,
+            KvError::TooManyKeys { .. } => ErrorCode::TooManyKeys,
+            KvError::RequestTooLarge { .. } => ErrorCode::RequestTooLarge,
+            KvError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            KvError::InvalidRange(_) => ErrorCode::InvalidRange,
+            KvError::InvalidCursor(_) => ErrorCode::InvalidCursor,
+            KvError::InvalidExpiry(_) => ErrorCode::InvalidExpiry,
+            KvError::TypeMismatch { .. } => ErrorCode::TypeMismatch,
+            KvError::RangeTooLarge { .. } => ErrorCode::RangeTooLarge,
+            KvError::ShuttingDown => ErrorCode::ShuttingDown,
+            KvError::Storage(StorageError::NoSpace(_)) => ErrorCode::StorageFull,
+            KvError::Storage(StorageError::Corrupted(_)) => ErrorCode::DataCorrupted,
+            KvError::Storage(_) => ErrorCode::StorageError,
+        }
+    }
+}
+
+pub type KvResult<T> = Result<T, KvError>;

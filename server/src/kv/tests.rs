@@ -1,0 +1,334 @@
+//! Domain tests on the in-memory engine with a manual clock: the semantics of atomic
+//! writes, lists and TTL, checked against a plain model.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use edgekv_proto::v1::ValueEncoding;
+use edgekv_proto::{Versionstamp, key};
+use proptest::prelude::*;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::storage::MemoryEngine;
+use crate::ttl::sweeper::{SWEEP_BATCH, due_entries};
+
+fn store(clock: &ManualClock) -> (KvStore, CommitThread, Arc<MemoryEngine>) {
+    let engine = Arc::new(MemoryEngine::new());
+    let (store, thread) = KvStore::start(engine.clone(), Arc::new(clock.clone()), Durability::Sync).unwrap();
+    (store, thread, engine)
+}
+
+fn set(key: Vec<u8>, value: &str, expiry: Option<Expiry>) -> Mutation {
+    Mutation::Set { key, encoding: ValueEncoding::Utf8, value: value.as_bytes().to_vec(), expiry, metadata: None }
+}
+
+fn write(checks: Vec<Check>, mutations: Vec<Mutation>) -> AtomicWrite {
+    AtomicWrite { checks, mutations }
+}
+
+async fn commit(store: &KvStore, mutations: Vec<Mutation>) -> Versionstamp {
+    match store.atomic(write(vec![], mutations)).await.unwrap() {
+        AtomicOutcome::Committed(stamp) => stamp,
+        other => panic!("expected a commit, got {other:?}"),
+    }
+}
+
+fn value_of(store: &KvStore, key: &[u8]) -> Option<String> {
+    let (entry, _) = store.get(key, Consistency::Strong).unwrap();
+    entry.map(|e| String::from_utf8(e.envelope.value).unwrap())
+}
+
+#[tokio::test]
+async fn versionstamps_increase_and_checks_see_them() {
+    let clock = ManualClock::new(1_000);
+    let (store, thread, _) = store(&clock);
+    let k = key!["a"].encode();
+    let first = commit(&store, vec![set(k.clone(), "1", None)]).await;
+    let second = commit(&store, vec![set(k.clone(), "2", None)]).await;
+    assert!(second > first);
+
+    let stale = store.atomic(write(vec![Check { key: k.clone(), versionstamp: Some(first) }], vec![set(k.clone(), "3", None)])).await;
+    assert_eq!(stale.unwrap(), AtomicOutcome::CheckFailed(vec![0]));
+    assert_eq!(value_of(&store, &k).as_deref(), Some("2"));
+
+    let fresh = store.atomic(write(vec![Check { key: k.clone(), versionstamp: Some(second) }], vec![set(k.clone(), "3", None)])).await;
+    assert!(matches!(fresh.unwrap(), AtomicOutcome::Committed(s) if s > second));
+
+    let absent = store.atomic(write(vec![Check { key: key!["b"].encode(), versionstamp: None }], vec![])).await;
+    assert!(matches!(absent.unwrap(), AtomicOutcome::Committed(_)));
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn failed_mutation_leaves_nothing_behind() {
+    let clock = ManualClock::new(1_000);
+    let (store, thread, _) = store(&clock);
+    let text = key!["text"].encode();
+    let other = key!["other"].encode();
+    commit(&store, vec![set(text.clone(), "hello", None)]).await;
+    let result = store
+        .atomic(write(vec![], vec![set(other.clone(), "x", None), Mutation::Numeric { op: NumericOp::Sum, key: text.clone(), operand: 1 }]))
+        .await;
+    assert_eq!(result.unwrap_err().code(), edgekv_proto::ErrorCode::TypeMismatch);
+    assert_eq!(value_of(&store, &other), None, "the set before the failing sum must not land");
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn numeric_mutations_follow_deno_semantics() {
+    let clock = ManualClock::new(1_000);
+    let (store, thread, _) = store(&clock);
+    let n = key!["n"].encode();
+    let read = |store: &KvStore| {
+        let entry = store.get(&n, Consistency::Strong).unwrap().0.unwrap();
+        assert_eq!(entry.envelope.encoding, ValueEncoding::U64);
+        u64::from_le_bytes(entry.envelope.value.try_into().unwrap())
+    };
+    commit(&store, vec![Mutation::Numeric { op: NumericOp::Sum, key: n.clone(), operand: 5 }]).await;
+    assert_eq!(read(&store), 5);
+    commit(&store, vec![Mutation::Numeric { op: NumericOp::Sum, key: n.clone(), operand: u64::MAX }]).await;
+    assert_eq!(read(&store), 4, "sum wraps around");
+    commit(&store, vec![Mutation::Numeric { op: NumericOp::Max, key: n.clone(), operand: 10 }]).await;
+    assert_eq!(read(&store), 10);
+    commit(&store, vec![Mutation::Numeric { op: NumericOp::Min, key: n.clone(), operand: 3 }]).await;
+    assert_eq!(read(&store), 3);
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn list_pages_with_cursor_and_skips_expired() {
+    let clock = ManualClock::new(1_000);
+    let (store, thread, _) = store(&clock);
+    let mut mutations: Vec<Mutation> = (0..10).map(|i| set(key!["items", i].encode(), &i.to_string(), None)).collect();
+    mutations.push(set(key!["items", 4].encode(), "short-lived", Some(Expiry::In(10))));
+    mutations.push(set(key!["other"].encode(), "x", None));
+    commit(&store, mutations).await;
+    clock.advance(10);
+
+    for reverse in [false, true] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let query = ListQuery {
+                selector: Selector { prefix: Some(key!["items"].encode()), start: None, end: None },
+                limit: 3,
+                reverse,
+                cursor: cursor.clone(),
+                keys_only: false,
+            };
+            let (page, _) = store.list(&query, Consistency::Eventual).unwrap();
+            assert!(page.entries.len() <= 3);
+            seen.extend(page.entries.into_iter().map(|e| String::from_utf8(e.envelope.value).unwrap()));
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let mut expected: Vec<String> = (0..10).filter(|i| *i != 4).map(|i| i.to_string()).collect();
+        if reverse {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected);
+    }
+
+    let bogus = ListQuery {
+        selector: Selector { prefix: Some(key!["items"].encode()), start: None, end: None },
+        limit: 3,
+        reverse: false,
+        cursor: Some(range::encode_cursor(&key!["other"].encode())),
+        keys_only: false,
+    };
+    assert_eq!(store.list(&bogus, Consistency::Strong).unwrap_err().code(), edgekv_proto::ErrorCode::InvalidCursor);
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn delete_range_removes_keys_and_their_index_entries() {
+    let clock = ManualClock::new(1_000);
+    let (store, thread, engine) = store(&clock);
+    let mutations = (0..5).map(|i| set(key!["r", i].encode(), "v", Some(Expiry::In(1_000)))).collect();
+    commit(&store, mutations).await;
+    let prefix = key!["r"].encode();
+    commit(&store, vec![Mutation::DeleteRange { start: edgekv_proto::Key::prefix_start(&prefix), end: edgekv_proto::Key::prefix_end(&prefix) }]).await;
+    assert_eq!(store.count_live_keys().unwrap(), 0);
+    assert_eq!(engine.scan(ColumnFamily::Expiry, crate::storage::ScanRange::all(), false).count(), 0);
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn sweeper_reclaims_due_entries_and_stale_index_entries() {
+    let clock = ManualClock::new(1_000);
+    let (store, thread, engine) = store(&clock);
+    let (a, b) = (key!["a"].encode(), key!["b"].encode());
+    commit(&store, vec![set(a.clone(), "a", Some(Expiry::In(100))), set(b.clone(), "b", Some(Expiry::In(100)))]).await;
+    // b is rewritten without expiry: its old index entry is stale and must not delete it.
+    commit(&store, vec![set(b.clone(), "b2", None)]).await;
+    clock.advance(100);
+    assert_eq!(value_of(&store, &a), None, "expired values are invisible before any sweep");
+    let due = due_entries(engine.as_ref(), clock.now_ms(), SWEEP_BATCH).unwrap();
+    assert_eq!(due.len(), 1, "rewriting b moved its index entry");
+    assert_eq!(store.expire(due).await.unwrap(), 1);
+    assert_eq!(engine.get(ColumnFamily::Data, &a).unwrap(), None);
+    assert_eq!(value_of(&store, &b).as_deref(), Some("b2"));
+    assert_eq!(engine.scan(ColumnFamily::Expiry, crate::storage::ScanRange::all(), false).count(), 0);
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn limits_are_enforced_with_codes() {
+    use edgekv_proto::ErrorCode;
+    let clock = ManualClock::new(1_000);
+    let (store, thread, _) = store(&clock);
+    let big_key = key!["x".repeat(3000)].encode();
+    let code = |w| async { store.atomic(w).await.unwrap_err().code() };
+    assert_eq!(code(write(vec![], vec![set(big_key.clone(), "v", None)])).await, ErrorCode::KeyTooLarge);
+    assert_eq!(code(write(vec![], vec![set(vec![0x02, b'a'], "v", None)])).await, ErrorCode::KeyMalformed);
+    let huge = Mutation::Set { key: key!["k"].encode(), encoding: ValueEncoding::Bytes, value: vec![0; (1 << 20) + 1], expiry: None, metadata: None };
+    assert_eq!(code(write(vec![], vec![huge])).await, ErrorCode::ValueTooLarge);
+    let meta = Mutation::Set { key: key!["k"].encode(), encoding: ValueEncoding::Bytes, value: vec![], expiry: None, metadata: Some(format!("\"{}\"", "m".repeat(1100))) };
+    assert_eq!(code(write(vec![], vec![meta])).await, ErrorCode::MetadataTooLarge);
+    let bad_meta = Mutation::Set { key: key!["k"].encode(), encoding: ValueEncoding::Bytes, value: vec![], expiry: None, metadata: Some("{nope".into()) };
+    assert_eq!(code(write(vec![], vec![bad_meta])).await, ErrorCode::MetadataMalformed);
+    let many = (0..1001).map(|i| set(key!["m", i].encode(), "v", None)).collect();
+    assert_eq!(code(write(vec![], many)).await, ErrorCode::TooManyMutations);
+    let checks = (0..101).map(|i| Check { key: key!["c", i].encode(), versionstamp: None }).collect();
+    assert_eq!(code(write(checks, vec![])).await, ErrorCode::TooManyChecks);
+    assert_eq!(code(write(vec![], vec![set(key!["k"].encode(), "v", Some(Expiry::In(0)))])).await, ErrorCode::InvalidExpiry);
+    assert_eq!(store.get(&big_key, Consistency::Strong).unwrap_err().code(), ErrorCode::KeyTooLarge);
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+}
+
+/// One step of the model test.
+#[derive(Clone, Debug)]
+enum Step {
+    Set { key: u8, value: u8, expire_in: Option<u64> },
+    Delete { key: u8 },
+    Sum { key: u8, operand: u64 },
+    /// Check the key against what the model believes, a stale stamp, or absence.
+    CheckAndSet { key: u8, check: CheckKind, value: u8 },
+    Advance { ms: u64 },
+    Sweep,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum CheckKind {
+    Current,
+    Absent,
+    Stale,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let key = 0u8..4;
+    prop_oneof![
+        (key.clone(), any::<u8>(), proptest::option::of(1u64..50)).prop_map(|(key, value, expire_in)| Step::Set { key, value, expire_in }),
+        key.clone().prop_map(|key| Step::Delete { key }),
+        (key.clone(), any::<u64>()).prop_map(|(key, operand)| Step::Sum { key, operand }),
+        (key, prop_oneof![Just(CheckKind::Current), Just(CheckKind::Absent), Just(CheckKind::Stale)], any::<u8>())
+            .prop_map(|(key, check, value)| Step::CheckAndSet { key, check, value }),
+        (0u64..40).prop_map(|ms| Step::Advance { ms }),
+        Just(Step::Sweep),
+    ]
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum ModelValue {
+    Bytes(u8),
+    Counter(u64),
+}
+
+#[derive(Clone, Debug)]
+struct ModelEntry {
+    value: ModelValue,
+    stamp: Versionstamp,
+    expires_at: Option<u64>,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// Atomic writes, numeric mutations, TTL visibility and sweeping, against a model in
+    /// which an entry exists until `now >= expires_at` and not one millisecond longer.
+    #[test]
+    fn atomic_and_ttl_semantics_match_the_model(steps in proptest::collection::vec(step(), 1..40)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let clock = ManualClock::new(10_000);
+            let (store, thread, engine) = store(&clock);
+            let mut model: BTreeMap<u8, ModelEntry> = BTreeMap::new();
+            let mut last_stamp = Versionstamp::default();
+            let k = |i: u8| key!["k", i].encode();
+            for step in steps {
+                let now = clock.now_ms();
+                model.retain(|_, e| e.expires_at.is_none_or(|at| now < at));
+                match step {
+                    Step::Set { key, value, expire_in } => {
+                        let m = Mutation::Set { key: k(key), encoding: ValueEncoding::Bytes, value: vec![value], expiry: expire_in.map(Expiry::In), metadata: None };
+                        let stamp = commit(&store, vec![m]).await;
+                        prop_assert!(stamp > last_stamp);
+                        last_stamp = stamp;
+                        model.insert(key, ModelEntry { value: ModelValue::Bytes(value), stamp, expires_at: expire_in.map(|ms| now + ms) });
+                    }
+                    Step::Delete { key } => {
+                        last_stamp = commit(&store, vec![Mutation::Delete { key: k(key) }]).await;
+                        model.remove(&key);
+                    }
+                    Step::Sum { key, operand } => {
+                        let result = store.atomic(write(vec![], vec![Mutation::Numeric { op: NumericOp::Sum, key: k(key), operand }])).await;
+                        match model.get(&key).map(|e| e.value.clone()) {
+                            Some(ModelValue::Bytes(_)) => prop_assert_eq!(result.unwrap_err().code(), edgekv_proto::ErrorCode::TypeMismatch),
+                            current => {
+                                let AtomicOutcome::Committed(stamp) = result.unwrap() else { panic!("sum has no checks") };
+                                last_stamp = stamp;
+                                let next = match current { Some(ModelValue::Counter(c)) => c.wrapping_add(operand), _ => operand };
+                                model.insert(key, ModelEntry { value: ModelValue::Counter(next), stamp, expires_at: None });
+                            }
+                        }
+                    }
+                    Step::CheckAndSet { key, check, value } => {
+                        let current = model.get(&key).map(|e| e.stamp);
+                        let expected = match check {
+                            CheckKind::Current => current,
+                            CheckKind::Absent => None,
+                            CheckKind::Stale => Some(Versionstamp::new(0, 7)),
+                        };
+                        let m = Mutation::Set { key: k(key), encoding: ValueEncoding::Bytes, value: vec![value], expiry: None, metadata: None };
+                        let outcome = store.atomic(write(vec![Check { key: k(key), versionstamp: expected }], vec![m])).await.unwrap();
+                        if expected == current {
+                            let AtomicOutcome::Committed(stamp) = outcome else { panic!("check should pass: {outcome:?}") };
+                            last_stamp = stamp;
+                            model.insert(key, ModelEntry { value: ModelValue::Bytes(value), stamp, expires_at: None });
+                        } else {
+                            prop_assert_eq!(outcome, AtomicOutcome::CheckFailed(vec![0]));
+                        }
+                    }
+                    Step::Advance { ms } => clock.advance(ms),
+                    Step::Sweep => {
+                        let due = due_entries(engine.as_ref(), clock.now_ms(), SWEEP_BATCH).unwrap();
+                        store.expire(due).await.unwrap();
+                    }
+                }
+                let now = clock.now_ms();
+                model.retain(|_, e| e.expires_at.is_none_or(|at| now < at));
+                for key in 0u8..4 {
+                    let (entry, _) = store.get(&k(key), Consistency::Strong).unwrap();
+                    let expected = model.get(&key);
+                    prop_assert_eq!(entry.as_ref().map(|e| e.envelope.versionstamp), expected.map(|e| e.stamp));
+                    if let (Some(entry), Some(expected)) = (entry, expected) {
+                        let value = match expected.value {
+                            ModelValue::Bytes(b) => vec![b],
+                            ModelValue::Counter(c) => c.to_le_bytes().to_vec(),
+                        };
+                        prop_assert_eq!(entry.envelope.value, value);
+                        prop_assert_eq!(entry.envelope.expires_at_ms, expected.expires_at);
+                    }
+                }
+                let keys: Vec<Vec<u8>> = (0u8..4).map(k).collect();
+                let (many, _) = store.get_many(&keys, Consistency::Eventual).unwrap();
+                prop_assert_eq!(many.iter().filter(|e| e.is_some()).count(), model.len());
+            }
+            tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+            Ok(())
+        })?;
+    }
+}

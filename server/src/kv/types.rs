@@ -1,0 +1,133 @@
+//! The domain's requests and answers, independent of any wire protocol. Front-ends
+//! translate into these; [`super::validate`] checks them against the limits.
+
+use edgekv_proto::Versionstamp;
+use edgekv_proto::v1::ValueEncoding;
+
+use crate::storage::codec::Envelope;
+
+/// Whether a read must reflect every acknowledged write or may be served locally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    Strong,
+    Eventual,
+}
+
+/// A live entry as reads return it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub key: Vec<u8>,
+    pub envelope: Envelope,
+}
+
+/// When a value set by an atomic write expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Milliseconds after the commit.
+    In(u64),
+    /// Absolute milliseconds since the Unix epoch.
+    At(u64),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub key: Vec<u8>,
+    /// `None`: the key must not exist (or be expired).
+    pub versionstamp: Option<Versionstamp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumericOp {
+    Sum,
+    Min,
+    Max,
+}
+
+impl NumericOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            NumericOp::Sum => "sum",
+            NumericOp::Min => "min",
+            NumericOp::Max => "max",
+        }
+    }
+
+    /// Sum wraps around on overflow, as Deno KV's does.
+    pub fn apply(self, current: u64, operand: u64) -> u64 {
+        match self {
+            NumericOp::Sum => current.wrapping_add(operand),
+            NumericOp::Min => current.min(operand),
+            NumericOp::Max => current.max(operand),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    Set {
+        key: Vec<u8>,
+        encoding: ValueEncoding,
+        value: Vec<u8>,
+        expiry: Option<Expiry>,
+        metadata: Option<String>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    /// Replaces a u64 value with `op(current, operand)`, or sets `operand` when absent.
+    Numeric {
+        op: NumericOp,
+        key: Vec<u8>,
+        operand: u64,
+    },
+    /// Deletes every key in `[start, end)`.
+    DeleteRange {
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AtomicWrite {
+    pub checks: Vec<Check>,
+    pub mutations: Vec<Mutation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AtomicOutcome {
+    Committed(Versionstamp),
+    /// Indices of the checks that failed; nothing was written.
+    CheckFailed(Vec<usize>),
+}
+
+/// Which keys a list covers, in Deno KV's selector vocabulary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    pub prefix: Option<Vec<u8>>,
+    pub start: Option<Vec<u8>>,
+    pub end: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListQuery {
+    pub selector: Selector,
+    /// Entries in this page (already clamped to the page limit by validation).
+    pub limit: usize,
+    pub reverse: bool,
+    pub cursor: Option<String>,
+    pub keys_only: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListPage {
+    pub entries: Vec<Entry>,
+    /// Where the next page starts; `None` when the range is exhausted.
+    pub cursor: Option<String>,
+}
+
+/// What a read reports about how it was served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadInfo {
+    pub consistency: Consistency,
+    pub staleness_ms: u64,
+}

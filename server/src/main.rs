@@ -1,0 +1,144 @@
+//! `edgekv`: the node binary. Parses the command line, sets up logging and signals, and
+//! hands over to [`edgekv_server::node::run`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use edgekv_server::config::{Config, Overrides};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "edgekv", version, about = "A geo-distributed key-value store for edge functions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node for development: data in ./edgekv-data, API on 127.0.0.1:7070.
+    Dev {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Run a node from a configuration file (production).
+    Serve {
+        /// TOML configuration file (see docs/config.example.toml).
+        #[arg(long, env = "EDGEKV_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+/// Settings that override the configuration file; each also reads an EDGEKV_* variable.
+#[derive(Args)]
+struct Settings {
+    /// Node id, unique in the cluster.
+    #[arg(long = "id", env = "EDGEKV_NODE_ID")]
+    node_id: Option<String>,
+    /// Region this node runs in.
+    #[arg(long, env = "EDGEKV_REGION")]
+    region: Option<String>,
+    /// RocksDB data directory.
+    #[arg(long, env = "EDGEKV_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Client API address, e.g. 127.0.0.1:7070 (port 0 picks a free port).
+    #[arg(long, env = "EDGEKV_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// fsync before acknowledging writes (default true; false survives a process crash
+    /// but not power loss).
+    #[arg(long, env = "EDGEKV_SYNC_WRITES", action = clap::ArgAction::Set)]
+    sync_writes: Option<bool>,
+    /// How often expired entries are reclaimed, e.g. 1s.
+    #[arg(long, env = "EDGEKV_SWEEP_INTERVAL", value_parser = humantime::parse_duration)]
+    sweep_interval: Option<Duration>,
+    /// Log filter, e.g. info or edgekv_server=debug.
+    #[arg(long = "log", env = "EDGEKV_LOG")]
+    log_level: Option<String>,
+}
+
+impl From<Settings> for Overrides {
+    fn from(s: Settings) -> Self {
+        Overrides {
+            node_id: s.node_id,
+            region: s.region,
+            data_dir: s.data_dir,
+            listen: s.listen,
+            sync_writes: s.sync_writes,
+            sweep_interval: s.sweep_interval,
+            log_level: s.log_level,
+        }
+    }
+}
+
+fn load(command: Command) -> Result<Config, edgekv_server::config::ConfigError> {
+    match command {
+        Command::Dev { settings } => {
+            let mut overrides = Overrides::from(settings);
+            overrides.node_id.get_or_insert_with(|| "dev".into());
+            Config::load(None, overrides)
+        }
+        Command::Serve { config, settings } => Config::load(config.as_deref(), settings.into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(cli.command) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("edgekv: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!("edgekv: invalid log filter {:?}: {error}", config.log.level);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("edgekv: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
+        // The ready line goes to stdout, one line, so scripts and tests can wait for it.
+        let on_ready = Box::new(|address| println!("edgekv ready: client API on http://{address}"));
+        let result = edgekv_server::node::run(config, shutdown, on_ready).await;
+        signals.abort();
+        result
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("edgekv: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM both start the orderly shutdown.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::error!("cannot install signal handlers; stop the node with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,114 @@
+//! A running node: opens storage, starts the commit pipeline, the expiry sweeper and the
+//! client API, and tears them down in order when the shutdown token fires.
+//!
+//! Shutdown order: stop accepting and drain in-flight requests, stop the sweeper, let
+//! the commit pipeline finish its group, flush RocksDB, release the data directory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::grpc::{self, NodeInfo};
+use crate::kv::{KvError, KvStore};
+use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageError};
+use crate::ttl::{compaction_filter, sweeper::Sweeper};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    #[error("{0}")]
+    Listen(std::io::Error),
+    #[error("client API failed: {0}")]
+    Api(#[from] tonic::transport::Error),
+    #[error("a node task failed: {0}")]
+    Task(String),
+}
+
+/// Called once the node accepts requests, with the address it listens on.
+pub type OnReady = Box<dyn FnOnce(SocketAddr) + Send>;
+
+pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady) -> Result<(), NodeError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(
+        &config.storage.data_dir,
+        RocksOptions { data_drop_filter: Some(compaction_filter::expired_records(clock.clone())) },
+    )?);
+    let durability = if config.storage.sync_writes { Durability::Sync } else { Durability::Buffered };
+    let (store, commit_thread) = KvStore::start(engine.clone(), clock.clone(), durability)?;
+
+    let listener = match grpc::bind(config.api.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tokio::task::spawn_blocking(move || commit_thread.shutdown()).await.ok();
+            return Err(NodeError::Listen(error));
+        }
+    };
+    let address = listener.local_addr().map_err(NodeError::Listen)?;
+    let info = NodeInfo {
+        node_id: config.node.id.clone(),
+        region: config.node.region.clone(),
+        data_dir: config.storage.data_dir.clone(),
+        sync_writes: config.storage.sync_writes,
+    };
+
+    // Every background task lives in this set; none is detached.
+    let mut tasks: JoinSet<Result<(), NodeError>> = JoinSet::new();
+    let api_stop = CancellationToken::new();
+    let api = grpc::serve(listener, store.clone(), info, api_stop.clone());
+    tasks.spawn(async move { api.await.map_err(NodeError::from) });
+    let sweeper_stop = CancellationToken::new();
+    let sweeper = Sweeper { engine: engine.clone(), clock: clock.clone(), interval: config.ttl.sweep_interval };
+    let sweep_store = store.clone();
+    tasks.spawn({
+        let stop = sweeper_stop.clone();
+        async move {
+            sweeper.run(move |due| { let store = sweep_store.clone(); async move { store.expire(due).await } }, stop).await;
+            Ok(())
+        }
+    });
+    drop(store);
+
+    tracing::info!(
+        node = %config.node.id,
+        region = %config.node.region,
+        data_dir = %config.storage.data_dir.display(),
+        sync_writes = config.storage.sync_writes,
+        "edgekv listening on {address}"
+    );
+    on_ready(address);
+
+    let failure = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        Some(done) = tasks.join_next() => Some(match done {
+            Ok(Ok(())) => NodeError::Task("a node task stopped unexpectedly".into()),
+            Ok(Err(error)) => error,
+            Err(join) => NodeError::Task(join.to_string()),
+        }),
+    };
+    tracing::info!("shutting down: draining requests");
+    api_stop.cancel();
+    sweeper_stop.cancel();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(error)) = done {
+            tracing::warn!(%error, "task ended with an error during shutdown");
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        commit_thread.shutdown();
+        engine.flush()
+    })
+    .await
+    .map_err(|e| NodeError::Task(e.to_string()))??;
+    tracing::info!("shut down cleanly");
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,44 @@
+//! The RocksDB compaction filter for the data column family: drops records whose expiry
+//! has passed. RocksDB turns a dropped record into a deletion marker, so an older version
+//! of the key in a lower level cannot resurface. The expiry index entry of a dropped
+//! record is left for the sweeper, which removes index entries whose value is gone.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::storage::codec::Envelope;
+use crate::storage::DropFilter;
+
+pub fn expired_records(clock: Arc<dyn Clock>) -> DropFilter {
+    Box::new(move |_key: &[u8], value: &[u8]| Envelope::peek_expiry(value).is_some_and(|at| at <= clock.now_ms()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::storage::codec::Envelope;
+    use edgekv_proto::Versionstamp;
+    use edgekv_proto::v1::ValueEncoding;
+
+    #[test]
+    fn drops_only_expired_records() {
+        let clock = ManualClock::new(1_000);
+        let filter = expired_records(Arc::new(clock.clone()));
+        let record = |expires_at_ms| {
+            Envelope {
+                encoding: ValueEncoding::Bytes,
+                versionstamp: Versionstamp::new(1, 0),
+                expires_at_ms,
+                metadata: None,
+                value: b"v".to_vec(),
+            }
+            .encode()
+        };
+        assert!(!filter(b"k", &record(None)));
+        assert!(!filter(b"k", &record(Some(1_001))));
+        assert!(filter(b"k", &record(Some(1_000))));
+        clock.set(2_000);
+        assert!(filter(b"k", &record(Some(1_001))));
+    }
+}

@@ -1,0 +1,20 @@
+//! Expiry: reclaiming the space of expired entries.
+//!
+//! Reads never depend on this module: every read filters expired values itself, so a
+//! value is invisible from the millisecond it expires whether or not it was reclaimed.
+//! Reclaiming has two mechanisms:
+//! - [`sweeper`]: walks the expiry index up to "now" and hands the due entries to the
+//!   commit pipeline, which deletes those whose value still carries that expiry.
+//! - [`compaction_filter`]: drops expired records while RocksDB compacts, a backstop
+//!   for entries the sweeper has not reached.
+
+pub mod compaction_filter;
+pub mod sweeper;
+
+/// An expiry index entry that is due: the key's value expired at `expires_at_ms`, unless
+/// it was overwritten since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueExpiry {
+    pub expires_at_ms: u64,
+    pub key: Vec<u8>,
+}

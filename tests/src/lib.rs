@@ -1,0 +1,176 @@
+//! The test harness: starts real `edgekv` processes on temporary directories and free
+//! ports, and runs `kvctl` and the SDK examples against them.
+//!
+//! Binaries are found next to the test executable (`target/<profile>/`), where
+//! `cargo x test` builds them first; `EDGEKV_BIN_DIR` overrides the location. Every process
+//! started here is stopped by PID when its handle drops.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// How long a node may take to open its data directory and listen.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Directory holding the workspace binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("EDGEKV_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>
+    exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps").to_path_buf()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(path.is_file(), "{} is missing: run the suite with `cargo x test`, which builds the binaries first", path.display());
+    path
+}
+
+pub fn example(name: &str) -> PathBuf {
+    let path = bin_dir().join("examples").join(name);
+    assert!(path.is_file(), "{} is missing: run the suite with `cargo x test`, which builds the examples first", path.display());
+    path
+}
+
+/// A running `edgekv dev` process.
+pub struct Node {
+    child: Option<Child>,
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Node {
+    /// Starts a node on `data_dir` with a free port.
+    pub fn start(data_dir: &Path) -> Result<Self> {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
+        let log = data_dir.with_extension("log");
+        let log_file = std::fs::File::options().create(true).append(true).open(&log).context("node log file")?;
+        let mut child = Command::new(binary("edgekv"))
+            .args(["dev", "--listen", "127.0.0.1:0", "--sweep-interval", "100ms", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("EDGEKV_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .context("cannot start edgekv")?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        // Reads the ready line, then keeps draining stdout so the node never blocks on it.
+        std::thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("edgekv ready: client API on ")
+                    && let Some(tx) = ready_tx.take()
+                {
+                    let _ = tx.send(address.to_string());
+                }
+            }
+        });
+        let mut node = Node { child: Some(child), endpoint: String::new(), data_dir: data_dir.to_path_buf(), log };
+        match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(endpoint) => {
+                node.endpoint = endpoint;
+                Ok(node)
+            }
+            Err(_) => {
+                let status = node.kill();
+                bail!("edgekv did not become ready ({status:?}); log:\n{}", node.log_text())
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running node").id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) with a PID we own; at worst the process is already gone.
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        }
+    }
+
+    /// SIGTERM, then waits for the orderly shutdown.
+    pub fn terminate(&mut self) -> Result<ExitStatus> {
+        self.signal(libc::SIGTERM);
+        self.wait(Duration::from_secs(30))
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        self.signal(libc::SIGKILL);
+        self.wait(Duration::from_secs(30)).ok()
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let mut child = self.child.take().ok_or_else(|| anyhow!("node already stopped"))?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("edgekv did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.kill();
+        }
+    }
+}
+
+/// Runs `kvctl` against `endpoint` with `args`.
+pub fn kvctl(endpoint: &str, args: &[&str]) -> Output {
+    Command::new(binary("kvctl"))
+        .arg("--endpoint")
+        .arg(endpoint)
+        .args(args)
+        .env_remove("EDGEKV_ENDPOINT")
+        .env_remove("EDGEKV_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kvctl")
+}
+
+/// Polls `check` until it returns true or `timeout` passes. For waiting on real time
+/// (TTL on a real process); never used to assert on speed.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,114 @@
+//! `kvctl` against a real node: output formats, exit codes, key syntax.
+
+use edgekv_tests::{Node, binary, kvctl};
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn put_get_list_delete_sum_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data")).unwrap();
+    let ep = node.endpoint.as_str();
+
+    let put = kvctl(ep, &["put", "users/42", "ada", "--ttl", "1h", "--metadata", r#"{"plan":"pro"}"#]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let put = kvctl(ep, &["put", r#"["users", 43]"#, "bob"]);
+    assert!(put.status.success(), "{}", stderr(&put));
+
+    let get = kvctl(ep, &["get", "users/42", "-o", "json"]);
+    assert!(get.status.success(), "{}", stderr(&get));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&get)).unwrap();
+    assert_eq!(json["key"], serde_json::json!(["users", "42"]));
+    assert_eq!(json["value"], "ada");
+    assert_eq!(json["versionstamp"].as_str().unwrap().len(), 20);
+    assert!(json["expires_at"].as_u64().unwrap() > 0);
+    assert_eq!(json["metadata"], serde_json::json!({"plan": "pro"}));
+
+    let eventual = kvctl(ep, &["get", r#"["users", 43]"#, "--consistency", "eventual", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&eventual)).unwrap();
+    assert_eq!(json["value"], "bob");
+    assert_eq!(json["expires_at"], serde_json::Value::Null);
+    assert_eq!(json["served_by"]["consistency"], "eventual");
+
+    let list = kvctl(ep, &["list", "--prefix", "users", "-o", "json"]);
+    let lines: Vec<serde_json::Value> = stdout(&list).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["key"], serde_json::json!(["users", "42"]), "string parts sort before integers");
+    let list = kvctl(ep, &["list", "--prefix", "users", "--reverse", "--limit", "1", "--keys-only"]);
+    let table = stdout(&list);
+    assert!(table.contains(r#"["users",43]"#) && !table.contains("ada"), "{table}");
+
+    for _ in 0..3 {
+        assert!(kvctl(ep, &["sum", "counters/visits", "5"]).status.success());
+    }
+    let counter = kvctl(ep, &["get", "counters/visits", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&counter)).unwrap();
+    assert_eq!(json["value"], 15);
+    assert_eq!(json["encoding"], "u64");
+
+    assert!(kvctl(ep, &["delete", "users/42"]).status.success());
+    let missing = kvctl(ep, &["get", "users/42"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("not found"), "{}", stderr(&missing));
+
+    let status = kvctl(ep, &["status", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(json["node_id"], "dev");
+    assert_eq!(json["region"], "local");
+    assert_eq!(json["key_count"], 2);
+    assert!(json["data_dir_bytes"].as_u64().unwrap() > 0);
+    assert!(!json["version"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn exit_codes_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data")).unwrap();
+    let ep = node.endpoint.as_str();
+
+    let unknown_flag = kvctl(ep, &["get", "k", "--bogus"]);
+    assert_eq!(unknown_flag.status.code(), Some(2));
+    let bad_key = kvctl(ep, &["get", "[1, "]);
+    assert_eq!(bad_key.status.code(), Some(2));
+    assert!(stderr(&bad_key).contains("cannot parse key"), "{}", stderr(&bad_key));
+    let bad_ttl = kvctl(ep, &["put", "k", "v", "--ttl", "soon"]);
+    assert_eq!(bad_ttl.status.code(), Some(2));
+
+    let long_key = "k".repeat(3000);
+    let too_large = kvctl(ep, &["put", &long_key, "v"]);
+    assert_eq!(too_large.status.code(), Some(3));
+    assert!(stderr(&too_large).contains("KEY_TOO_LARGE"), "{}", stderr(&too_large));
+    let bad_metadata = kvctl(ep, &["put", "k", "v", "--metadata", "{nope"]);
+    assert_eq!(bad_metadata.status.code(), Some(2));
+
+    // Nothing listens on port 1: a clear UNAVAILABLE, not a hang or a panic.
+    let down = kvctl("http://127.0.0.1:1", &["get", "k"]);
+    assert_eq!(down.status.code(), Some(3));
+    assert!(stderr(&down).contains("UNAVAILABLE"), "{}", stderr(&down));
+}
+
+#[test]
+fn endpoint_flag_beats_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data")).unwrap();
+    // The environment names a dead endpoint; the flag names the node and must win.
+    let output = std::process::Command::new(binary("kvctl"))
+        .args(["--endpoint", &node.endpoint, "status"])
+        .env("EDGEKV_ENDPOINT", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    // And the environment is used when there is no flag.
+    let output = std::process::Command::new(binary("kvctl"))
+        .args(["status", "-o", "json"])
+        .env("EDGEKV_ENDPOINT", &node.endpoint)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}

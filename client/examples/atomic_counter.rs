@@ -20,7 +20,11 @@ async fn main() -> anyhow::Result<()> {
     for task in tasks {
         anyhow::ensure!(task.await??.ok);
     }
-    let visits = kv.get(key!["counters", "visits"]).await?.and_then(|e| e.value).and_then(|v| v.as_u64());
+    let visits = kv
+        .get(key!["counters", "visits"])
+        .await?
+        .and_then(|e| e.value)
+        .and_then(|v| v.as_u64());
     anyhow::ensure!(visits == Some(50), "expected 50 visits, got {visits:?}");
 
     // Compare-and-set: read, compute, write only if nobody wrote in between.
@@ -31,10 +35,18 @@ async fn main() -> anyhow::Result<()> {
                 loop {
                     let current = kv.get(key!["counters", "cas"]).await?;
                     let (stamp, value) = match &current {
-                        Some(entry) => (Some(entry.versionstamp), entry.value.as_ref().and_then(Value::as_u64).unwrap_or(0)),
+                        Some(entry) => (
+                            Some(entry.versionstamp),
+                            entry.value.as_ref().and_then(Value::as_u64).unwrap_or(0),
+                        ),
                         None => (None, 0),
                     };
-                    let result = kv.atomic().check(key!["counters", "cas"], stamp).set(key!["counters", "cas"], value + 1).commit().await?;
+                    let result = kv
+                        .atomic()
+                        .check(key!["counters", "cas"], stamp)
+                        .set(key!["counters", "cas"], value + 1)
+                        .commit()
+                        .await?;
                     if result.ok {
                         return Ok::<_, edgekv_client::Error>(());
                     }
@@ -45,7 +57,11 @@ async fn main() -> anyhow::Result<()> {
     for task in tasks {
         task.await??;
     }
-    let cas = kv.get(key!["counters", "cas"]).await?.and_then(|e| e.value).and_then(|v| v.as_u64());
+    let cas = kv
+        .get(key!["counters", "cas"])
+        .await?
+        .and_then(|e| e.value)
+        .and_then(|v| v.as_u64());
     anyhow::ensure!(cas == Some(10), "expected 10 after compare-and-set, got {cas:?}");
     println!("visits={} cas={}", visits.unwrap_or(0), cas.unwrap_or(0));
     Ok(())

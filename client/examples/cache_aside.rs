@@ -17,7 +17,10 @@ struct User {
 
 /// Stands in for the slow origin (a database, an upstream API).
 async fn load_user_from_origin(id: u64) -> User {
-    User { id, name: format!("user-{id}") }
+    User {
+        id,
+        name: format!("user-{id}"),
+    }
 }
 
 async fn get_user(kv: &Client, id: u64) -> anyhow::Result<(User, bool)> {
@@ -45,8 +48,16 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(hit && second == first, "the second lookup must hit the cache");
 
     let entry = kv.get(key!["cache", "users", 42]).await?.expect("cached");
-    let expires_in = entry.expires_at().expect("cached with a TTL").duration_since(std::time::SystemTime::now())?;
+    let expires_in = entry
+        .expires_at()
+        .expect("cached with a TTL")
+        .duration_since(std::time::SystemTime::now())?;
     anyhow::ensure!(expires_in <= Duration::from_secs(300), "TTL is at most 300 s");
-    println!("{} cached for another {}s (metadata {})", second.name, expires_in.as_secs(), entry.metadata.unwrap_or_default());
+    println!(
+        "{} cached for another {}s (metadata {})",
+        second.name,
+        expires_in.as_secs(),
+        entry.metadata.unwrap_or_default()
+    );
     Ok(())
 }

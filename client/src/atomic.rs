@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use edgekv_proto::v1 as pb;
 use edgekv_proto::{Key, Versionstamp};
 
+use crate::Client;
 use crate::error::{Error, Result};
 use crate::value::Value;
-use crate::Client;
 
 /// Options of a set: expiry and Workers KV style metadata.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23,9 +23,14 @@ impl SetOptions {
         use pb::set_mutation::Expiry;
         let expiry = match (self.expire_in, self.expire_at) {
             (Some(_), Some(_)) => return Err(Error::Value("give expire_in or expire_at, not both".into())),
-            (Some(d), None) => Some(Expiry::ExpireInMs(u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))),
+            (Some(d), None) => Some(Expiry::ExpireInMs(
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1),
+            )),
             (None, Some(at)) => {
-                let ms = at.duration_since(UNIX_EPOCH).map_err(|_| Error::Value("expire_at is before 1970".into()))?.as_millis();
+                let ms = at
+                    .duration_since(UNIX_EPOCH)
+                    .map_err(|_| Error::Value("expire_at is before 1970".into()))?
+                    .as_millis();
                 Some(Expiry::ExpireAtMs(u64::try_from(ms).unwrap_or(u64::MAX)))
             }
             (None, None) => None,
@@ -54,7 +59,12 @@ pub struct Atomic {
 
 impl Atomic {
     pub(crate) fn new(client: Client) -> Self {
-        Self { client, checks: Vec::new(), mutations: Vec::new(), error: None }
+        Self {
+            client,
+            checks: Vec::new(),
+            mutations: Vec::new(),
+            error: None,
+        }
     }
 
     fn mutation(mut self, kind: pb::mutation::Kind) -> Self {
@@ -65,7 +75,10 @@ impl Atomic {
     /// The key must have exactly this versionstamp; `None` means it must not exist.
     pub fn check(mut self, key: impl Into<Key>, versionstamp: Option<Versionstamp>) -> Self {
         let versionstamp = versionstamp.map(|v| v.as_bytes().to_vec()).unwrap_or_default();
-        self.checks.push(pb::Check { key: key.into().encode(), versionstamp });
+        self.checks.push(pb::Check {
+            key: key.into().encode(),
+            versionstamp,
+        });
         self
     }
 
@@ -90,33 +103,51 @@ impl Atomic {
     }
 
     pub fn delete(self, key: impl Into<Key>) -> Self {
-        self.mutation(pb::mutation::Kind::Delete(pb::DeleteMutation { key: key.into().encode() }))
+        self.mutation(pb::mutation::Kind::Delete(pb::DeleteMutation {
+            key: key.into().encode(),
+        }))
     }
 
     /// Adds to a u64 (wrapping on overflow); an absent key becomes `n`.
     pub fn sum(self, key: impl Into<Key>, n: u64) -> Self {
-        self.mutation(pb::mutation::Kind::Sum(pb::NumericMutation { key: key.into().encode(), operand: n }))
+        self.mutation(pb::mutation::Kind::Sum(pb::NumericMutation {
+            key: key.into().encode(),
+            operand: n,
+        }))
     }
 
     pub fn min(self, key: impl Into<Key>, n: u64) -> Self {
-        self.mutation(pb::mutation::Kind::Min(pb::NumericMutation { key: key.into().encode(), operand: n }))
+        self.mutation(pb::mutation::Kind::Min(pb::NumericMutation {
+            key: key.into().encode(),
+            operand: n,
+        }))
     }
 
     pub fn max(self, key: impl Into<Key>, n: u64) -> Self {
-        self.mutation(pb::mutation::Kind::Max(pb::NumericMutation { key: key.into().encode(), operand: n }))
+        self.mutation(pb::mutation::Kind::Max(pb::NumericMutation {
+            key: key.into().encode(),
+            operand: n,
+        }))
     }
 
     /// Deletes every key strictly under `prefix`.
     pub fn delete_prefix(self, prefix: impl Into<Key>) -> Self {
         let range = pb::delete_range_mutation::Range::Prefix(prefix.into().encode());
-        self.mutation(pb::mutation::Kind::DeleteRange(pb::DeleteRangeMutation { range: Some(range) }))
+        self.mutation(pb::mutation::Kind::DeleteRange(pb::DeleteRangeMutation {
+            range: Some(range),
+        }))
     }
 
     /// Deletes every key in `[start, end)`.
     pub fn delete_range(self, start: impl Into<Key>, end: impl Into<Key>) -> Self {
-        let span = pb::KeyRange { start: start.into().encode(), end: end.into().encode() };
+        let span = pb::KeyRange {
+            start: start.into().encode(),
+            end: end.into().encode(),
+        };
         let range = pb::delete_range_mutation::Range::Span(span);
-        self.mutation(pb::mutation::Kind::DeleteRange(pb::DeleteRangeMutation { range: Some(range) }))
+        self.mutation(pb::mutation::Kind::DeleteRange(pb::DeleteRangeMutation {
+            range: Some(range),
+        }))
     }
 
     /// Sends the write. Never retried: a lost answer is [`Error::Indefinite`].
@@ -124,7 +155,10 @@ impl Atomic {
         if let Some(error) = self.error {
             return Err(error);
         }
-        let request = pb::AtomicRequest { checks: self.checks, mutations: self.mutations };
+        let request = pb::AtomicRequest {
+            checks: self.checks,
+            mutations: self.mutations,
+        };
         let response = self
             .client
             .kv()
@@ -135,10 +169,18 @@ impl Atomic {
         if response.ok {
             let versionstamp = Versionstamp::from_slice(&response.versionstamp)
                 .ok_or_else(|| Error::Protocol("commit answer without a versionstamp".into()))?;
-            Ok(CommitResult { ok: true, versionstamp: Some(versionstamp), failed_checks: Vec::new() })
+            Ok(CommitResult {
+                ok: true,
+                versionstamp: Some(versionstamp),
+                failed_checks: Vec::new(),
+            })
         } else {
             let failed_checks = response.failed_checks.into_iter().map(|i| i as usize).collect();
-            Ok(CommitResult { ok: false, versionstamp: None, failed_checks })
+            Ok(CommitResult {
+                ok: false,
+                versionstamp: None,
+                failed_checks,
+            })
         }
     }
 }

@@ -58,15 +58,28 @@ impl Error {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<ErrorCode>().ok());
         if let Some(code) = code {
-            return Error::Server { code, message: status.message().to_string() };
+            return Error::Server {
+                code,
+                message: status.message().to_string(),
+            };
         }
         let message = format!("{} ({:?})", status.message(), status.code());
         match status.code() {
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown if write => {
+            tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
+            | tonic::Code::Unknown
+                if write =>
+            {
                 Error::Indefinite(message)
             }
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => Error::Unavailable(message),
-            tonic::Code::Unauthenticated => Error::Server { code: ErrorCode::Unauthenticated, message },
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                Error::Unavailable(message)
+            }
+            tonic::Code::Unauthenticated => Error::Server {
+                code: ErrorCode::Unauthenticated,
+                message,
+            },
             _ => Error::Protocol(message),
         }
     }

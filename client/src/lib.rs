@@ -30,10 +30,10 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use edgekv_proto::{ErrorCode, Key, KeyPart, Versionstamp, key, key::IntoKeyPart};
 use edgekv_proto::v1 as pb;
 use edgekv_proto::v1::admin_client::AdminClient;
 use edgekv_proto::v1::kv_client::KvClient;
+pub use edgekv_proto::{ErrorCode, Key, KeyPart, Versionstamp, key, key::IntoKeyPart};
 use tonic::transport::{Channel, Endpoint};
 
 pub use crate::atomic::{Atomic, CommitResult, SetOptions};
@@ -85,7 +85,10 @@ impl Client {
     /// Connects and sends `token` as a bearer token with every request.
     pub async fn connect_with_token(endpoint: impl Into<String>, token: Option<String>) -> Result<Self> {
         let endpoint = endpoint.into();
-        let invalid = |reason: String| Error::Endpoint { endpoint: endpoint.clone(), reason };
+        let invalid = |reason: String| Error::Endpoint {
+            endpoint: endpoint.clone(),
+            reason,
+        };
         let target = Endpoint::from_shared(endpoint.clone())
             .map_err(|e| invalid(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
@@ -95,13 +98,19 @@ impl Client {
             .await
             .map_err(|e| Error::Unavailable(format!("cannot connect to {endpoint}: {}", error_chain(&e))))?;
         let authorization = token
-            .map(|t| format!("Bearer {t}").parse().map_err(|_| invalid("the token must be printable ASCII".into())))
+            .map(|t| {
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| invalid("the token must be printable ASCII".into()))
+            })
             .transpose()?;
         Ok(Self { channel, authorization })
     }
 
     pub(crate) fn kv(&self) -> KvClient<Channel> {
-        KvClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
+        KvClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -136,15 +145,26 @@ impl Client {
 
     /// Reads one key: `client.get(key).await?`, or `.consistency(Consistency::Eventual)`.
     pub fn get(&self, key: impl Into<Key>) -> Get {
-        Get { client: self.clone(), key: key.into(), consistency: Consistency::Strong }
+        Get {
+            client: self.clone(),
+            key: key.into(),
+            consistency: Consistency::Strong,
+        }
     }
 
     /// Reads many keys from one snapshot; one slot per key, in order.
-    pub async fn get_many<K: Into<Key>>(&self, keys: impl IntoIterator<Item = K>, consistency: Consistency) -> Result<Vec<Option<Entry>>> {
+    pub async fn get_many<K: Into<Key>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+        consistency: Consistency,
+    ) -> Result<Vec<Option<Entry>>> {
         let keys: Vec<Vec<u8>> = keys.into_iter().map(|k| k.into().encode()).collect();
         let response = self
             .read(|mut kv| {
-                let request = self.request(pb::GetManyRequest { keys: keys.clone(), consistency: consistency.to_wire() });
+                let request = self.request(pb::GetManyRequest {
+                    keys: keys.clone(),
+                    consistency: consistency.to_wire(),
+                });
                 async move { kv.get_many(request).await }
             })
             .await?;
@@ -159,7 +179,12 @@ impl Client {
     /// Sets a key: `client.set(key, value).expire_in(d).metadata(json).await?` returns the
     /// versionstamp of the write.
     pub fn set(&self, key: impl Into<Key>, value: impl Into<Value>) -> Set {
-        Set { client: self.clone(), key: key.into(), value: value.into(), options: SetOptions::default() }
+        Set {
+            client: self.clone(),
+            key: key.into(),
+            value: value.into(),
+            options: SetOptions::default(),
+        }
     }
 
     /// Deletes a key (deleting an absent key succeeds).
@@ -180,13 +205,18 @@ impl Client {
     /// The node's own report: id, region, version, data size, key count.
     pub async fn status(&self) -> Result<pb::StatusResponse> {
         let mut admin = AdminClient::new(self.channel.clone());
-        let response = admin.status(self.request(pb::StatusRequest {})).await.map_err(|s| Error::from_status(s, false))?;
+        let response = admin
+            .status(self.request(pb::StatusRequest {}))
+            .await
+            .map_err(|s| Error::from_status(s, false))?;
         Ok(response.into_inner())
     }
 }
 
 fn committed(result: CommitResult) -> Result<Versionstamp> {
-    result.versionstamp.ok_or_else(|| Error::Protocol("a write without checks was refused".into()))
+    result
+        .versionstamp
+        .ok_or_else(|| Error::Protocol("a write without checks was refused".into()))
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -228,7 +258,10 @@ impl IntoFuture for Get {
             let client = &self.client;
             let response = client
                 .read(|mut kv| {
-                    let request = client.request(pb::GetRequest { key: key.clone(), consistency });
+                    let request = client.request(pb::GetRequest {
+                        key: key.clone(),
+                        consistency,
+                    });
                     async move { kv.get(request).await }
                 })
                 .await?;
@@ -277,6 +310,14 @@ impl IntoFuture for Set {
     type IntoFuture = BoxFuture<Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { committed(self.client.atomic().set_with(self.key, self.value, self.options).commit().await?) })
+        Box::pin(async move {
+            committed(
+                self.client
+                    .atomic()
+                    .set_with(self.key, self.value, self.options)
+                    .commit()
+                    .await?,
+            )
+        })
     }
 }

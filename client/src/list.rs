@@ -29,15 +29,19 @@ impl Selector {
     }
 
     pub fn range(start: impl Into<Key>, end: impl Into<Key>) -> Self {
-        Selector::Range { start: start.into(), end: end.into() }
+        Selector::Range {
+            start: start.into(),
+            end: end.into(),
+        }
     }
 
-    fn to_wire(&self) -> (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>) {
+    /// The (prefix, start, end) fields of a list request.
+    fn to_wire(&self) -> [Option<Vec<u8>>; 3] {
         match self {
-            Selector::Prefix(p) => (Some(p.encode()), None, None),
-            Selector::PrefixFrom { prefix, start } => (Some(prefix.encode()), Some(start.encode()), None),
-            Selector::PrefixUntil { prefix, end } => (Some(prefix.encode()), None, Some(end.encode())),
-            Selector::Range { start, end } => (None, Some(start.encode()), Some(end.encode())),
+            Selector::Prefix(p) => [Some(p.encode()), None, None],
+            Selector::PrefixFrom { prefix, start } => [Some(prefix.encode()), Some(start.encode()), None],
+            Selector::PrefixUntil { prefix, end } => [Some(prefix.encode()), None, Some(end.encode())],
+            Selector::Range { start, end } => [None, Some(start.encode()), Some(end.encode())],
         }
     }
 }
@@ -105,7 +109,7 @@ impl List {
     /// One page: up to `batch_size` entries and the cursor of the next page (`None` at
     /// the end). For callers that hand cursors to their own clients, as Workers KV does.
     pub async fn page(&self) -> Result<(Vec<Entry>, Option<String>)> {
-        let (prefix, start, end) = self.selector.to_wire();
+        let [prefix, start, end] = self.selector.to_wire();
         let size = self.limit.map_or(self.batch_size, |l| l.min(self.batch_size)).max(1);
         let request = pb::ListRequest {
             prefix,
@@ -125,7 +129,11 @@ impl List {
             })
             .await?;
         let served_by = ServedBy::from_wire(response.read);
-        let entries = response.entries.into_iter().map(|e| Entry::from_wire(e, served_by.clone())).collect::<Result<_>>()?;
+        let entries = response
+            .entries
+            .into_iter()
+            .map(|e| Entry::from_wire(e, served_by.clone()))
+            .collect::<Result<_>>()?;
         Ok((entries, Some(response.cursor).filter(|c| !c.is_empty())))
     }
 
@@ -147,7 +155,10 @@ impl List {
                 None => true,
             };
             let count = entries.len();
-            Ok(Some((futures::stream::iter(entries.into_iter().map(Ok::<Entry, Error>)), (list, done, yielded + count))))
+            Ok(Some((
+                futures::stream::iter(entries.into_iter().map(Ok::<Entry, Error>)),
+                (list, done, yielded + count),
+            )))
         })
         .try_flatten()
     }

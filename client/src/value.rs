@@ -23,7 +23,9 @@ pub enum Value {
 impl Value {
     /// Serializes any serde value as JSON.
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
-        serde_json::to_value(value).map(Value::Json).map_err(|e| Error::Value(e.to_string()))
+        serde_json::to_value(value)
+            .map(Value::Json)
+            .map_err(|e| Error::Value(e.to_string()))
     }
 
     pub(crate) fn to_wire(&self) -> Result<pb::Value> {
@@ -35,19 +37,28 @@ impl Value {
             Value::V8(b) => (E::V8, b.clone()),
             Value::U64(n) => (E::U64, n.to_le_bytes().to_vec()),
         };
-        Ok(pb::Value { encoding: encoding as i32, data })
+        Ok(pb::Value {
+            encoding: encoding as i32,
+            data,
+        })
     }
 
     pub(crate) fn from_wire(value: pb::Value) -> Result<Self> {
         use pb::ValueEncoding as E;
         let bad = |what: &str| Error::Protocol(format!("stored value is not valid {what}"));
-        Ok(match E::try_from(value.encoding).map_err(|_| Error::Protocol(format!("unknown value encoding {}", value.encoding)))? {
-            E::Bytes => Value::Bytes(value.data),
-            E::Utf8 => Value::String(String::from_utf8(value.data).map_err(|_| bad("UTF-8"))?),
-            E::Json => Value::Json(serde_json::from_slice(&value.data).map_err(|_| bad("JSON"))?),
-            E::V8 => Value::V8(value.data),
-            E::U64 => Value::U64(u64::from_le_bytes(value.data.as_slice().try_into().map_err(|_| bad("u64"))?)),
-        })
+        Ok(
+            match E::try_from(value.encoding)
+                .map_err(|_| Error::Protocol(format!("unknown value encoding {}", value.encoding)))?
+            {
+                E::Bytes => Value::Bytes(value.data),
+                E::Utf8 => Value::String(String::from_utf8(value.data).map_err(|_| bad("UTF-8"))?),
+                E::Json => Value::Json(serde_json::from_slice(&value.data).map_err(|_| bad("JSON"))?),
+                E::V8 => Value::V8(value.data),
+                E::U64 => Value::U64(u64::from_le_bytes(
+                    value.data.as_slice().try_into().map_err(|_| bad("u64"))?,
+                )),
+            },
+        )
     }
 
     pub fn as_str(&self) -> Option<&str> {

@@ -16,7 +16,12 @@ use serde_json::{Value as Json, json};
 #[command(name = "kvctl", version, about = "Administer and query an edgekv cluster")]
 struct Cli {
     /// Node to talk to.
-    #[arg(long, global = true, env = "EDGEKV_ENDPOINT", default_value = "http://127.0.0.1:7070")]
+    #[arg(
+        long,
+        global = true,
+        env = "EDGEKV_ENDPOINT",
+        default_value = "http://127.0.0.1:7070"
+    )]
     endpoint: String,
     /// Access token, sent as a bearer token.
     #[arg(long, global = true, env = "EDGEKV_TOKEN", hide_env_values = true)]
@@ -110,12 +115,18 @@ struct Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
-        Failure { code: 3, message: error.to_string() }
+        Failure {
+            code: 3,
+            message: error.to_string(),
+        }
     }
 }
 
 fn usage(message: impl Into<String>) -> Failure {
-    Failure { code: 2, message: message.into() }
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
 }
 
 fn parse_key(text: &str) -> Result<Key, Failure> {
@@ -124,7 +135,10 @@ fn parse_key(text: &str) -> Result<Key, Failure> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -145,43 +159,97 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 
 /// A command with its arguments parsed and checked.
 enum Plan {
-    Put { key: Key, value: Value, options: SetOptions },
-    Get { key: Key, consistency: Consistency },
-    Delete { key: Key },
-    List { selector: Selector, limit: Option<usize>, reverse: bool, keys_only: bool, consistency: Consistency },
-    Sum { key: Key, n: u64 },
+    Put {
+        key: Key,
+        value: Value,
+        options: SetOptions,
+    },
+    Get {
+        key: Key,
+        consistency: Consistency,
+    },
+    Delete {
+        key: Key,
+    },
+    List {
+        selector: Selector,
+        limit: Option<usize>,
+        reverse: bool,
+        keys_only: bool,
+        consistency: Consistency,
+    },
+    Sum {
+        key: Key,
+        n: u64,
+    },
     Status,
 }
 
 impl Plan {
     fn from_command(command: Command) -> Result<Self, Failure> {
         Ok(match command {
-            Command::Put { key, value, ttl, metadata, json } => {
+            Command::Put {
+                key,
+                value,
+                ttl,
+                metadata,
+                json,
+            } => {
                 let value = if json {
                     Value::Json(serde_json::from_str(&value).map_err(|e| usage(format!("VALUE is not JSON: {e}")))?)
                 } else {
                     Value::String(value)
                 };
                 let metadata = metadata
-                    .map(|m| serde_json::from_str::<Json>(&m).map_err(|e| usage(format!("--metadata is not JSON: {e}"))))
+                    .map(|m| {
+                        serde_json::from_str::<Json>(&m).map_err(|e| usage(format!("--metadata is not JSON: {e}")))
+                    })
                     .transpose()?;
                 if ttl.is_some_and(|t| t.is_zero()) {
                     return Err(usage("--ttl must be greater than zero"));
                 }
-                Plan::Put { key: parse_key(&key)?, value, options: SetOptions { expire_in: ttl, expire_at: None, metadata } }
+                Plan::Put {
+                    key: parse_key(&key)?,
+                    value,
+                    options: SetOptions {
+                        expire_in: ttl,
+                        expire_at: None,
+                        metadata,
+                    },
+                }
             }
-            Command::Get { key, consistency } => Plan::Get { key: parse_key(&key)?, consistency: consistency.into() },
+            Command::Get { key, consistency } => Plan::Get {
+                key: parse_key(&key)?,
+                consistency: consistency.into(),
+            },
             Command::Delete { key } => Plan::Delete { key: parse_key(&key)? },
-            Command::List { prefix, start, end, limit, reverse, keys_only, consistency } => {
+            Command::List {
+                prefix,
+                start,
+                end,
+                limit,
+                reverse,
+                keys_only,
+                consistency,
+            } => {
                 let selector = match (prefix, start, end) {
                     (Some(prefix), None, None) => Selector::prefix(parse_key(&prefix)?),
                     (None, Some(start), Some(end)) => Selector::range(parse_key(&start)?, parse_key(&end)?),
                     (None, None, None) => Selector::prefix(Key::default()),
                     _ => return Err(usage("give --prefix, or both --start and --end")),
                 };
-                Plan::List { selector, limit, reverse, keys_only, consistency: consistency.into() }
+                Plan::List {
+                    selector,
+                    limit,
+                    reverse,
+                    keys_only,
+                    consistency: consistency.into(),
+                }
             }
-            Command::Sum { key, n } => Plan::Sum { key: parse_key(&key)?, n },
+            Command::Sum { key, n } => Plan::Sum {
+                key: parse_key(&key)?,
+                n,
+            },
             Command::Status => Plan::Status,
         })
     }
@@ -192,13 +260,19 @@ impl Plan {
             Plan::Put { key, value, options } => {
                 let stamp = client.set(key.clone(), value).options(options).await?;
                 match output {
-                    Output::Json => print_json(&mut out, &json!({ "key": key.to_json(), "versionstamp": stamp.to_hex() })),
+                    Output::Json => print_json(
+                        &mut out,
+                        &json!({ "key": key.to_json(), "versionstamp": stamp.to_hex() }),
+                    ),
                     Output::Table => println!("OK {stamp}"),
                 }
             }
             Plan::Get { key, consistency } => {
                 let Some(entry) = client.get(key.clone()).consistency(consistency).await? else {
-                    return Err(Failure { code: 1, message: format!("not found: {key}") });
+                    return Err(Failure {
+                        code: 1,
+                        message: format!("not found: {key}"),
+                    });
                 };
                 match output {
                     Output::Json => print_json(&mut out, &entry_json(&entry)),
@@ -212,8 +286,19 @@ impl Plan {
                     Output::Table => println!("OK {stamp}"),
                 }
             }
-            Plan::List { selector, limit, reverse, keys_only, consistency } => {
-                let mut list = client.list(selector).reverse(reverse).keys_only(keys_only).consistency(consistency).batch_size(500);
+            Plan::List {
+                selector,
+                limit,
+                reverse,
+                keys_only,
+                consistency,
+            } => {
+                let mut list = client
+                    .list(selector)
+                    .reverse(reverse)
+                    .keys_only(keys_only)
+                    .consistency(consistency)
+                    .batch_size(500);
                 if let Some(limit) = limit {
                     list = list.limit(limit);
                 }
@@ -313,10 +398,25 @@ fn print_table(out: &mut impl std::io::Write, entries: &[Entry], keys_only: bool
             [e.key.to_string(), value, e.versionstamp.to_hex(), expires]
         })
         .collect();
-    let header = ["KEY", if keys_only { "" } else { "VALUE" }, "VERSIONSTAMP", "EXPIRES_AT_MS"];
-    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0);
+    let header = [
+        "KEY",
+        if keys_only { "" } else { "VALUE" },
+        "VERSIONSTAMP",
+        "EXPIRES_AT_MS",
+    ];
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
     let (w0, w1) = (width(0), width(1));
-    let _ = writeln!(out, "{:<w0$}  {:<w1$}  {:<20}  {}", header[0], header[1], header[2], header[3]);
+    let _ = writeln!(
+        out,
+        "{:<w0$}  {:<w1$}  {:<20}  {}",
+        header[0], header[1], header[2], header[3]
+    );
     for row in rows {
         let _ = writeln!(out, "{:<w0$}  {:<w1$}  {:<20}  {}", row[0], row[1], row[2], row[3]);
     }

@@ -84,11 +84,7 @@ mod tests {
     fn every_code_round_trips_through_its_text() {
         for code in ErrorCode::ALL {
             assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(*code));
-            assert!(
-                code.as_str()
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c == '_')
-            );
+            assert!(code.as_str().chars().all(|c| c.is_ascii_uppercase() || c == '_'));
         }
         assert!("NOPE".parse::<ErrorCode>().is_err());
     }

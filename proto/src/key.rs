@@ -49,8 +49,7 @@ impl Key {
     pub fn encode(&self) -> Vec<u8> {
         // The codec only fails on integers it cannot represent, and BigInt has no such
         // value; a failure here is a bug in the codec, not bad input.
-        denokv_proto::encode_key(&denokv_proto::Key(self.0.clone()))
-            .expect("every KeyPart value has a tuple encoding")
+        denokv_proto::encode_key(&denokv_proto::Key(self.0.clone())).expect("every KeyPart value has a tuple encoding")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, KeyError> {
@@ -67,7 +66,10 @@ impl Key {
     /// Parses the forms people type: a JSON array, or string parts separated by `/`.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         let trimmed = text.trim();
-        let unparsable = |reason: String| KeyError::Unparsable { text: text.to_string(), reason };
+        let unparsable = |reason: String| KeyError::Unparsable {
+            text: text.to_string(),
+            reason,
+        };
         if trimmed.starts_with('[') {
             let json: Json = serde_json::from_str(trimmed).map_err(|e| unparsable(e.to_string()))?;
             return Self::from_json(&json).map_err(unparsable);
@@ -77,7 +79,9 @@ impl Key {
         }
         let parts: Vec<KeyPart> = trimmed.split('/').map(|p| KeyPart::String(p.to_string())).collect();
         if parts.iter().any(|p| matches!(p, KeyPart::String(s) if s.is_empty())) {
-            return Err(unparsable("empty part between slashes; use a JSON array for an empty string part".into()));
+            return Err(unparsable(
+                "empty part between slashes; use a JSON array for an empty string part".into(),
+            ));
         }
         Ok(Self(parts))
     }
@@ -128,7 +132,9 @@ fn part_from_json(item: &Json) -> Result<KeyPart, String> {
         }
         Json::Object(map) if map.len() == 1 => {
             let (kind, value) = map.iter().next().expect("one entry");
-            let text = value.as_str().ok_or_else(|| format!("{{\"{kind}\": ...}} takes a string"))?;
+            let text = value
+                .as_str()
+                .ok_or_else(|| format!("{{\"{kind}\": ...}} takes a string"))?;
             match kind.as_str() {
                 "bytes" => KeyPart::Bytes(hex::decode(text).map_err(|e| format!("bytes part: {e}"))?),
                 "bigint" => KeyPart::Int(text.parse::<BigInt>().map_err(|e| format!("bigint part: {e}"))?),
@@ -233,7 +239,16 @@ macro_rules! tuple_keys {
         }
     )*};
 }
-tuple_keys!((A), (A, B), (A, B, C), (A, B, C, D), (A, B, C, D, E), (A, B, C, D, E, F), (A, B, C, D, E, F, G), (A, B, C, D, E, F, G, H));
+tuple_keys!(
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F),
+    (A, B, C, D, E, F, G),
+    (A, B, C, D, E, F, G, H)
+);
 
 impl<P: IntoKeyPart> From<Vec<P>> for Key {
     fn from(parts: Vec<P>) -> Self {
@@ -266,7 +281,12 @@ mod tests {
         assert_eq!(Key::parse(r#"["users", 42]"#).unwrap(), key!["users", 42]);
         assert_eq!(
             Key::parse(r#"[{"bytes":"00ff"}, true, 1.5, {"bigint":"123456789012345678901234567890"}]"#).unwrap(),
-            key![vec![0u8, 255], true, 1.5, "123456789012345678901234567890".parse::<BigInt>().unwrap()]
+            key![
+                vec![0u8, 255],
+                true,
+                1.5,
+                "123456789012345678901234567890".parse::<BigInt>().unwrap()
+            ]
         );
         assert!(matches!(Key::parse(""), Err(KeyError::Empty)));
         assert!(Key::parse("a//b").is_err());
@@ -290,7 +310,7 @@ mod tests {
         for inside in [&child, &deep] {
             assert!(start.as_slice() <= inside.as_slice() && inside.as_slice() < end.as_slice());
         }
-        assert!(!(start.as_slice() <= prefix.as_slice()));
+        assert!(start.as_slice() > prefix.as_slice(), "the prefix key itself is excluded");
         assert!(!(sibling.as_slice() < end.as_slice() && sibling.as_slice() >= start.as_slice()));
     }
 

@@ -11,7 +11,11 @@ use edgekv_server::config::{Config, Overrides};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "edgekv", version, about = "A geo-distributed key-value store for edge functions")]
+#[command(
+    name = "edgekv",
+    version,
+    about = "A geo-distributed key-value store for edge functions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -102,7 +106,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -132,7 +139,8 @@ fn main() -> ExitCode {
 /// SIGINT (Ctrl-C) and SIGTERM both start the orderly shutdown.
 async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
         tracing::error!("cannot install signal handlers; stop the node with SIGKILL");
         return;
     };

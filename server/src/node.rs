@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,11 @@ pub enum NodeError {
     Task(String),
 }
 
+/// How long shutdown waits for in-flight requests and for clients to acknowledge the
+/// connection close before it drops their connections. Writes already handed to the commit
+/// pipeline still complete; only the answers are lost.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Called once the node accepts requests, with the address it listens on.
 pub type OnReady = Box<dyn FnOnce(SocketAddr) + Send>;
 
@@ -38,9 +44,15 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(
         &config.storage.data_dir,
-        RocksOptions { data_drop_filter: Some(compaction_filter::expired_records(clock.clone())) },
+        RocksOptions {
+            data_drop_filter: Some(compaction_filter::expired_records(clock.clone())),
+        },
     )?);
-    let durability = if config.storage.sync_writes { Durability::Sync } else { Durability::Buffered };
+    let durability = if config.storage.sync_writes {
+        Durability::Sync
+    } else {
+        Durability::Buffered
+    };
     let (store, commit_thread) = KvStore::start(engine.clone(), clock.clone(), durability)?;
 
     let listener = match grpc::bind(config.api.listen).await {
@@ -64,12 +76,24 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     let api = grpc::serve(listener, store.clone(), info, api_stop.clone());
     tasks.spawn(async move { api.await.map_err(NodeError::from) });
     let sweeper_stop = CancellationToken::new();
-    let sweeper = Sweeper { engine: engine.clone(), clock: clock.clone(), interval: config.ttl.sweep_interval };
+    let sweeper = Sweeper {
+        engine: engine.clone(),
+        clock: clock.clone(),
+        interval: config.ttl.sweep_interval,
+    };
     let sweep_store = store.clone();
     tasks.spawn({
         let stop = sweeper_stop.clone();
         async move {
-            sweeper.run(move |due| { let store = sweep_store.clone(); async move { store.expire(due).await } }, stop).await;
+            sweeper
+                .run(
+                    move |due| {
+                        let store = sweep_store.clone();
+                        async move { store.expire(due).await }
+                    },
+                    stop,
+                )
+                .await;
             Ok(())
         }
     });
@@ -95,10 +119,17 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     tracing::info!("shutting down: draining requests");
     api_stop.cancel();
     sweeper_stop.cancel();
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(Err(error)) = done {
-            tracing::warn!(%error, "task ended with an error during shutdown");
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Err(error)) = done {
+                tracing::warn!(%error, "task ended with an error during shutdown");
+            }
         }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("requests still open after {DRAIN_TIMEOUT:?}; closing their connections");
+        tasks.shutdown().await;
     }
     tokio::task::spawn_blocking(move || {
         commit_thread.shutdown();

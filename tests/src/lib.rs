@@ -23,18 +23,29 @@ pub fn bin_dir() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test>-<hash> -> target/<profile>
-    exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf()
 }
 
 pub fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
-    assert!(path.is_file(), "{} is missing: run the suite with `cargo x test`, which builds the binaries first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run the suite with `cargo x test`, which builds the binaries first",
+        path.display()
+    );
     path
 }
 
 pub fn example(name: &str) -> PathBuf {
     let path = bin_dir().join("examples").join(name);
-    assert!(path.is_file(), "{} is missing: run the suite with `cargo x test`, which builds the examples first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run the suite with `cargo x test`, which builds the examples first",
+        path.display()
+    );
     path
 }
 
@@ -54,9 +65,20 @@ impl Node {
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
         let log = data_dir.with_extension("log");
-        let log_file = std::fs::File::options().create(true).append(true).open(&log).context("node log file")?;
+        let log_file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .context("node log file")?;
         let mut child = Command::new(binary("edgekv"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--sweep-interval", "100ms", "--data-dir"])
+            .args([
+                "dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--sweep-interval",
+                "100ms",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env_remove("EDGEKV_CONFIG")
@@ -78,7 +100,12 @@ impl Node {
                 }
             }
         });
-        let mut node = Node { child: Some(child), endpoint: String::new(), data_dir: data_dir.to_path_buf(), log };
+        let mut node = Node {
+            child: Some(child),
+            endpoint: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            log,
+        };
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(endpoint) => {
                 node.endpoint = endpoint;

@@ -5,7 +5,10 @@ use edgekv_tests::{Node, example};
 fn run_example(name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&dir.path().join("data")).unwrap();
-    let output = std::process::Command::new(example(name)).env("EDGEKV_ENDPOINT", &node.endpoint).output().unwrap();
+    let output = std::process::Command::new(example(name))
+        .env("EDGEKV_ENDPOINT", &node.endpoint)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "example {name} failed:\n{}\n{}",

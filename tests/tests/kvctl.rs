@@ -16,7 +16,18 @@ fn put_get_list_delete_sum_status() {
     let node = Node::start(&dir.path().join("data")).unwrap();
     let ep = node.endpoint.as_str();
 
-    let put = kvctl(ep, &["put", "users/42", "ada", "--ttl", "1h", "--metadata", r#"{"plan":"pro"}"#]);
+    let put = kvctl(
+        ep,
+        &[
+            "put",
+            "users/42",
+            "ada",
+            "--ttl",
+            "1h",
+            "--metadata",
+            r#"{"plan":"pro"}"#,
+        ],
+    );
     assert!(put.status.success(), "{}", stderr(&put));
     let put = kvctl(ep, &["put", r#"["users", 43]"#, "bob"]);
     assert!(put.status.success(), "{}", stderr(&put));
@@ -30,17 +41,30 @@ fn put_get_list_delete_sum_status() {
     assert!(json["expires_at"].as_u64().unwrap() > 0);
     assert_eq!(json["metadata"], serde_json::json!({"plan": "pro"}));
 
-    let eventual = kvctl(ep, &["get", r#"["users", 43]"#, "--consistency", "eventual", "-o", "json"]);
+    let eventual = kvctl(
+        ep,
+        &["get", r#"["users", 43]"#, "--consistency", "eventual", "-o", "json"],
+    );
     let json: serde_json::Value = serde_json::from_str(&stdout(&eventual)).unwrap();
     assert_eq!(json["value"], "bob");
     assert_eq!(json["expires_at"], serde_json::Value::Null);
     assert_eq!(json["served_by"]["consistency"], "eventual");
 
     let list = kvctl(ep, &["list", "--prefix", "users", "-o", "json"]);
-    let lines: Vec<serde_json::Value> = stdout(&list).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = stdout(&list)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["key"], serde_json::json!(["users", "42"]), "string parts sort before integers");
-    let list = kvctl(ep, &["list", "--prefix", "users", "--reverse", "--limit", "1", "--keys-only"]);
+    assert_eq!(
+        lines[0]["key"],
+        serde_json::json!(["users", "42"]),
+        "string parts sort before integers"
+    );
+    let list = kvctl(
+        ep,
+        &["list", "--prefix", "users", "--reverse", "--limit", "1", "--keys-only"],
+    );
     let table = stdout(&list);
     assert!(table.contains(r#"["users",43]"#) && !table.contains("ada"), "{table}");
 

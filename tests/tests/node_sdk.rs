@@ -20,8 +20,18 @@ async fn put_get_list_delete() {
     let node = Node::start(&dir.path().join("data")).unwrap();
     let kv = connect(&node).await;
 
-    let first = kv.set(key!["users", 1], "ada").metadata(serde_json::json!({"role": "admin"})).await.unwrap();
-    let second = kv.set(key!["users", 2], Value::json(&serde_json::json!({"name": "bob"})).unwrap()).await.unwrap();
+    let first = kv
+        .set(key!["users", 1], "ada")
+        .metadata(serde_json::json!({"role": "admin"}))
+        .await
+        .unwrap();
+    let second = kv
+        .set(
+            key!["users", 2],
+            Value::json(&serde_json::json!({"name": "bob"})).unwrap(),
+        )
+        .await
+        .unwrap();
     assert!(second > first, "versionstamps increase");
     kv.set(key!["users", 3], 7u64).await.unwrap();
     kv.set(key!["other"], b"raw".to_vec()).await.unwrap();
@@ -34,22 +44,58 @@ async fn put_get_list_delete() {
     assert_eq!(served.consistency, Consistency::Strong);
     assert_eq!(served.node_id, "dev");
 
-    let eventual = kv.get(key!["users", 2]).consistency(Consistency::Eventual).await.unwrap().unwrap();
+    let eventual = kv
+        .get(key!["users", 2])
+        .consistency(Consistency::Eventual)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(eventual.served_by.unwrap().consistency, Consistency::Eventual);
-    assert_eq!(eventual.value.unwrap().to_json::<serde_json::Value>().unwrap()["name"], "bob");
+    assert_eq!(
+        eventual.value.unwrap().to_json::<serde_json::Value>().unwrap()["name"],
+        "bob"
+    );
 
-    let listed: Vec<_> = kv.list(Selector::prefix(key!["users"])).batch_size(2).stream().try_collect().await.unwrap();
-    assert_eq!(listed.iter().map(|e| e.key.clone()).collect::<Vec<_>>(), vec![key!["users", 1], key!["users", 2], key!["users", 3]]);
-    let reversed: Vec<_> = kv.list(Selector::prefix(key!["users"])).reverse(true).limit(2).stream().try_collect().await.unwrap();
-    assert_eq!(reversed.iter().map(|e| e.key.clone()).collect::<Vec<_>>(), vec![key!["users", 3], key!["users", 2]]);
-    let keys_only: Vec<_> = kv.list(Selector::range(key!["users", 2], key!["users", 3])).keys_only(true).stream().try_collect().await.unwrap();
+    let listed: Vec<_> = kv
+        .list(Selector::prefix(key!["users"]))
+        .batch_size(2)
+        .stream()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|e| e.key.clone()).collect::<Vec<_>>(),
+        vec![key!["users", 1], key!["users", 2], key!["users", 3]]
+    );
+    let reversed: Vec<_> = kv
+        .list(Selector::prefix(key!["users"]))
+        .reverse(true)
+        .limit(2)
+        .stream()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        reversed.iter().map(|e| e.key.clone()).collect::<Vec<_>>(),
+        vec![key!["users", 3], key!["users", 2]]
+    );
+    let keys_only: Vec<_> = kv
+        .list(Selector::range(key!["users", 2], key!["users", 3]))
+        .keys_only(true)
+        .stream()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(keys_only.len(), 1);
     assert_eq!(keys_only[0].value, None);
 
     kv.delete(key!["users", 1]).await.unwrap();
     assert_eq!(kv.get(key!["users", 1]).await.unwrap(), None);
 
-    let many = kv.get_many((0..150).map(|i| key!["users", i]), Consistency::Strong).await.unwrap();
+    let many = kv
+        .get_many((0..150).map(|i| key!["users", i]), Consistency::Strong)
+        .await
+        .unwrap();
     assert_eq!(many.len(), 150);
     assert_eq!(many.iter().filter(|e| e.is_some()).count(), 2);
 }
@@ -59,14 +105,20 @@ async fn ttl_expiry_and_sweeping() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&dir.path().join("data")).unwrap();
     let kv = connect(&node).await;
-    kv.set(key!["session"], "s").expire_in(Duration::from_millis(300)).await.unwrap();
+    kv.set(key!["session"], "s")
+        .expire_in(Duration::from_millis(300))
+        .await
+        .unwrap();
     kv.set(key!["keep"], "k").await.unwrap();
     let entry = kv.get(key!["session"]).await.unwrap().expect("live before expiry");
     let expires_at = entry.expires_at_ms.unwrap();
     // Once the expiry has passed, no read may return the value, whether or not the sweeper
     // ran: check every read path.
     let gone = eventually(Duration::from_secs(20), || async {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
         let value = kv.get(key!["session"]).await.unwrap();
         assert!(value.is_none() || now < expires_at, "an expired value was served");
         value.is_none()
@@ -75,9 +127,18 @@ async fn ttl_expiry_and_sweeping() {
     assert!(gone, "the value never expired");
     let listed: Vec<_> = kv.list(Selector::prefix(key![])).stream().try_collect().await.unwrap();
     assert_eq!(listed.len(), 1);
-    let many = kv.get_many([key!["session"], key!["keep"]], Consistency::Eventual).await.unwrap();
+    let many = kv
+        .get_many([key!["session"], key!["keep"]], Consistency::Eventual)
+        .await
+        .unwrap();
     assert!(many[0].is_none() && many[1].is_some());
-    let absent_check = kv.atomic().check(key!["session"], None).set(key!["session"], "again").commit().await.unwrap();
+    let absent_check = kv
+        .atomic()
+        .check(key!["session"], None)
+        .set(key!["session"], "again")
+        .commit()
+        .await
+        .unwrap();
     assert!(absent_check.ok, "an expired key counts as absent for checks");
     // The sweeper reclaims the expired record in the background; status counts live keys.
     let status = kv.status().await.unwrap();
@@ -101,10 +162,16 @@ async fn failed_check_is_an_answer_not_an_error() {
         .unwrap();
     assert!(!result.ok);
     assert_eq!(result.failed_checks, vec![1]);
-    assert_eq!(kv.get(key!["balance"]).await.unwrap().unwrap().value, Some(Value::U64(20)));
+    assert_eq!(
+        kv.get(key!["balance"]).await.unwrap().unwrap().value,
+        Some(Value::U64(20))
+    );
     let counted = kv.atomic().sum(key!["balance"], 5).commit().await.unwrap();
     assert!(counted.ok);
-    assert_eq!(kv.get(key!["balance"]).await.unwrap().unwrap().value, Some(Value::U64(25)));
+    assert_eq!(
+        kv.get(key!["balance"]).await.unwrap().unwrap().value,
+        Some(Value::U64(25))
+    );
 }
 
 #[tokio::test]
@@ -112,10 +179,19 @@ async fn limit_errors_have_stable_codes_and_the_node_survives() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&dir.path().join("data")).unwrap();
     let kv = connect(&node).await;
-    assert_eq!(code(kv.set(key!["k".repeat(3000)], "v").await), Some(ErrorCode::KeyTooLarge));
-    assert_eq!(code(kv.set(key!["k"], vec![0u8; (1 << 20) + 1]).await), Some(ErrorCode::ValueTooLarge));
+    assert_eq!(
+        code(kv.set(key!["k".repeat(3000)], "v").await),
+        Some(ErrorCode::KeyTooLarge)
+    );
+    assert_eq!(
+        code(kv.set(key!["k"], vec![0u8; (1 << 20) + 1]).await),
+        Some(ErrorCode::ValueTooLarge)
+    );
     let big_meta = serde_json::json!({"m": "x".repeat(2000)});
-    assert_eq!(code(kv.set(key!["k"], "v").metadata(big_meta).await), Some(ErrorCode::MetadataTooLarge));
+    assert_eq!(
+        code(kv.set(key!["k"], "v").metadata(big_meta).await),
+        Some(ErrorCode::MetadataTooLarge)
+    );
     let mut atomic = kv.atomic();
     for i in 0..1001 {
         atomic = atomic.set(key!["many", i], "v");
@@ -131,16 +207,32 @@ async fn limit_errors_have_stable_codes_and_the_node_survives() {
     assert_eq!(error.code(), Some(ErrorCode::TypeMismatch));
     assert!(!error.is_retry_safe());
     // Malformed key bytes straight on the wire.
-    let mut raw = edgekv_client::proto::kv_client::KvClient::connect(node.endpoint.clone()).await.unwrap();
-    let status = raw.get(edgekv_client::proto::GetRequest { key: vec![0x02, b'a'], consistency: 0 }).await.unwrap_err();
+    let mut raw = edgekv_client::proto::kv_client::KvClient::connect(node.endpoint.clone())
+        .await
+        .unwrap();
+    let status = raw
+        .get(edgekv_client::proto::GetRequest {
+            key: vec![0x02, b'a'],
+            consistency: 0,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(status.metadata().get("edgekv-error-code").unwrap(), "KEY_MALFORMED");
-    let status = raw.list(edgekv_client::proto::ListRequest::default()).await.unwrap_err();
+    let status = raw
+        .list(edgekv_client::proto::ListRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(status.metadata().get("edgekv-error-code").unwrap(), "INVALID_RANGE");
     // Still serving after all of that.
-    assert_eq!(kv.get(key!["text"]).await.unwrap().unwrap().value, Some(Value::String("not a number".into())));
+    assert_eq!(
+        kv.get(key!["text"]).await.unwrap().unwrap().value,
+        Some(Value::String("not a number".into()))
+    );
 }
 
-#[tokio::test]
+// Multi-threaded: terminate() blocks its thread while the client's connection task must
+// still answer the server's goodbye.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_and_sigkill_keep_acknowledged_writes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -156,19 +248,39 @@ async fn restart_and_sigkill_keep_acknowledged_writes() {
 
     let mut node = Node::start(&data).unwrap();
     let kv = connect(&node).await;
-    let listed: Vec<_> = kv.list(Selector::prefix(key!["durable"])).stream().try_collect().await.unwrap();
+    let listed: Vec<_> = kv
+        .list(Selector::prefix(key!["durable"]))
+        .stream()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 50);
     let after_restart = kv.set(key!["after"], "restart").await.unwrap();
-    assert!(Some(after_restart) > last, "versionstamps keep increasing across restarts");
+    assert!(
+        Some(after_restart) > last,
+        "versionstamps keep increasing across restarts"
+    );
 
     // Acknowledged, then SIGKILL with no chance to flush: the WAL fsync is what keeps it.
     let acked = kv.set(key!["acked"], "right before the kill").await.unwrap();
     node.kill();
     let node = Node::start(&data).unwrap();
     let kv = connect(&node).await;
-    let entry = kv.get(key!["acked"]).await.unwrap().expect("acknowledged write survives SIGKILL");
+    let entry = kv
+        .get(key!["acked"])
+        .await
+        .unwrap()
+        .expect("acknowledged write survives SIGKILL");
     assert_eq!(entry.versionstamp, acked);
-    assert_eq!(kv.list(Selector::prefix(key!["durable"])).stream().try_collect::<Vec<_>>().await.unwrap().len(), 50);
+    assert_eq!(
+        kv.list(Selector::prefix(key!["durable"]))
+            .stream()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .len(),
+        50
+    );
 }
 
 #[tokio::test]

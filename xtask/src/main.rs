@@ -31,7 +31,19 @@ fn run() -> Result<ExitCode> {
     match task.as_str() {
         "dev" => {
             ensure_build_tools()?;
-            cargo(&["run", "--quiet", "--package", "edgekv-server", "--bin", "edgekv", "--", "dev"], &rest)
+            cargo(
+                &[
+                    "run",
+                    "--quiet",
+                    "--package",
+                    "edgekv-server",
+                    "--bin",
+                    "edgekv",
+                    "--",
+                    "dev",
+                ],
+                &rest,
+            )
         }
         "test" => {
             ensure_build_tools()?;
@@ -44,7 +56,9 @@ fn run() -> Result<ExitCode> {
             cargo(&["test", "--workspace"], &rest)
         }
         "" | "help" | "--help" | "-h" => {
-            println!("usage: cargo x <dev|test> [ARGS...]\n  dev   run one node (edgekv dev)\n  test  run the whole test suite");
+            println!(
+                "usage: cargo x <dev|test> [ARGS...]\n  dev   run one node (edgekv dev)\n  test  run the whole test suite"
+            );
             Ok(ExitCode::SUCCESS)
         }
         other => bail!("unknown task {other:?}; try `cargo x help`"),
@@ -59,11 +73,17 @@ fn cargo(args: &[&str], extra: &[String]) -> Result<ExitCode> {
         .current_dir(workspace_root())
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(status.code().unwrap_or(1).clamp(1, 255) as u8) })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(status.code().unwrap_or(1).clamp(1, 255) as u8)
+    })
 }
 
 fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
 }
 
 /// Debian packages the build needs, with the check that tells whether each is present.
@@ -84,7 +104,13 @@ fn has_libclang() -> bool {
     {
         return true;
     }
-    let mut candidates = vec!["/usr/lib".to_string(), "/usr/lib64".into(), "/usr/local/lib".into(), "/usr/lib/x86_64-linux-gnu".into(), "/usr/lib/aarch64-linux-gnu".into()];
+    let mut candidates = vec![
+        "/usr/lib".to_string(),
+        "/usr/lib64".into(),
+        "/usr/local/lib".into(),
+        "/usr/lib/x86_64-linux-gnu".into(),
+        "/usr/lib/aarch64-linux-gnu".into(),
+    ];
     if let Ok(entries) = std::fs::read_dir("/usr/lib") {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
@@ -110,7 +136,10 @@ fn on_path(program: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
 fn ensure_build_tools() -> Result<()> {

@@ -72,25 +72,35 @@ pub struct LogConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        Self { id: "node-1".into(), region: "local".into() }
+        Self {
+            id: "node-1".into(),
+            region: "local".into(),
+        }
     }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("./edgekv-data"), sync_writes: true }
+        Self {
+            data_dir: PathBuf::from("./edgekv-data"),
+            sync_writes: true,
+        }
     }
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7070)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+        }
     }
 }
 
 impl Default for TtlConfig {
     fn default() -> Self {
-        Self { sweep_interval: Duration::from_secs(1) }
+        Self {
+            sweep_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -126,14 +136,19 @@ pub struct Overrides {
 
 impl Config {
     pub fn parse_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), reason: e.to_string() })
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
                 Self::parse_toml(&text, path)?
             }
             None => Self::default(),
@@ -144,7 +159,15 @@ impl Config {
     }
 
     pub fn apply(&mut self, overrides: Overrides) {
-        let Overrides { node_id, region, data_dir, listen, sync_writes, sweep_interval, log_level } = overrides;
+        let Overrides {
+            node_id,
+            region,
+            data_dir,
+            listen,
+            sync_writes,
+            sweep_interval,
+            log_level,
+        } = overrides;
         if let Some(v) = node_id {
             self.node.id = v;
         }
@@ -169,15 +192,31 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        };
         if !name_ok(&self.node.id) {
-            return Err(ConfigError::Invalid { key: "node.id", reason: format!("{:?} must be non-empty letters, digits, '-', '_' or '.'", self.node.id) });
+            return Err(ConfigError::Invalid {
+                key: "node.id",
+                reason: format!("{:?} must be non-empty letters, digits, '-', '_' or '.'", self.node.id),
+            });
         }
         if !name_ok(&self.node.region) {
-            return Err(ConfigError::Invalid { key: "node.region", reason: format!("{:?} must be non-empty letters, digits, '-', '_' or '.'", self.node.region) });
+            return Err(ConfigError::Invalid {
+                key: "node.region",
+                reason: format!(
+                    "{:?} must be non-empty letters, digits, '-', '_' or '.'",
+                    self.node.region
+                ),
+            });
         }
         if self.ttl.sweep_interval.is_zero() {
-            return Err(ConfigError::Invalid { key: "ttl.sweep_interval", reason: "must be greater than zero".into() });
+            return Err(ConfigError::Invalid {
+                key: "ttl.sweep_interval",
+                reason: "must be greater than zero".into(),
+            });
         }
         Ok(())
     }
@@ -204,8 +243,12 @@ mod tests {
 
     #[test]
     fn file_then_overrides() {
-        let mut config = Config::parse_toml("[node]\nid = \"from-file\"\nregion = \"eu\"\n", Path::new("c.toml")).unwrap();
-        config.apply(Overrides { node_id: Some("from-flag".into()), ..Overrides::default() });
+        let mut config =
+            Config::parse_toml("[node]\nid = \"from-file\"\nregion = \"eu\"\n", Path::new("c.toml")).unwrap();
+        config.apply(Overrides {
+            node_id: Some("from-flag".into()),
+            ..Overrides::default()
+        });
         assert_eq!(config.node.id, "from-flag");
         assert_eq!(config.node.region, "eu");
         assert_eq!(config.api.listen, ApiConfig::default().listen);

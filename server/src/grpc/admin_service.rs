@@ -28,10 +28,11 @@ pub(super) struct AdminService {
 impl Admin for AdminService {
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let store = self.store.clone();
-        let (key_count, data_dir_bytes) =
-            tokio::task::spawn_blocking(move || Ok::<_, crate::kv::KvError>((store.count_live_keys()?, store.engine().disk_usage())))
-                .await
-                .map_err(|e| super::status::status(edgekv_proto::ErrorCode::Internal, e.to_string()))??;
+        let (key_count, data_dir_bytes) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::kv::KvError>((store.count_live_keys()?, store.engine().disk_usage()))
+        })
+        .await
+        .map_err(|e| super::status::status(edgekv_proto::ErrorCode::Internal, e.to_string()))??;
         Ok(Response::new(StatusResponse {
             node_id: self.info.node_id.clone(),
             region: self.info.region.clone(),

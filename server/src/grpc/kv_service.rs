@@ -60,7 +60,10 @@ fn entry_to_wire(entry: kv::Entry, keys_only: bool) -> pb::Entry {
     let envelope = entry.envelope;
     pb::Entry {
         key: entry.key,
-        value: (!keys_only).then(|| pb::Value { encoding: envelope.encoding as i32, data: envelope.value }),
+        value: (!keys_only).then_some(pb::Value {
+            encoding: envelope.encoding as i32,
+            data: envelope.value,
+        }),
         versionstamp: envelope.versionstamp.as_bytes().to_vec(),
         expires_at_ms: envelope.expires_at_ms,
         metadata: envelope.metadata,
@@ -73,18 +76,36 @@ fn invalid(message: impl Into<String>) -> Status {
 
 fn mutation_from_wire(index: usize, mutation: pb::Mutation) -> Result<kv::Mutation, Status> {
     use pb::mutation::Kind;
-    let numeric = |op, m: pb::NumericMutation| kv::Mutation::Numeric { op, key: m.key, operand: m.operand };
+    let numeric = |op, m: pb::NumericMutation| kv::Mutation::Numeric {
+        op,
+        key: m.key,
+        operand: m.operand,
+    };
     Ok(match mutation.kind {
-        None => return Err(invalid(format!("mutation {index} has no kind (set, delete, sum, min, max or delete_range)"))),
+        None => {
+            return Err(invalid(format!(
+                "mutation {index} has no kind (set, delete, sum, min, max or delete_range)"
+            )));
+        }
         Some(Kind::Set(set)) => {
             let value = set.value.unwrap_or_default();
-            let encoding = pb::ValueEncoding::try_from(value.encoding)
-                .map_err(|_| status(ErrorCode::ValueMalformed, format!("mutation {index}: unknown value encoding {}", value.encoding)))?;
+            let encoding = pb::ValueEncoding::try_from(value.encoding).map_err(|_| {
+                status(
+                    ErrorCode::ValueMalformed,
+                    format!("mutation {index}: unknown value encoding {}", value.encoding),
+                )
+            })?;
             let expiry = set.expiry.map(|e| match e {
                 pb::set_mutation::Expiry::ExpireInMs(ms) => kv::Expiry::In(ms),
                 pb::set_mutation::Expiry::ExpireAtMs(at) => kv::Expiry::At(at),
             });
-            kv::Mutation::Set { key: set.key, encoding, value: value.data, expiry, metadata: set.metadata }
+            kv::Mutation::Set {
+                key: set.key,
+                encoding,
+                value: value.data,
+                expiry,
+                metadata: set.metadata,
+            }
         }
         Some(Kind::Delete(delete)) => kv::Mutation::Delete { key: delete.key },
         Some(Kind::Sum(m)) => numeric(kv::NumericOp::Sum, m),
@@ -95,8 +116,15 @@ fn mutation_from_wire(index: usize, mutation: pb::Mutation) -> Result<kv::Mutati
                 start: edgekv_proto::Key::prefix_start(&prefix),
                 end: edgekv_proto::Key::prefix_end(&prefix),
             },
-            Some(pb::delete_range_mutation::Range::Span(span)) => kv::Mutation::DeleteRange { start: span.start, end: span.end },
-            None => return Err(invalid(format!("mutation {index}: delete_range needs a prefix or a span"))),
+            Some(pb::delete_range_mutation::Range::Span(span)) => kv::Mutation::DeleteRange {
+                start: span.start,
+                end: span.end,
+            },
+            None => {
+                return Err(invalid(format!(
+                    "mutation {index}: delete_range needs a prefix or a span"
+                )));
+            }
         },
     })
 }
@@ -109,15 +137,28 @@ impl Kv for KvService {
         // A point read is a few microseconds from the block cache: cheaper inline than a
         // hop to the blocking pool.
         let (entry, read) = self.store.get(&request.key, consistency)?;
-        Ok(Response::new(pb::GetResponse { entry: entry.map(|e| entry_to_wire(e, false)), read: self.read_info(read) }))
+        Ok(Response::new(pb::GetResponse {
+            entry: entry.map(|e| entry_to_wire(e, false)),
+            read: self.read_info(read),
+        }))
     }
 
     async fn get_many(&self, request: Request<pb::GetManyRequest>) -> Result<Response<pb::GetManyResponse>, Status> {
         let request = request.into_inner();
         let consistency = consistency_from_wire(request.consistency)?;
-        let (entries, read) = self.blocking(move |store| store.get_many(&request.keys, consistency)).await?;
-        let entries = entries.into_iter().map(|e| pb::MaybeEntry { entry: e.map(|e| entry_to_wire(e, false)) }).collect();
-        Ok(Response::new(pb::GetManyResponse { entries, read: self.read_info(read) }))
+        let (entries, read) = self
+            .blocking(move |store| store.get_many(&request.keys, consistency))
+            .await?;
+        let entries = entries
+            .into_iter()
+            .map(|e| pb::MaybeEntry {
+                entry: e.map(|e| entry_to_wire(e, false)),
+            })
+            .collect();
+        Ok(Response::new(pb::GetManyResponse {
+            entries,
+            read: self.read_info(read),
+        }))
     }
 
     async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
@@ -126,13 +167,19 @@ impl Kv for KvService {
         let limit = match request.limit as usize {
             0 => DEFAULT_LIST_PAGE,
             n if n > MAX_LIST_PAGE => {
-                return Err(invalid(format!("limit {n} is above the page limit of {MAX_LIST_PAGE}; page with the cursor")));
+                return Err(invalid(format!(
+                    "limit {n} is above the page limit of {MAX_LIST_PAGE}; page with the cursor"
+                )));
             }
             n => n,
         };
         let keys_only = request.keys_only;
         let query = kv::ListQuery {
-            selector: kv::Selector { prefix: request.prefix, start: request.start, end: request.end },
+            selector: kv::Selector {
+                prefix: request.prefix,
+                start: request.start,
+                end: request.end,
+            },
             limit,
             reverse: request.reverse,
             cursor: Some(request.cursor).filter(|c| !c.is_empty()),
@@ -155,11 +202,19 @@ impl Kv for KvService {
             .map(|(index, check)| {
                 let versionstamp = match check.versionstamp.len() {
                     0 => None,
-                    _ => Some(edgekv_proto::Versionstamp::from_slice(&check.versionstamp).ok_or_else(|| {
-                        invalid(format!("check {index}: a versionstamp is 10 bytes, got {}", check.versionstamp.len()))
-                    })?),
+                    _ => Some(
+                        edgekv_proto::Versionstamp::from_slice(&check.versionstamp).ok_or_else(|| {
+                            invalid(format!(
+                                "check {index}: a versionstamp is 10 bytes, got {}",
+                                check.versionstamp.len()
+                            ))
+                        })?,
+                    ),
                 };
-                Ok(kv::Check { key: check.key, versionstamp })
+                Ok(kv::Check {
+                    key: check.key,
+                    versionstamp,
+                })
             })
             .collect::<Result<Vec<_>, Status>>()?;
         let mutations = request
@@ -169,9 +224,11 @@ impl Kv for KvService {
             .map(|(index, m)| mutation_from_wire(index, m))
             .collect::<Result<Vec<_>, Status>>()?;
         let response = match self.store.atomic(kv::AtomicWrite { checks, mutations }).await? {
-            kv::AtomicOutcome::Committed(stamp) => {
-                pb::AtomicResponse { ok: true, versionstamp: stamp.as_bytes().to_vec(), failed_checks: Vec::new() }
-            }
+            kv::AtomicOutcome::Committed(stamp) => pb::AtomicResponse {
+                ok: true,
+                versionstamp: stamp.as_bytes().to_vec(),
+                failed_checks: Vec::new(),
+            },
             kv::AtomicOutcome::CheckFailed(failed) => pb::AtomicResponse {
                 ok: false,
                 versionstamp: Vec::new(),

@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
-pub use self::admin_service::NodeInfo;
 use self::admin_service::AdminService;
+pub use self::admin_service::NodeInfo;
 use self::kv_service::KvService;
 use crate::kv::KvStore;
 
@@ -30,10 +30,18 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let kv = KvService::new(store.clone(), info.clone());
-    let admin = AdminService { store, info, started: Instant::now() };
+    let admin = AdminService {
+        store,
+        info,
+        started: Instant::now(),
+    };
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(KvServer::new(kv).max_decoding_message_size(MAX_REQUEST_BYTES).max_encoding_message_size(usize::MAX))
+        .add_service(
+            KvServer::new(kv)
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
+                .max_encoding_message_size(usize::MAX),
+        )
         .add_service(AdminServer::new(admin))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await

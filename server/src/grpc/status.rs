@@ -35,16 +35,20 @@ fn grpc_code(code: ErrorCode) -> Code {
 /// A status with a stable code and a message for people.
 pub fn status(code: ErrorCode, message: impl Into<String>) -> Status {
     let mut status = Status::new(grpc_code(code), message);
-    status
-        .metadata_mut()
-        .insert(ERROR_CODE_METADATA, code.as_str().parse().expect("error codes are ASCII"));
+    status.metadata_mut().insert(
+        ERROR_CODE_METADATA,
+        code.as_str().parse().expect("error codes are ASCII"),
+    );
     status
 }
 
 impl From<KvError> for Status {
     fn from(error: KvError) -> Self {
         let code = error.code();
-        if matches!(code, ErrorCode::StorageError | ErrorCode::DataCorrupted | ErrorCode::Internal) {
+        if matches!(
+            code,
+            ErrorCode::StorageError | ErrorCode::DataCorrupted | ErrorCode::Internal
+        ) {
             tracing::error!(%error, %code, "request failed inside the node");
         }
         status(code, error.to_string())

@@ -52,9 +52,10 @@ pub(crate) fn read_last_commit(engine: &dyn Engine) -> KvResult<u64> {
     match engine.get(ColumnFamily::Meta, LAST_COMMIT_KEY)? {
         None => Ok(0),
         Some(bytes) => {
-            let raw: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
-                crate::storage::StorageError::Corrupted("last commit record is not 8 bytes".into())
-            })?;
+            let raw: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| crate::storage::StorageError::Corrupted("last commit record is not 8 bytes".into()))?;
             Ok(u64::from_be_bytes(raw))
         }
     }
@@ -68,7 +69,13 @@ impl Committer {
         last_commit: Arc<AtomicU64>,
         requests: mpsc::Receiver<CommitRequest>,
     ) -> Self {
-        Self { engine, clock, durability, last_commit, requests }
+        Self {
+            engine,
+            clock,
+            durability,
+            last_commit,
+            requests,
+        }
     }
 
     /// Runs until a shutdown request arrives or every sender is gone. Blocking: run it on
@@ -129,7 +136,11 @@ impl Committer {
                 return Ok(());
             }
             if committed_any {
-                batch.put(ColumnFamily::Meta, LAST_COMMIT_KEY.to_vec(), commit.to_be_bytes().to_vec());
+                batch.put(
+                    ColumnFamily::Meta,
+                    LAST_COMMIT_KEY.to_vec(),
+                    commit.to_be_bytes().to_vec(),
+                );
             }
             self.engine.write(batch, self.durability).map_err(KvError::from)
         });
@@ -176,7 +187,12 @@ struct Staged<'a> {
 
 impl<'a> Staged<'a> {
     fn new(engine: &'a dyn Engine) -> Self {
-        Self { engine, stored: BTreeMap::new(), written: BTreeMap::new(), stale_index: Vec::new() }
+        Self {
+            engine,
+            stored: BTreeMap::new(),
+            written: BTreeMap::new(),
+            stale_index: Vec::new(),
+        }
     }
 
     fn stored(&mut self, key: &[u8]) -> KvResult<Option<Envelope>> {
@@ -253,7 +269,12 @@ fn hex_string(bytes: &[u8]) -> String {
 /// Applies one atomic write to the group's view, or nothing at all: its writes are
 /// collected in `pending` and merged only when every check passed and every mutation
 /// succeeded.
-fn apply_atomic(staged: &mut Staged<'_>, write: &AtomicWrite, stamp: Versionstamp, now: u64) -> KvResult<AtomicOutcome> {
+fn apply_atomic(
+    staged: &mut Staged<'_>,
+    write: &AtomicWrite,
+    stamp: Versionstamp,
+    now: u64,
+) -> KvResult<AtomicOutcome> {
     let mut pending: BTreeMap<Vec<u8>, Option<Envelope>> = BTreeMap::new();
     let live = |envelope: Option<Envelope>| envelope.filter(|e| e.is_live(now));
 
@@ -270,7 +291,13 @@ fn apply_atomic(staged: &mut Staged<'_>, write: &AtomicWrite, stamp: Versionstam
 
     for mutation in &write.mutations {
         match mutation {
-            Mutation::Set { key, encoding, value, expiry, metadata } => {
+            Mutation::Set {
+                key,
+                encoding,
+                value,
+                expiry,
+                metadata,
+            } => {
                 let expires_at_ms = expiry.map(|e| match e {
                     Expiry::In(ms) => now.saturating_add(ms),
                     Expiry::At(at) => at,
@@ -331,8 +358,13 @@ fn keys_in_range(
     end: &[u8],
 ) -> KvResult<Vec<Vec<u8>>> {
     let mut keys = std::collections::BTreeSet::new();
-    let too_large = || KvError::RangeTooLarge { limit: MAX_DELETE_RANGE_KEYS };
-    for item in staged.engine.scan(ColumnFamily::Data, ScanRange::new(start.to_vec(), end.to_vec()), false) {
+    let too_large = || KvError::RangeTooLarge {
+        limit: MAX_DELETE_RANGE_KEYS,
+    };
+    for item in staged
+        .engine
+        .scan(ColumnFamily::Data, ScanRange::new(start.to_vec(), end.to_vec()), false)
+    {
         keys.insert(item?.0);
         if keys.len() > MAX_DELETE_RANGE_KEYS {
             return Err(too_large());

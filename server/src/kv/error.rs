@@ -35,7 +35,11 @@ pub enum KvError {
     #[error("{0}")]
     InvalidExpiry(String),
     #[error("cannot apply {operation} to key {key}: the stored value is {found}, not a u64")]
-    TypeMismatch { operation: &'static str, key: String, found: String },
+    TypeMismatch {
+        operation: &'static str,
+        key: String,
+        found: String,
+    },
     #[error("delete-range covers more than {limit} keys; delete it in smaller ranges")]
     RangeTooLarge { limit: usize },
     #[error("the node is shutting down")]

@@ -61,15 +61,28 @@ impl CommitThread {
 impl KvStore {
     /// Starts the commit pipeline on its own thread and returns the store with the
     /// handle that stops it.
-    pub fn start(engine: Arc<dyn Engine>, clock: Arc<dyn Clock>, durability: Durability) -> KvResult<(Self, CommitThread)> {
+    pub fn start(
+        engine: Arc<dyn Engine>,
+        clock: Arc<dyn Clock>,
+        durability: Durability,
+    ) -> KvResult<(Self, CommitThread)> {
         let last_commit = Arc::new(AtomicU64::new(commit::read_last_commit(engine.as_ref())?));
         let (commits, requests) = mpsc::channel(COMMIT_QUEUE);
         let committer = Committer::new(engine.clone(), clock.clone(), durability, last_commit.clone(), requests);
         let thread = std::thread::Builder::new()
             .name("edgekv-commit".into())
             .spawn(move || committer.run())
-            .map_err(|e| KvError::Storage(crate::storage::StorageError::Engine(format!("cannot start the commit thread: {e}"))))?;
-        let store = Self { engine, clock, commits: commits.clone(), last_commit };
+            .map_err(|e| {
+                KvError::Storage(crate::storage::StorageError::Engine(format!(
+                    "cannot start the commit thread: {e}"
+                )))
+            })?;
+        let store = Self {
+            engine,
+            clock,
+            commits: commits.clone(),
+            last_commit,
+        };
         Ok((store, CommitThread { commits, thread }))
     }
 
@@ -88,13 +101,19 @@ impl KvStore {
     fn read_info(&self, consistency: Consistency) -> ReadInfo {
         // One node: every acknowledged write is applied before it is acknowledged, so the
         // local replica is the latest state and both guarantees are met.
-        ReadInfo { consistency, staleness_ms: 0 }
+        ReadInfo {
+            consistency,
+            staleness_ms: 0,
+        }
     }
 
     fn live(&self, key: &[u8], bytes: Option<Vec<u8>>, now: u64) -> KvResult<Option<Entry>> {
         let Some(bytes) = bytes else { return Ok(None) };
         let envelope = Envelope::decode(&bytes)?;
-        Ok(envelope.is_live(now).then(|| Entry { key: key.to_vec(), envelope }))
+        Ok(envelope.is_live(now).then(|| Entry {
+            key: key.to_vec(),
+            envelope,
+        }))
     }
 
     pub fn get(&self, key: &[u8], consistency: Consistency) -> KvResult<(Option<Entry>, ReadInfo)> {
@@ -107,7 +126,10 @@ impl KvStore {
     /// Reads every key from one snapshot; the answer has one slot per key, in order.
     pub fn get_many(&self, keys: &[Vec<u8>], consistency: Consistency) -> KvResult<(Vec<Option<Entry>>, ReadInfo)> {
         if keys.len() > MAX_GET_MANY_KEYS {
-            return Err(KvError::TooManyKeys { count: keys.len(), limit: MAX_GET_MANY_KEYS });
+            return Err(KvError::TooManyKeys {
+                count: keys.len(),
+                limit: MAX_GET_MANY_KEYS,
+            });
         }
         for key in keys {
             validate::read_key(key)?;
@@ -132,7 +154,9 @@ impl KvStore {
         let mut more = false;
         for item in snapshot.scan(ColumnFamily::Data, scan_range, query.reverse) {
             let (key, bytes) = item?;
-            let Some(mut entry) = self.live(&key, Some(bytes), now)? else { continue };
+            let Some(mut entry) = self.live(&key, Some(bytes), now)? else {
+                continue;
+            };
             if entries.len() == query.limit {
                 more = true;
                 break;
@@ -142,14 +166,21 @@ impl KvStore {
             }
             entries.push(entry);
         }
-        let cursor = if more { entries.last().map(|e| range::encode_cursor(&e.key)) } else { None };
+        let cursor = if more {
+            entries.last().map(|e| range::encode_cursor(&e.key))
+        } else {
+            None
+        };
         Ok((ListPage { entries, cursor }, self.read_info(consistency)))
     }
 
     pub async fn atomic(&self, write: AtomicWrite) -> KvResult<AtomicOutcome> {
         validate::atomic(&write)?;
         let (reply, answer) = oneshot::channel();
-        self.commits.send(CommitRequest::Atomic(write, reply)).await.map_err(|_| KvError::ShuttingDown)?;
+        self.commits
+            .send(CommitRequest::Atomic(write, reply))
+            .await
+            .map_err(|_| KvError::ShuttingDown)?;
         answer.await.map_err(|_| KvError::ShuttingDown)?
     }
 
@@ -157,7 +188,10 @@ impl KvStore {
     /// TTL sweeper; the decision is the commit pipeline's, made at its own clock.
     pub async fn expire(&self, due: Vec<DueExpiry>) -> KvResult<usize> {
         let (reply, answer) = oneshot::channel();
-        self.commits.send(CommitRequest::Expire(due, reply)).await.map_err(|_| KvError::ShuttingDown)?;
+        self.commits
+            .send(CommitRequest::Expire(due, reply))
+            .await
+            .map_err(|_| KvError::ShuttingDown)?;
         answer.await.map_err(|_| KvError::ShuttingDown)?
     }
 
@@ -165,7 +199,10 @@ impl KvStore {
     pub fn count_live_keys(&self) -> KvResult<u64> {
         let now = self.clock.now_ms();
         let mut count = 0;
-        for item in self.engine.scan(ColumnFamily::Data, crate::storage::ScanRange::all(), false) {
+        for item in self
+            .engine
+            .scan(ColumnFamily::Data, crate::storage::ScanRange::all(), false)
+        {
             let (_, bytes) = item?;
             if Envelope::decode(&bytes)?.is_live(now) {
                 count += 1;

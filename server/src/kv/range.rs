@@ -24,22 +24,36 @@ pub fn resolve(selector: &Selector) -> KvResult<Bounds> {
         validate::range_bound(bound)?;
     }
     let bounds = match (&selector.prefix, &selector.start, &selector.end) {
-        (Some(prefix), None, None) => Bounds { start: Key::prefix_start(prefix), end: Key::prefix_end(prefix) },
+        (Some(prefix), None, None) => Bounds {
+            start: Key::prefix_start(prefix),
+            end: Key::prefix_end(prefix),
+        },
         (Some(prefix), Some(start), None) => {
             if !start.starts_with(prefix) {
                 return Err(KvError::InvalidRange("start must be within the prefix".into()));
             }
-            Bounds { start: start.clone(), end: Key::prefix_end(prefix) }
+            Bounds {
+                start: start.clone(),
+                end: Key::prefix_end(prefix),
+            }
         }
         (Some(prefix), None, Some(end)) => {
             if !end.starts_with(prefix) {
                 return Err(KvError::InvalidRange("end must be within the prefix".into()));
             }
-            Bounds { start: Key::prefix_start(prefix), end: end.clone() }
+            Bounds {
+                start: Key::prefix_start(prefix),
+                end: end.clone(),
+            }
         }
-        (None, Some(start), Some(end)) => Bounds { start: start.clone(), end: end.clone() },
+        (None, Some(start), Some(end)) => Bounds {
+            start: start.clone(),
+            end: end.clone(),
+        },
         (Some(_), Some(_), Some(_)) => {
-            return Err(KvError::InvalidRange("give a prefix with start or end, not both".into()));
+            return Err(KvError::InvalidRange(
+                "give a prefix with start or end, not both".into(),
+            ));
         }
         (None, _, _) => {
             return Err(KvError::InvalidRange(
@@ -69,8 +83,14 @@ pub fn after_cursor(bounds: &Bounds, cursor: Option<&str>, reverse: bool) -> KvR
         return Err(KvError::InvalidCursor("the cursor belongs to a different range".into()));
     }
     Ok(if reverse {
-        ScanRange { start: Bound::Included(bounds.start.clone()), end: Bound::Excluded(last) }
+        ScanRange {
+            start: Bound::Included(bounds.start.clone()),
+            end: Bound::Excluded(last),
+        }
     } else {
-        ScanRange { start: Bound::Excluded(last), end: Bound::Excluded(bounds.end.clone()) }
+        ScanRange {
+            start: Bound::Excluded(last),
+            end: Bound::Excluded(bounds.end.clone()),
+        }
     })
 }

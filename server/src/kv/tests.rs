@@ -20,7 +20,13 @@ fn store(clock: &ManualClock) -> (KvStore, CommitThread, Arc<MemoryEngine>) {
 }
 
 fn set(key: Vec<u8>, value: &str, expiry: Option<Expiry>) -> Mutation {
-    Mutation::Set { key, encoding: ValueEncoding::Utf8, value: value.as_bytes().to_vec(), expiry, metadata: None }
+    Mutation::Set {
+        key,
+        encoding: ValueEncoding::Utf8,
+        value: value.as_bytes().to_vec(),
+        expiry,
+        metadata: None,
+    }
 }
 
 fn write(checks: Vec<Check>, mutations: Vec<Mutation>) -> AtomicWrite {
@@ -48,14 +54,38 @@ async fn versionstamps_increase_and_checks_see_them() {
     let second = commit(&store, vec![set(k.clone(), "2", None)]).await;
     assert!(second > first);
 
-    let stale = store.atomic(write(vec![Check { key: k.clone(), versionstamp: Some(first) }], vec![set(k.clone(), "3", None)])).await;
+    let stale = store
+        .atomic(write(
+            vec![Check {
+                key: k.clone(),
+                versionstamp: Some(first),
+            }],
+            vec![set(k.clone(), "3", None)],
+        ))
+        .await;
     assert_eq!(stale.unwrap(), AtomicOutcome::CheckFailed(vec![0]));
     assert_eq!(value_of(&store, &k).as_deref(), Some("2"));
 
-    let fresh = store.atomic(write(vec![Check { key: k.clone(), versionstamp: Some(second) }], vec![set(k.clone(), "3", None)])).await;
+    let fresh = store
+        .atomic(write(
+            vec![Check {
+                key: k.clone(),
+                versionstamp: Some(second),
+            }],
+            vec![set(k.clone(), "3", None)],
+        ))
+        .await;
     assert!(matches!(fresh.unwrap(), AtomicOutcome::Committed(s) if s > second));
 
-    let absent = store.atomic(write(vec![Check { key: key!["b"].encode(), versionstamp: None }], vec![])).await;
+    let absent = store
+        .atomic(write(
+            vec![Check {
+                key: key!["b"].encode(),
+                versionstamp: None,
+            }],
+            vec![],
+        ))
+        .await;
     assert!(matches!(absent.unwrap(), AtomicOutcome::Committed(_)));
     tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
 }
@@ -68,10 +98,24 @@ async fn failed_mutation_leaves_nothing_behind() {
     let other = key!["other"].encode();
     commit(&store, vec![set(text.clone(), "hello", None)]).await;
     let result = store
-        .atomic(write(vec![], vec![set(other.clone(), "x", None), Mutation::Numeric { op: NumericOp::Sum, key: text.clone(), operand: 1 }]))
+        .atomic(write(
+            vec![],
+            vec![
+                set(other.clone(), "x", None),
+                Mutation::Numeric {
+                    op: NumericOp::Sum,
+                    key: text.clone(),
+                    operand: 1,
+                },
+            ],
+        ))
         .await;
     assert_eq!(result.unwrap_err().code(), edgekv_proto::ErrorCode::TypeMismatch);
-    assert_eq!(value_of(&store, &other), None, "the set before the failing sum must not land");
+    assert_eq!(
+        value_of(&store, &other),
+        None,
+        "the set before the failing sum must not land"
+    );
     tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
 }
 
@@ -85,13 +129,45 @@ async fn numeric_mutations_follow_deno_semantics() {
         assert_eq!(entry.envelope.encoding, ValueEncoding::U64);
         u64::from_le_bytes(entry.envelope.value.try_into().unwrap())
     };
-    commit(&store, vec![Mutation::Numeric { op: NumericOp::Sum, key: n.clone(), operand: 5 }]).await;
+    commit(
+        &store,
+        vec![Mutation::Numeric {
+            op: NumericOp::Sum,
+            key: n.clone(),
+            operand: 5,
+        }],
+    )
+    .await;
     assert_eq!(read(&store), 5);
-    commit(&store, vec![Mutation::Numeric { op: NumericOp::Sum, key: n.clone(), operand: u64::MAX }]).await;
+    commit(
+        &store,
+        vec![Mutation::Numeric {
+            op: NumericOp::Sum,
+            key: n.clone(),
+            operand: u64::MAX,
+        }],
+    )
+    .await;
     assert_eq!(read(&store), 4, "sum wraps around");
-    commit(&store, vec![Mutation::Numeric { op: NumericOp::Max, key: n.clone(), operand: 10 }]).await;
+    commit(
+        &store,
+        vec![Mutation::Numeric {
+            op: NumericOp::Max,
+            key: n.clone(),
+            operand: 10,
+        }],
+    )
+    .await;
     assert_eq!(read(&store), 10);
-    commit(&store, vec![Mutation::Numeric { op: NumericOp::Min, key: n.clone(), operand: 3 }]).await;
+    commit(
+        &store,
+        vec![Mutation::Numeric {
+            op: NumericOp::Min,
+            key: n.clone(),
+            operand: 3,
+        }],
+    )
+    .await;
     assert_eq!(read(&store), 3);
     tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
 }
@@ -100,7 +176,9 @@ async fn numeric_mutations_follow_deno_semantics() {
 async fn list_pages_with_cursor_and_skips_expired() {
     let clock = ManualClock::new(1_000);
     let (store, thread, _) = store(&clock);
-    let mut mutations: Vec<Mutation> = (0..10).map(|i| set(key!["items", i].encode(), &i.to_string(), None)).collect();
+    let mut mutations: Vec<Mutation> = (0..10)
+        .map(|i| set(key!["items", i].encode(), &i.to_string(), None))
+        .collect();
     mutations.push(set(key!["items", 4].encode(), "short-lived", Some(Expiry::In(10))));
     mutations.push(set(key!["other"].encode(), "x", None));
     commit(&store, mutations).await;
@@ -111,7 +189,11 @@ async fn list_pages_with_cursor_and_skips_expired() {
         let mut cursor = None;
         loop {
             let query = ListQuery {
-                selector: Selector { prefix: Some(key!["items"].encode()), start: None, end: None },
+                selector: Selector {
+                    prefix: Some(key!["items"].encode()),
+                    start: None,
+                    end: None,
+                },
                 limit: 3,
                 reverse,
                 cursor: cursor.clone(),
@@ -119,7 +201,11 @@ async fn list_pages_with_cursor_and_skips_expired() {
             };
             let (page, _) = store.list(&query, Consistency::Eventual).unwrap();
             assert!(page.entries.len() <= 3);
-            seen.extend(page.entries.into_iter().map(|e| String::from_utf8(e.envelope.value).unwrap()));
+            seen.extend(
+                page.entries
+                    .into_iter()
+                    .map(|e| String::from_utf8(e.envelope.value).unwrap()),
+            );
             match page.cursor {
                 Some(next) => cursor = Some(next),
                 None => break,
@@ -133,13 +219,20 @@ async fn list_pages_with_cursor_and_skips_expired() {
     }
 
     let bogus = ListQuery {
-        selector: Selector { prefix: Some(key!["items"].encode()), start: None, end: None },
+        selector: Selector {
+            prefix: Some(key!["items"].encode()),
+            start: None,
+            end: None,
+        },
         limit: 3,
         reverse: false,
         cursor: Some(range::encode_cursor(&key!["other"].encode())),
         keys_only: false,
     };
-    assert_eq!(store.list(&bogus, Consistency::Strong).unwrap_err().code(), edgekv_proto::ErrorCode::InvalidCursor);
+    assert_eq!(
+        store.list(&bogus, Consistency::Strong).unwrap_err().code(),
+        edgekv_proto::ErrorCode::InvalidCursor
+    );
     tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
 }
 
@@ -147,12 +240,26 @@ async fn list_pages_with_cursor_and_skips_expired() {
 async fn delete_range_removes_keys_and_their_index_entries() {
     let clock = ManualClock::new(1_000);
     let (store, thread, engine) = store(&clock);
-    let mutations = (0..5).map(|i| set(key!["r", i].encode(), "v", Some(Expiry::In(1_000)))).collect();
+    let mutations = (0..5)
+        .map(|i| set(key!["r", i].encode(), "v", Some(Expiry::In(1_000))))
+        .collect();
     commit(&store, mutations).await;
     let prefix = key!["r"].encode();
-    commit(&store, vec![Mutation::DeleteRange { start: edgekv_proto::Key::prefix_start(&prefix), end: edgekv_proto::Key::prefix_end(&prefix) }]).await;
+    commit(
+        &store,
+        vec![Mutation::DeleteRange {
+            start: edgekv_proto::Key::prefix_start(&prefix),
+            end: edgekv_proto::Key::prefix_end(&prefix),
+        }],
+    )
+    .await;
     assert_eq!(store.count_live_keys().unwrap(), 0);
-    assert_eq!(engine.scan(ColumnFamily::Expiry, crate::storage::ScanRange::all(), false).count(), 0);
+    assert_eq!(
+        engine
+            .scan(ColumnFamily::Expiry, crate::storage::ScanRange::all(), false)
+            .count(),
+        0
+    );
     tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
 }
 
@@ -161,17 +268,33 @@ async fn sweeper_reclaims_due_entries_and_stale_index_entries() {
     let clock = ManualClock::new(1_000);
     let (store, thread, engine) = store(&clock);
     let (a, b) = (key!["a"].encode(), key!["b"].encode());
-    commit(&store, vec![set(a.clone(), "a", Some(Expiry::In(100))), set(b.clone(), "b", Some(Expiry::In(100)))]).await;
+    commit(
+        &store,
+        vec![
+            set(a.clone(), "a", Some(Expiry::In(100))),
+            set(b.clone(), "b", Some(Expiry::In(100))),
+        ],
+    )
+    .await;
     // b is rewritten without expiry: its old index entry is stale and must not delete it.
     commit(&store, vec![set(b.clone(), "b2", None)]).await;
     clock.advance(100);
-    assert_eq!(value_of(&store, &a), None, "expired values are invisible before any sweep");
+    assert_eq!(
+        value_of(&store, &a),
+        None,
+        "expired values are invisible before any sweep"
+    );
     let due = due_entries(engine.as_ref(), clock.now_ms(), SWEEP_BATCH).unwrap();
     assert_eq!(due.len(), 1, "rewriting b moved its index entry");
     assert_eq!(store.expire(due).await.unwrap(), 1);
     assert_eq!(engine.get(ColumnFamily::Data, &a).unwrap(), None);
     assert_eq!(value_of(&store, &b).as_deref(), Some("b2"));
-    assert_eq!(engine.scan(ColumnFamily::Expiry, crate::storage::ScanRange::all(), false).count(), 0);
+    assert_eq!(
+        engine
+            .scan(ColumnFamily::Expiry, crate::storage::ScanRange::all(), false)
+            .count(),
+        0
+    );
     tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
 }
 
@@ -182,32 +305,82 @@ async fn limits_are_enforced_with_codes() {
     let (store, thread, _) = store(&clock);
     let big_key = key!["x".repeat(3000)].encode();
     let code = |w| async { store.atomic(w).await.unwrap_err().code() };
-    assert_eq!(code(write(vec![], vec![set(big_key.clone(), "v", None)])).await, ErrorCode::KeyTooLarge);
-    assert_eq!(code(write(vec![], vec![set(vec![0x02, b'a'], "v", None)])).await, ErrorCode::KeyMalformed);
-    let huge = Mutation::Set { key: key!["k"].encode(), encoding: ValueEncoding::Bytes, value: vec![0; (1 << 20) + 1], expiry: None, metadata: None };
+    assert_eq!(
+        code(write(vec![], vec![set(big_key.clone(), "v", None)])).await,
+        ErrorCode::KeyTooLarge
+    );
+    assert_eq!(
+        code(write(vec![], vec![set(vec![0x02, b'a'], "v", None)])).await,
+        ErrorCode::KeyMalformed
+    );
+    let huge = Mutation::Set {
+        key: key!["k"].encode(),
+        encoding: ValueEncoding::Bytes,
+        value: vec![0; (1 << 20) + 1],
+        expiry: None,
+        metadata: None,
+    };
     assert_eq!(code(write(vec![], vec![huge])).await, ErrorCode::ValueTooLarge);
-    let meta = Mutation::Set { key: key!["k"].encode(), encoding: ValueEncoding::Bytes, value: vec![], expiry: None, metadata: Some(format!("\"{}\"", "m".repeat(1100))) };
+    let meta = Mutation::Set {
+        key: key!["k"].encode(),
+        encoding: ValueEncoding::Bytes,
+        value: vec![],
+        expiry: None,
+        metadata: Some(format!("\"{}\"", "m".repeat(1100))),
+    };
     assert_eq!(code(write(vec![], vec![meta])).await, ErrorCode::MetadataTooLarge);
-    let bad_meta = Mutation::Set { key: key!["k"].encode(), encoding: ValueEncoding::Bytes, value: vec![], expiry: None, metadata: Some("{nope".into()) };
+    let bad_meta = Mutation::Set {
+        key: key!["k"].encode(),
+        encoding: ValueEncoding::Bytes,
+        value: vec![],
+        expiry: None,
+        metadata: Some("{nope".into()),
+    };
     assert_eq!(code(write(vec![], vec![bad_meta])).await, ErrorCode::MetadataMalformed);
     let many = (0..1001).map(|i| set(key!["m", i].encode(), "v", None)).collect();
     assert_eq!(code(write(vec![], many)).await, ErrorCode::TooManyMutations);
-    let checks = (0..101).map(|i| Check { key: key!["c", i].encode(), versionstamp: None }).collect();
+    let checks = (0..101)
+        .map(|i| Check {
+            key: key!["c", i].encode(),
+            versionstamp: None,
+        })
+        .collect();
     assert_eq!(code(write(checks, vec![])).await, ErrorCode::TooManyChecks);
-    assert_eq!(code(write(vec![], vec![set(key!["k"].encode(), "v", Some(Expiry::In(0)))])).await, ErrorCode::InvalidExpiry);
-    assert_eq!(store.get(&big_key, Consistency::Strong).unwrap_err().code(), ErrorCode::KeyTooLarge);
+    assert_eq!(
+        code(write(vec![], vec![set(key!["k"].encode(), "v", Some(Expiry::In(0)))])).await,
+        ErrorCode::InvalidExpiry
+    );
+    assert_eq!(
+        store.get(&big_key, Consistency::Strong).unwrap_err().code(),
+        ErrorCode::KeyTooLarge
+    );
     tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
 }
 
 /// One step of the model test.
 #[derive(Clone, Debug)]
 enum Step {
-    Set { key: u8, value: u8, expire_in: Option<u64> },
-    Delete { key: u8 },
-    Sum { key: u8, operand: u64 },
+    Set {
+        key: u8,
+        value: u8,
+        expire_in: Option<u64>,
+    },
+    Delete {
+        key: u8,
+    },
+    Sum {
+        key: u8,
+        operand: u64,
+    },
     /// Check the key against what the model believes, a stale stamp, or absence.
-    CheckAndSet { key: u8, check: CheckKind, value: u8 },
-    Advance { ms: u64 },
+    CheckAndSet {
+        key: u8,
+        check: CheckKind,
+        value: u8,
+    },
+    Advance {
+        ms: u64,
+    },
     Sweep,
 }
 
@@ -221,10 +394,22 @@ enum CheckKind {
 fn step() -> impl Strategy<Value = Step> {
     let key = 0u8..4;
     prop_oneof![
-        (key.clone(), any::<u8>(), proptest::option::of(1u64..50)).prop_map(|(key, value, expire_in)| Step::Set { key, value, expire_in }),
+        (key.clone(), any::<u8>(), proptest::option::of(1u64..50)).prop_map(|(key, value, expire_in)| Step::Set {
+            key,
+            value,
+            expire_in
+        }),
         key.clone().prop_map(|key| Step::Delete { key }),
         (key.clone(), any::<u64>()).prop_map(|(key, operand)| Step::Sum { key, operand }),
-        (key, prop_oneof![Just(CheckKind::Current), Just(CheckKind::Absent), Just(CheckKind::Stale)], any::<u8>())
+        (
+            key,
+            prop_oneof![
+                Just(CheckKind::Current),
+                Just(CheckKind::Absent),
+                Just(CheckKind::Stale)
+            ],
+            any::<u8>()
+        )
             .prop_map(|(key, check, value)| Step::CheckAndSet { key, check, value }),
         (0u64..40).prop_map(|ms| Step::Advance { ms }),
         Just(Step::Sweep),

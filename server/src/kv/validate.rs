@@ -23,7 +23,9 @@ fn key_with_limit(key: &[u8], limit: usize) -> KvResult<()> {
         return Err(KvError::KeyTooLarge { len: key.len(), limit });
     }
     if key.is_empty() {
-        return Err(KvError::KeyMalformed("the key is empty; a key needs at least one part".into()));
+        return Err(KvError::KeyMalformed(
+            "the key is empty; a key needs at least one part".into(),
+        ));
     }
     Key::decode(key).map_err(|e| KvError::KeyMalformed(e.to_string()))?;
     Ok(())
@@ -33,25 +35,35 @@ fn key_with_limit(key: &[u8], limit: usize) -> KvResult<()> {
 /// since prefix ends are not valid tuple encodings).
 pub fn range_bound(bound: &[u8]) -> KvResult<()> {
     if bound.len() > MAX_READ_KEY_BYTES {
-        return Err(KvError::KeyTooLarge { len: bound.len(), limit: MAX_READ_KEY_BYTES });
+        return Err(KvError::KeyTooLarge {
+            len: bound.len(),
+            limit: MAX_READ_KEY_BYTES,
+        });
     }
     Ok(())
 }
 
 pub fn value(encoding: ValueEncoding, value: &[u8]) -> KvResult<()> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(KvError::ValueTooLarge { len: value.len(), limit: MAX_VALUE_BYTES });
+        return Err(KvError::ValueTooLarge {
+            len: value.len(),
+            limit: MAX_VALUE_BYTES,
+        });
     }
     match encoding {
         ValueEncoding::Utf8 => {
-            std::str::from_utf8(value).map_err(|e| KvError::ValueMalformed(format!("value is declared UTF-8 but is not: {e}")))?;
+            std::str::from_utf8(value)
+                .map_err(|e| KvError::ValueMalformed(format!("value is declared UTF-8 but is not: {e}")))?;
         }
         ValueEncoding::Json => {
             serde_json::from_slice::<serde::de::IgnoredAny>(value)
                 .map_err(|e| KvError::ValueMalformed(format!("value is declared JSON but is not: {e}")))?;
         }
         ValueEncoding::U64 if value.len() != 8 => {
-            return Err(KvError::ValueMalformed(format!("a u64 value is 8 bytes, got {}", value.len())));
+            return Err(KvError::ValueMalformed(format!(
+                "a u64 value is 8 bytes, got {}",
+                value.len()
+            )));
         }
         ValueEncoding::U64 | ValueEncoding::Bytes | ValueEncoding::V8 => {}
     }
@@ -60,7 +72,10 @@ pub fn value(encoding: ValueEncoding, value: &[u8]) -> KvResult<()> {
 
 pub fn metadata(metadata: &str) -> KvResult<()> {
     if metadata.len() > MAX_METADATA_BYTES {
-        return Err(KvError::MetadataTooLarge { len: metadata.len(), limit: MAX_METADATA_BYTES });
+        return Err(KvError::MetadataTooLarge {
+            len: metadata.len(),
+            limit: MAX_METADATA_BYTES,
+        });
     }
     serde_json::from_str::<serde::de::IgnoredAny>(metadata).map_err(|e| KvError::MetadataMalformed(e.to_string()))?;
     Ok(())
@@ -72,20 +87,30 @@ pub fn expiry(expiry: Expiry) -> KvResult<()> {
         Expiry::In(ms) if ms > MAX_EXPIRE_IN_MS => Err(KvError::InvalidExpiry(format!(
             "expire_in of {ms} ms is more than 10 years; did you pass an absolute time? use expire_at for that"
         ))),
-        Expiry::At(0) => Err(KvError::InvalidExpiry("expire_at must be a time after the Unix epoch".into())),
+        Expiry::At(0) => Err(KvError::InvalidExpiry(
+            "expire_at must be a time after the Unix epoch".into(),
+        )),
         _ => Ok(()),
     }
 }
 
 pub fn atomic(write: &AtomicWrite) -> KvResult<()> {
     if write.checks.len() > MAX_CHECKS {
-        return Err(KvError::TooManyChecks { count: write.checks.len(), limit: MAX_CHECKS });
+        return Err(KvError::TooManyChecks {
+            count: write.checks.len(),
+            limit: MAX_CHECKS,
+        });
     }
     if write.mutations.len() > MAX_MUTATIONS {
-        return Err(KvError::TooManyMutations { count: write.mutations.len(), limit: MAX_MUTATIONS });
+        return Err(KvError::TooManyMutations {
+            count: write.mutations.len(),
+            limit: MAX_MUTATIONS,
+        });
     }
     if write.mutations.is_empty() && write.checks.is_empty() {
-        return Err(KvError::InvalidArgument("an atomic write needs at least one check or mutation".into()));
+        return Err(KvError::InvalidArgument(
+            "an atomic write needs at least one check or mutation".into(),
+        ));
     }
     let mut total = 0usize;
     for check in &write.checks {
@@ -94,7 +119,13 @@ pub fn atomic(write: &AtomicWrite) -> KvResult<()> {
     }
     for mutation in &write.mutations {
         total += match mutation {
-            Mutation::Set { key, encoding, value: bytes, expiry: when, metadata: meta } => {
+            Mutation::Set {
+                key,
+                encoding,
+                value: bytes,
+                expiry: when,
+                metadata: meta,
+            } => {
                 write_key(key)?;
                 value(*encoding, bytes)?;
                 if let Some(when) = when {
@@ -124,7 +155,10 @@ pub fn atomic(write: &AtomicWrite) -> KvResult<()> {
         };
     }
     if total > MAX_ATOMIC_BYTES {
-        return Err(KvError::RequestTooLarge { len: total, limit: MAX_ATOMIC_BYTES });
+        return Err(KvError::RequestTooLarge {
+            len: total,
+            limit: MAX_ATOMIC_BYTES,
+        });
     }
     Ok(())
 }

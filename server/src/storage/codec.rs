@@ -73,14 +73,18 @@ impl Envelope {
             return Err(corrupt(format!("unknown envelope format {format}")));
         }
         let tag = reader.byte()?;
-        let encoding = ValueEncoding::try_from(i32::from(tag))
-            .map_err(|_| corrupt(format!("unknown value encoding {tag}")))?;
+        let encoding =
+            ValueEncoding::try_from(i32::from(tag)).map_err(|_| corrupt(format!("unknown value encoding {tag}")))?;
         let versionstamp = Versionstamp::from_slice(reader.take(Versionstamp::LEN)?).expect("10 bytes");
         let flags = reader.byte()?;
         if flags & !(HAS_EXPIRY | HAS_METADATA) != 0 {
             return Err(corrupt(format!("unknown envelope flags {flags:#04x}")));
         }
-        let expires_at_ms = if flags & HAS_EXPIRY != 0 { Some(reader.u64()?) } else { None };
+        let expires_at_ms = if flags & HAS_EXPIRY != 0 {
+            Some(reader.u64()?)
+        } else {
+            None
+        };
         let metadata = if flags & HAS_METADATA != 0 {
             let len = reader.u32()? as usize;
             let raw = reader.take(len)?;
@@ -89,7 +93,13 @@ impl Envelope {
             None
         };
         let value = reader.rest().to_vec();
-        Ok(Self { encoding, versionstamp, expires_at_ms, metadata, value })
+        Ok(Self {
+            encoding,
+            versionstamp,
+            expires_at_ms,
+            metadata,
+            value,
+        })
     }
 
     /// Reads only the expiry, for the compaction filter's hot loop.
@@ -97,7 +107,9 @@ impl Envelope {
         if bytes.len() < HEADER_LEN + 8 || bytes[0] != FORMAT_V1 || bytes[HEADER_LEN - 1] & HAS_EXPIRY == 0 {
             return None;
         }
-        Some(u64::from_be_bytes(bytes[HEADER_LEN..HEADER_LEN + 8].try_into().expect("8 bytes")))
+        Some(u64::from_be_bytes(
+            bytes[HEADER_LEN..HEADER_LEN + 8].try_into().expect("8 bytes"),
+        ))
     }
 }
 

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 use super::{
-    BatchOp, ColumnFamily, Durability, Engine, KeyValue, Scan, ScanRange, Snapshot,
-    StorageResult, WriteBatch,
+    BatchOp, ColumnFamily, Durability, Engine, KeyValue, Scan, ScanRange, Snapshot, StorageResult, WriteBatch,
 };
 
 type Tables = BTreeMap<ColumnFamily, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -25,9 +24,17 @@ impl MemoryEngine {
 struct MemorySnapshot(Tables);
 
 fn scan_table(tables: &Tables, cf: ColumnFamily, range: ScanRange, reverse: bool) -> Vec<KeyValue> {
-    let Some(table) = tables.get(&cf) else { return Vec::new() };
-    let matching = table.range((range.start, range.end)).map(|(k, v)| (k.clone(), v.clone()));
-    if reverse { matching.rev().collect() } else { matching.collect() }
+    let Some(table) = tables.get(&cf) else {
+        return Vec::new();
+    };
+    let matching = table
+        .range((range.start, range.end))
+        .map(|(k, v)| (k.clone(), v.clone()));
+    if reverse {
+        matching.rev().collect()
+    } else {
+        matching.collect()
+    }
 }
 
 impl Snapshot for MemorySnapshot {

@@ -61,8 +61,15 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// One write in a [`WriteBatch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BatchOp {
-    Put { cf: ColumnFamily, key: Vec<u8>, value: Vec<u8> },
-    Delete { cf: ColumnFamily, key: Vec<u8> },
+    Put {
+        cf: ColumnFamily,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: ColumnFamily,
+        key: Vec<u8>,
+    },
 }
 
 /// Writes applied all-or-nothing by [`Engine::write`].
@@ -111,11 +118,17 @@ pub struct ScanRange {
 
 impl ScanRange {
     pub fn new(start: Vec<u8>, end: Vec<u8>) -> Self {
-        Self { start: Bound::Included(start), end: Bound::Excluded(end) }
+        Self {
+            start: Bound::Included(start),
+            end: Bound::Excluded(end),
+        }
     }
 
     pub fn all() -> Self {
-        Self { start: Bound::Unbounded, end: Bound::Unbounded }
+        Self {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+        }
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {

@@ -11,13 +11,12 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
-    BoundColumnFamily, ColumnFamilyDescriptor, DBWithThreadMode, IteratorMode,
-    MultiThreaded, ReadOptions, SnapshotWithThreadMode, WriteOptions, compaction_filter::Decision,
+    BoundColumnFamily, ColumnFamilyDescriptor, DBWithThreadMode, IteratorMode, MultiThreaded, ReadOptions,
+    SnapshotWithThreadMode, WriteOptions, compaction_filter::Decision,
 };
 
 use super::{
-    BatchOp, ColumnFamily, Durability, Engine, Scan, ScanRange, Snapshot, StorageError,
-    StorageResult, WriteBatch,
+    BatchOp, ColumnFamily, Durability, Engine, Scan, ScanRange, Snapshot, StorageError, StorageResult, WriteBatch,
 };
 
 type Db = DBWithThreadMode<MultiThreaded>;
@@ -51,7 +50,10 @@ fn engine_error(error: rocksdb::Error) -> StorageError {
 }
 
 fn lock_data_dir(path: &Path) -> StorageResult<File> {
-    let io = |e: std::io::Error| StorageError::Io { path: path.to_path_buf(), reason: e.to_string() };
+    let io = |e: std::io::Error| StorageError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     std::fs::create_dir_all(path).map_err(io)?;
     let lock_path = path.join("edgekv.lock");
     let mut lock = File::options()
@@ -64,7 +66,10 @@ fn lock_data_dir(path: &Path) -> StorageResult<File> {
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(StorageError::Locked { path: path.to_path_buf(), lock: lock_path });
+            return Err(StorageError::Locked {
+                path: path.to_path_buf(),
+                lock: lock_path,
+            });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
     }
@@ -90,23 +95,34 @@ impl RocksEngine {
                 && let Some(filter) = data_filter.take()
             {
                 cf_options.set_compaction_filter("edgekv-expiry", move |_level: u32, key: &[u8], value: &[u8]| {
-                    if filter(key, value) { Decision::Remove } else { Decision::Keep }
+                    if filter(key, value) {
+                        Decision::Remove
+                    } else {
+                        Decision::Keep
+                    }
                 });
             }
             ColumnFamilyDescriptor::new(cf.name(), cf_options)
         });
         let db = Db::open_cf_descriptors(&db_options, path, descriptors).map_err(engine_error)?;
-        Ok(Self { db, path: path.to_path_buf(), _lock: lock })
+        Ok(Self {
+            db,
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     fn handle(&self, cf: ColumnFamily) -> std::sync::Arc<BoundColumnFamily<'_>> {
-        self.db.cf_handle(cf.name()).expect("every column family is created at open")
+        self.db
+            .cf_handle(cf.name())
+            .expect("every column family is created at open")
     }
 
     /// Forces a full compaction of the data column family (tests use it to exercise the
     /// compaction filter).
     pub fn compact_data(&self) {
-        self.db.compact_range_cf(&self.handle(ColumnFamily::Data), None::<&[u8]>, None::<&[u8]>);
+        self.db
+            .compact_range_cf(&self.handle(ColumnFamily::Data), None::<&[u8]>, None::<&[u8]>);
     }
 }
 
@@ -148,7 +164,11 @@ where
 }
 
 fn direction(reverse: bool) -> IteratorMode<'static> {
-    if reverse { IteratorMode::End } else { IteratorMode::Start }
+    if reverse {
+        IteratorMode::End
+    } else {
+        IteratorMode::Start
+    }
 }
 
 struct RocksSnapshot<'a> {
@@ -163,7 +183,9 @@ impl Snapshot for RocksSnapshot<'_> {
 
     fn scan(&self, cf: ColumnFamily, range: ScanRange, reverse: bool) -> Scan<'_> {
         let (options, _, skip) = read_options(&range);
-        let iter = self.snapshot.iterator_cf_opt(&self.engine.handle(cf), options, direction(reverse));
+        let iter = self
+            .snapshot
+            .iterator_cf_opt(&self.engine.handle(cf), options, direction(reverse));
         to_scan(iter, skip)
     }
 }
@@ -180,7 +202,10 @@ impl Engine for RocksEngine {
     }
 
     fn snapshot(&self) -> Box<dyn Snapshot + '_> {
-        Box::new(RocksSnapshot { engine: self, snapshot: self.db.snapshot() })
+        Box::new(RocksSnapshot {
+            engine: self,
+            snapshot: self.db.snapshot(),
+        })
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> StorageResult<()> {
@@ -245,12 +270,18 @@ mod tests {
         }
         engine.write(batch, Durability::Sync).unwrap();
         let keys = |range: ScanRange, reverse| -> Vec<Vec<u8>> {
-            engine.scan(ColumnFamily::Data, range, reverse).map(|r| r.unwrap().0).collect()
+            engine
+                .scan(ColumnFamily::Data, range, reverse)
+                .map(|r| r.unwrap().0)
+                .collect()
         };
         let range = ScanRange::new(b"b".to_vec(), b"d".to_vec());
         assert_eq!(keys(range.clone(), false), vec![b"b".to_vec(), b"c".to_vec()]);
         assert_eq!(keys(range, true), vec![b"c".to_vec(), b"b".to_vec()]);
-        let excluded = ScanRange { start: Bound::Excluded(b"b".to_vec()), end: Bound::Unbounded };
+        let excluded = ScanRange {
+            start: Bound::Excluded(b"b".to_vec()),
+            end: Bound::Unbounded,
+        };
         assert_eq!(keys(excluded, false), vec![b"c".to_vec(), b"d".to_vec()]);
         assert_eq!(engine.scan(ColumnFamily::Expiry, ScanRange::all(), false).count(), 0);
     }

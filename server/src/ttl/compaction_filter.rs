@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::storage::codec::Envelope;
 use crate::storage::DropFilter;
+use crate::storage::codec::Envelope;
 
 pub fn expired_records(clock: Arc<dyn Clock>) -> DropFilter {
     Box::new(move |_key: &[u8], value: &[u8]| Envelope::peek_expiry(value).is_some_and(|at| at <= clock.now_ms()))

@@ -17,12 +17,18 @@ pub const SWEEP_BATCH: usize = 1000;
 
 /// The due entries at `now_ms`, oldest first, at most `max`.
 pub fn due_entries(engine: &dyn Engine, now_ms: u64, max: usize) -> StorageResult<Vec<DueExpiry>> {
-    let range = ScanRange { start: std::ops::Bound::Unbounded, end: std::ops::Bound::Excluded(expiry_index_due_end(now_ms)) };
+    let range = ScanRange {
+        start: std::ops::Bound::Unbounded,
+        end: std::ops::Bound::Excluded(expiry_index_due_end(now_ms)),
+    };
     let mut due = Vec::new();
     for item in engine.scan(ColumnFamily::Expiry, range, false).take(max) {
         let (index_key, _) = item?;
         let (expires_at_ms, key) = split_expiry_index_key(&index_key)?;
-        due.push(DueExpiry { expires_at_ms, key: key.to_vec() });
+        due.push(DueExpiry {
+            expires_at_ms,
+            key: key.to_vec(),
+        });
     }
     Ok(due)
 }

@@ -80,6 +80,12 @@ impl Error {
                 code: ErrorCode::Unauthenticated,
                 message,
             },
+            // The transport's answer to a message over the gRPC size limit, sent before the
+            // server read the request: nothing was applied.
+            tonic::Code::OutOfRange => Error::Server {
+                code: ErrorCode::RequestTooLarge,
+                message,
+            },
             _ => Error::Protocol(message),
         }
     }

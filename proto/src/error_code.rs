@@ -89,3 +89,20 @@ mod tests {
         assert!("NOPE".parse::<ErrorCode>().is_err());
     }
 }
+
+#[cfg(test)]
+mod docs {
+    use super::ErrorCode;
+
+    /// docs/api.md lists every code; a code added here without documentation fails.
+    #[test]
+    fn every_code_is_documented() {
+        let api = include_str!("../../docs/api.md");
+        for code in ErrorCode::ALL {
+            assert!(
+                api.contains(&format!("| `{}` |", code.as_str())),
+                "docs/api.md does not document {code}"
+            );
+        }
+    }
+}

@@ -310,7 +310,10 @@ mod tests {
         for inside in [&child, &deep] {
             assert!(start.as_slice() <= inside.as_slice() && inside.as_slice() < end.as_slice());
         }
-        assert!(start.as_slice() > prefix.as_slice(), "the prefix key itself is excluded");
+        assert!(
+            start.as_slice() > prefix.as_slice(),
+            "the prefix key itself is excluded"
+        );
         assert!(!(sibling.as_slice() < end.as_slice() && sibling.as_slice() >= start.as_slice()));
     }
 
@@ -339,6 +342,13 @@ mod tests {
         #[test]
         fn byte_order_equals_tuple_order(a in key_strategy(), b in key_strategy()) {
             prop_assert_eq!(a.encode().cmp(&b.encode()), a.cmp(&b));
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
+            if let Ok(key) = Key::decode(&bytes) {
+                prop_assert_eq!(key.encode(), bytes);
+            }
         }
 
         #[test]

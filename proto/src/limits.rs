@@ -18,8 +18,11 @@ pub const MAX_MUTATIONS: usize = 1000;
 pub const MAX_CHECKS: usize = 100;
 /// Largest atomic write: keys, values and metadata of all its checks and mutations.
 pub const MAX_ATOMIC_BYTES: usize = 8 * 1024 * 1024;
-/// Largest gRPC message the server accepts; a little above MAX_ATOMIC_BYTES for framing.
-pub const MAX_REQUEST_BYTES: usize = MAX_ATOMIC_BYTES + 64 * 1024;
+/// Largest gRPC message the server decodes. Twice MAX_ATOMIC_BYTES so that writes just over
+/// the atomic limit get the precise REQUEST_TOO_LARGE answer; beyond this the transport
+/// refuses with gRPC OUT_OF_RANGE before reading the message, which the SDK reports as
+/// REQUEST_TOO_LARGE.
+pub const MAX_REQUEST_BYTES: usize = 2 * MAX_ATOMIC_BYTES;
 /// Most keys in one GetMany.
 pub const MAX_GET_MANY_KEYS: usize = 1000;
 /// Most entries in one List page.

@@ -41,4 +41,42 @@ mod tests {
         clock.set(2_000);
         assert!(filter(b"k", &record(Some(1_001))));
     }
+
+    #[test]
+    fn rocksdb_compaction_drops_expired_records() {
+        use crate::storage::{ColumnFamily, Durability, Engine, RocksEngine, RocksOptions, WriteBatch};
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(1_000);
+        let engine = RocksEngine::open(
+            dir.path(),
+            RocksOptions {
+                data_drop_filter: Some(expired_records(Arc::new(clock.clone()))),
+            },
+        )
+        .unwrap();
+        let record = |expires_at_ms| {
+            Envelope {
+                encoding: ValueEncoding::Bytes,
+                versionstamp: Versionstamp::new(1, 0),
+                expires_at_ms,
+                metadata: None,
+                value: b"v".to_vec(),
+            }
+            .encode()
+        };
+        let mut batch = WriteBatch::default();
+        batch.put(ColumnFamily::Data, b"expiring".to_vec(), record(Some(1_500)));
+        batch.put(ColumnFamily::Data, b"forever".to_vec(), record(None));
+        engine.write(batch, Durability::Sync).unwrap();
+        engine.flush().unwrap();
+        engine.compact_data();
+        assert!(
+            engine.get(ColumnFamily::Data, b"expiring").unwrap().is_some(),
+            "not expired yet"
+        );
+        clock.set(1_500);
+        engine.compact_data();
+        assert_eq!(engine.get(ColumnFamily::Data, b"expiring").unwrap(), None);
+        assert!(engine.get(ColumnFamily::Data, b"forever").unwrap().is_some());
+    }
 }

@@ -64,13 +64,8 @@ impl Node {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
-        let log = data_dir.with_extension("log");
-        let log_file = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .context("node log file")?;
-        let mut child = Command::new(binary("edgekv"))
+        let mut command = Command::new(binary("edgekv"));
+        command
             .args([
                 "dev",
                 "--listen",
@@ -81,7 +76,20 @@ impl Node {
             ])
             .arg(data_dir)
             .args(extra)
-            .env_remove("EDGEKV_CONFIG")
+            .env_remove("EDGEKV_CONFIG");
+        Self::launch(command, data_dir)
+    }
+
+    /// Starts any `edgekv` command line (for instance `serve --config FILE`) and waits for
+    /// its ready line. Its log goes to `<data_dir>.log`.
+    pub fn launch(mut command: Command, data_dir: &Path) -> Result<Self> {
+        let log = data_dir.with_extension("log");
+        let log_file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .context("node log file")?;
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)

@@ -136,3 +136,37 @@ fn endpoint_flag_beats_environment() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn ttl_through_kvctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data")).unwrap();
+    let ep = node.endpoint.as_str();
+    assert!(
+        kvctl(ep, &["put", "session/1", "token", "--ttl", "300ms"])
+            .status
+            .success()
+    );
+    let get = kvctl(ep, &["get", "session/1", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&get)).unwrap();
+    let expires_at = json["expires_at"].as_u64().unwrap();
+    // Real time on a real process: wait for the expiry, bounded; never a speed assertion.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let get = kvctl(ep, &["get", "session/1"]);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        match get.status.code() {
+            Some(1) => break,
+            Some(0) => assert!(now < expires_at, "kvctl returned an expired value"),
+            other => panic!("unexpected exit {other:?}: {}", stderr(&get)),
+        }
+        assert!(std::time::Instant::now() < deadline, "the key never expired");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let list = kvctl(ep, &["list", "--prefix", "session", "-o", "json"]);
+    assert!(list.status.success());
+    assert_eq!(stdout(&list), "");
+}

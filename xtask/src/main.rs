@@ -70,7 +70,6 @@ fn cargo(args: &[&str], extra: &[String]) -> Result<ExitCode> {
     let status = Command::new(&cargo)
         .args(args)
         .args(extra)
-        .current_dir(workspace_root())
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;
     Ok(if status.success() {
@@ -78,12 +77,6 @@ fn cargo(args: &[&str], extra: &[String]) -> Result<ExitCode> {
     } else {
         ExitCode::from(status.code().unwrap_or(1).clamp(1, 255) as u8)
     })
-}
-
-fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace root")
 }
 
 /// Debian packages the build needs, with the check that tells whether each is present.

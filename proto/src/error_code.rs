@@ -60,6 +60,7 @@ error_codes! {
     InvalidCursor => "INVALID_CURSOR", false, "The cursor is malformed or belongs to another range.";
     InvalidExpiry => "INVALID_EXPIRY", false, "The expiry is zero, in the past or too far in the future.";
     TypeMismatch => "TYPE_MISMATCH", false, "A numeric mutation met a stored value that is not a u64.";
+    SumOutOfRange => "SUM_OUT_OF_RANGE", false, "A bounded sum left its min/max range and clamp was off; nothing was written.";
     RangeTooLarge => "RANGE_TOO_LARGE", false, "A delete-range mutation covers more keys than one commit may remove.";
     Unavailable => "UNAVAILABLE", true, "The node cannot serve the request right now; retry, possibly elsewhere.";
     ShuttingDown => "SHUTTING_DOWN", true, "The node is shutting down; retry on another node or after restart.";

@@ -23,7 +23,7 @@ fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::InvalidRange
         | ErrorCode::InvalidCursor
         | ErrorCode::InvalidExpiry => Code::InvalidArgument,
-        ErrorCode::TypeMismatch | ErrorCode::RangeTooLarge => Code::FailedPrecondition,
+        ErrorCode::TypeMismatch | ErrorCode::SumOutOfRange | ErrorCode::RangeTooLarge => Code::FailedPrecondition,
         ErrorCode::Unavailable | ErrorCode::ShuttingDown => Code::Unavailable,
         ErrorCode::StorageFull => Code::ResourceExhausted,
         ErrorCode::StorageError | ErrorCode::Internal => Code::Internal,

@@ -18,10 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use edgekv_proto::v1::ValueEncoding;
 use edgekv_proto::{Key, Versionstamp, limits::MAX_DELETE_RANGE_KEYS};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::error::{KvError, KvResult};
 use super::types::{AtomicOutcome, AtomicWrite, Expiry, Mutation};
+use super::v8_sum::{self, SumError, SumOperand};
 use crate::clock::Clock;
 use crate::storage::codec::{Envelope, expiry_index_key};
 use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, WriteBatch};
@@ -46,7 +47,12 @@ pub(crate) struct Committer {
     durability: Durability,
     last_commit: Arc<AtomicU64>,
     requests: mpsc::Receiver<CommitRequest>,
+    changes: broadcast::Sender<ChangedKeys>,
 }
+
+/// The keys a commit group changed (written, deleted or expired), published after the
+/// group is durable. Watchers re-read the keys they care about.
+pub type ChangedKeys = Arc<Vec<Vec<u8>>>;
 
 pub(crate) fn read_last_commit(engine: &dyn Engine) -> KvResult<u64> {
     match engine.get(ColumnFamily::Meta, LAST_COMMIT_KEY)? {
@@ -68,6 +74,7 @@ impl Committer {
         durability: Durability,
         last_commit: Arc<AtomicU64>,
         requests: mpsc::Receiver<CommitRequest>,
+        changes: broadcast::Sender<ChangedKeys>,
     ) -> Self {
         Self {
             engine,
@@ -75,6 +82,7 @@ impl Committer {
             durability,
             last_commit,
             requests,
+            changes,
         }
     }
 
@@ -131,6 +139,7 @@ impl Committer {
             }
         }
         let committed_any = position > 0;
+        let changed: Vec<Vec<u8>> = staged.written.keys().cloned().collect();
         let persisted = staged.into_batch().and_then(|mut batch| {
             if batch.is_empty() {
                 return Ok(());
@@ -148,6 +157,10 @@ impl Committer {
             Ok(()) => {
                 if committed_any {
                     self.last_commit.store(commit, Ordering::SeqCst);
+                }
+                if !changed.is_empty() {
+                    // No receivers is fine: nobody is watching.
+                    let _ = self.changes.send(Arc::new(changed));
                 }
                 for (reply, outcome) in atomic_replies {
                     let _ = reply.send(outcome);
@@ -258,7 +271,7 @@ fn describe(envelope: &Envelope) -> String {
     }
 }
 
-fn display_key(key: &[u8]) -> String {
+pub(crate) fn display_key(key: &[u8]) -> String {
     Key::decode(key).map_or_else(|_| hex_string(key), |k| k.to_string())
 }
 
@@ -298,10 +311,7 @@ fn apply_atomic(
                 expiry,
                 metadata,
             } => {
-                let expires_at_ms = expiry.map(|e| match e {
-                    Expiry::In(ms) => now.saturating_add(ms),
-                    Expiry::At(at) => at,
-                });
+                let expires_at_ms = expiry.map(|e| resolve_expiry(e, now));
                 let envelope = Envelope {
                     encoding: *encoding,
                     versionstamp: stamp,
@@ -343,10 +353,64 @@ fn apply_atomic(
                     pending.insert(key, None);
                 }
             }
+            Mutation::SumV8 {
+                key,
+                operand,
+                min,
+                max,
+                clamp,
+            } => {
+                let invalid = |e: SumError| KvError::from_sum(e, key);
+                let current = match live(staged.raw(key, &pending)?) {
+                    Some(current) => SumOperand::parse(current.encoding, &current.value).map_err(invalid)?,
+                    None => None,
+                };
+                let parse_v8 = |bytes: &[u8]| SumOperand::parse(ValueEncoding::V8, bytes).map_err(invalid);
+                let operand = match parse_v8(operand)? {
+                    Some(operand) => operand,
+                    None => return Err(invalid(SumError::Type("the sum operand is empty".into()))),
+                };
+                let result = v8_sum::sum(current, operand, parse_v8(min)?, parse_v8(max)?, *clamp).map_err(invalid)?;
+                let (encoding, value) = result.encode();
+                let envelope = Envelope {
+                    encoding,
+                    versionstamp: stamp,
+                    expires_at_ms: None,
+                    metadata: None,
+                    value,
+                };
+                pending.insert(key.clone(), Some(envelope));
+            }
+            Mutation::SetVersionstampedKey {
+                prefix,
+                encoding,
+                value,
+                expiry,
+            } => {
+                let mut key = prefix.clone();
+                key.push(0x02);
+                key.extend_from_slice(stamp.to_hex().as_bytes());
+                key.push(0x00);
+                let envelope = Envelope {
+                    encoding: *encoding,
+                    versionstamp: stamp,
+                    expires_at_ms: expiry.map(|e| resolve_expiry(e, now)),
+                    metadata: None,
+                    value: value.clone(),
+                };
+                pending.insert(key, Some(envelope));
+            }
         }
     }
     staged.written.extend(pending);
     Ok(AtomicOutcome::Committed(stamp))
+}
+
+fn resolve_expiry(expiry: Expiry, now: u64) -> u64 {
+    match expiry {
+        Expiry::In(ms) => now.saturating_add(ms),
+        Expiry::At(at) => at,
+    }
 }
 
 /// Every key that exists in `[start, end)` in the group's view (expired ones included, so

@@ -40,6 +40,10 @@ pub enum KvError {
         key: String,
         found: String,
     },
+    #[error("sum on key {key}: {reason}")]
+    SumTypeMismatch { key: String, reason: String },
+    #[error("sum on key {key} is outside the given min/max bounds (and clamp is off)")]
+    SumOutOfRange { key: String },
     #[error("delete-range covers more than {limit} keys; delete it in smaller ranges")]
     RangeTooLarge { limit: usize },
     #[error("the node is shutting down")]
@@ -65,12 +69,23 @@ impl KvError {
             KvError::InvalidRange(_) => ErrorCode::InvalidRange,
             KvError::InvalidCursor(_) => ErrorCode::InvalidCursor,
             KvError::InvalidExpiry(_) => ErrorCode::InvalidExpiry,
-            KvError::TypeMismatch { .. } => ErrorCode::TypeMismatch,
+            KvError::TypeMismatch { .. } | KvError::SumTypeMismatch { .. } => ErrorCode::TypeMismatch,
+            KvError::SumOutOfRange { .. } => ErrorCode::SumOutOfRange,
             KvError::RangeTooLarge { .. } => ErrorCode::RangeTooLarge,
             KvError::ShuttingDown => ErrorCode::ShuttingDown,
             KvError::Storage(StorageError::NoSpace(_)) => ErrorCode::StorageFull,
             KvError::Storage(StorageError::Corrupted(_)) => ErrorCode::DataCorrupted,
             KvError::Storage(_) => ErrorCode::StorageError,
+        }
+    }
+}
+
+impl KvError {
+    pub(crate) fn from_sum(error: super::v8_sum::SumError, key: &[u8]) -> Self {
+        let key = super::commit::display_key(key);
+        match error {
+            super::v8_sum::SumError::Type(reason) => KvError::SumTypeMismatch { key, reason },
+            super::v8_sum::SumError::OutOfRange => KvError::SumOutOfRange { key },
         }
     }
 }

@@ -10,6 +10,7 @@ mod commit;
 pub mod error;
 pub mod range;
 pub mod types;
+pub mod v8_sum;
 pub mod validate;
 
 #[cfg(test)]
@@ -20,8 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use edgekv_proto::Versionstamp;
 use edgekv_proto::limits::MAX_GET_MANY_KEYS;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use self::commit::ChangedKeys;
 use self::commit::{CommitRequest, Committer};
 pub use self::error::{KvError, KvResult};
 pub use self::types::*;
@@ -32,6 +34,11 @@ use crate::ttl::DueExpiry;
 
 /// Requests waiting for the commit pipeline before callers are pushed back on.
 const COMMIT_QUEUE: usize = 4096;
+/// Change notices kept for slow watchers; one that falls further behind re-reads all its
+/// keys instead (see [`KvStore::subscribe`]).
+const CHANGE_BACKLOG: usize = 1024;
+/// Meta column family key holding this database's id (a UUID, created on first start).
+const DATABASE_ID_KEY: &[u8] = b"database_id";
 
 #[derive(Clone)]
 pub struct KvStore {
@@ -39,6 +46,8 @@ pub struct KvStore {
     clock: Arc<dyn Clock>,
     commits: mpsc::Sender<CommitRequest>,
     last_commit: Arc<AtomicU64>,
+    changes: broadcast::Sender<ChangedKeys>,
+    database_id: uuid::Uuid,
 }
 
 /// The running commit pipeline; [`CommitThread::shutdown`] drains and joins it.
@@ -67,8 +76,17 @@ impl KvStore {
         durability: Durability,
     ) -> KvResult<(Self, CommitThread)> {
         let last_commit = Arc::new(AtomicU64::new(commit::read_last_commit(engine.as_ref())?));
+        let database_id = database_id(engine.as_ref())?;
         let (commits, requests) = mpsc::channel(COMMIT_QUEUE);
-        let committer = Committer::new(engine.clone(), clock.clone(), durability, last_commit.clone(), requests);
+        let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
+        let committer = Committer::new(
+            engine.clone(),
+            clock.clone(),
+            durability,
+            last_commit.clone(),
+            requests,
+            changes.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("edgekv-commit".into())
             .spawn(move || committer.run())
@@ -82,6 +100,8 @@ impl KvStore {
             clock,
             commits: commits.clone(),
             last_commit,
+            changes,
+            database_id,
         };
         Ok((store, CommitThread { commits, thread }))
     }
@@ -98,11 +118,27 @@ impl KvStore {
         }
     }
 
+    /// This database's id: stable across restarts, the `databaseId` of KV Connect.
+    pub fn database_id(&self) -> uuid::Uuid {
+        self.database_id
+    }
+
+    /// Notices of the keys each commit changed, from now on. A receiver that lags behind
+    /// gets `RecvError::Lagged` and must assume every key changed.
+    pub fn subscribe(&self) -> broadcast::Receiver<ChangedKeys> {
+        self.changes.subscribe()
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     fn read_info(&self, consistency: Consistency) -> ReadInfo {
         // One node: every acknowledged write is applied before it is acknowledged, so the
         // local replica is the latest state and both guarantees are met.
         ReadInfo {
             consistency,
+            strongly_consistent: true,
             staleness_ms: 0,
         }
     }
@@ -174,6 +210,37 @@ impl KvStore {
         Ok((ListPage { entries, cursor }, self.read_info(consistency)))
     }
 
+    /// Reads several ranges from one snapshot (KV Connect's snapshot_read). An empty or
+    /// inverted range reads nothing.
+    pub fn snapshot_read(
+        &self,
+        ranges: &[RangeRead],
+        consistency: Consistency,
+    ) -> KvResult<(Vec<Vec<Entry>>, ReadInfo)> {
+        for range in ranges {
+            validate::range_bound(&range.start)?;
+            validate::range_bound(&range.end)?;
+        }
+        let now = self.clock.now_ms();
+        let snapshot = self.engine.snapshot();
+        let mut results = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let mut entries = Vec::new();
+            if range.start < range.end {
+                let scan = crate::storage::ScanRange::new(range.start.clone(), range.end.clone());
+                for item in snapshot.scan(ColumnFamily::Data, scan, range.reverse) {
+                    if entries.len() == range.limit {
+                        break;
+                    }
+                    let (key, bytes) = item?;
+                    entries.extend(self.live(&key, Some(bytes), now)?);
+                }
+            }
+            results.push(entries);
+        }
+        Ok((results, self.read_info(consistency)))
+    }
+
     pub async fn atomic(&self, write: AtomicWrite) -> KvResult<AtomicOutcome> {
         validate::atomic(&write)?;
         let (reply, answer) = oneshot::channel();
@@ -210,4 +277,20 @@ impl KvStore {
         }
         Ok(count)
     }
+}
+
+/// Reads this database's id, creating it on first start.
+fn database_id(engine: &dyn Engine) -> KvResult<uuid::Uuid> {
+    if let Some(raw) = engine.get(ColumnFamily::Meta, DATABASE_ID_KEY)? {
+        return uuid::Uuid::from_slice(&raw).map_err(|_| {
+            KvError::Storage(crate::storage::StorageError::Corrupted(
+                "database id is not 16 bytes".into(),
+            ))
+        });
+    }
+    let id = uuid::Uuid::new_v4();
+    let mut batch = crate::storage::WriteBatch::default();
+    batch.put(ColumnFamily::Meta, DATABASE_ID_KEY.to_vec(), id.as_bytes().to_vec());
+    engine.write(batch, Durability::Sync)?;
+    Ok(id)
 }

@@ -85,6 +85,24 @@ pub enum Mutation {
         start: Vec<u8>,
         end: Vec<u8>,
     },
+    /// Deno KV's sum on V8-serialized JavaScript numbers or bigints, with optional bounds
+    /// (V8-serialized, empty when absent) that either clamp the result or fail the write.
+    /// A u64 operand behaves as [`NumericOp::Sum`].
+    SumV8 {
+        key: Vec<u8>,
+        operand: Vec<u8>,
+        min: Vec<u8>,
+        max: Vec<u8>,
+        clamp: bool,
+    },
+    /// Sets the key `prefix` + a string part holding the write's versionstamp in hex, as
+    /// Deno KV's versionstamped keys do (unique, commit-ordered keys without a read).
+    SetVersionstampedKey {
+        prefix: Vec<u8>,
+        encoding: ValueEncoding,
+        value: Vec<u8>,
+        expiry: Option<Expiry>,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -129,5 +147,17 @@ pub struct ListPage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadInfo {
     pub consistency: Consistency,
+    /// Whether the answer reflects every write acknowledged before the read, whatever
+    /// consistency was asked for (true on a single node).
+    pub strongly_consistent: bool,
     pub staleness_ms: u64,
+}
+
+/// One range of a multi-range snapshot read: `[start, end)`, at most `limit` live entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeRead {
+    pub start: Vec<u8>,
+    pub end: Vec<u8>,
+    pub limit: usize,
+    pub reverse: bool,
 }

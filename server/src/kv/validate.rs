@@ -8,6 +8,9 @@ use edgekv_proto::v1::ValueEncoding;
 use super::error::{KvError, KvResult};
 use super::types::{AtomicWrite, Expiry, Mutation};
 
+/// Bytes a versionstamped key adds to its prefix: a string part of 20 hex digits.
+pub const VERSIONSTAMP_SUFFIX_LEN: usize = 22;
+
 /// A key named by a write: non-empty, canonical tuple encoding, within the write limit.
 pub fn write_key(key: &[u8]) -> KvResult<()> {
     key_with_limit(key, MAX_KEY_BYTES)
@@ -143,6 +146,34 @@ pub fn atomic(write: &AtomicWrite) -> KvResult<()> {
             Mutation::Numeric { key, .. } => {
                 write_key(key)?;
                 key.len() + 8
+            }
+            Mutation::SumV8 {
+                key, operand, min, max, ..
+            } => {
+                write_key(key)?;
+                key.len() + operand.len() + min.len() + max.len()
+            }
+            Mutation::SetVersionstampedKey {
+                prefix,
+                encoding,
+                value: bytes,
+                expiry: when,
+            } => {
+                // The suffix adds 22 bytes; the prefix must leave room for it.
+                if prefix.len() + VERSIONSTAMP_SUFFIX_LEN > MAX_KEY_BYTES {
+                    return Err(KvError::KeyTooLarge {
+                        len: prefix.len() + VERSIONSTAMP_SUFFIX_LEN,
+                        limit: MAX_KEY_BYTES,
+                    });
+                }
+                if !prefix.is_empty() {
+                    Key::decode(prefix).map_err(|e| KvError::KeyMalformed(e.to_string()))?;
+                }
+                value(*encoding, bytes)?;
+                if let Some(when) = when {
+                    expiry(*when)?;
+                }
+                prefix.len() + bytes.len()
             }
             Mutation::DeleteRange { start, end } => {
                 range_bound(start)?;

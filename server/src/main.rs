@@ -60,6 +60,18 @@ struct Settings {
     /// How often expired entries are reclaimed, e.g. 1s.
     #[arg(long, env = "EDGEKV_SWEEP_INTERVAL", value_parser = humantime::parse_duration)]
     sweep_interval: Option<Duration>,
+    /// Serve Deno KV Connect (true/false).
+    #[arg(long, env = "EDGEKV_KV_CONNECT_ENABLED", action = clap::ArgAction::Set)]
+    kv_connect_enabled: Option<bool>,
+    /// KV Connect address, e.g. 127.0.0.1:7071.
+    #[arg(long, env = "EDGEKV_KV_CONNECT_LISTEN")]
+    kv_connect_listen: Option<SocketAddr>,
+    /// KV Connect access token (what clients put in DENO_KV_ACCESS_TOKEN).
+    #[arg(long, env = "EDGEKV_KV_CONNECT_TOKEN", hide_env_values = true)]
+    kv_connect_token: Option<String>,
+    /// File with KV Connect access tokens, one per line.
+    #[arg(long, env = "EDGEKV_KV_CONNECT_TOKEN_FILE")]
+    kv_connect_token_file: Option<PathBuf>,
     /// Log filter, e.g. info or edgekv_server=debug.
     #[arg(long = "log", env = "EDGEKV_LOG")]
     log_level: Option<String>,
@@ -75,15 +87,28 @@ impl From<Settings> for Overrides {
             sync_writes: s.sync_writes,
             sweep_interval: s.sweep_interval,
             log_level: s.log_level,
+            kv_connect_enabled: s.kv_connect_enabled,
+            kv_connect_listen: s.kv_connect_listen,
+            kv_connect_token: s.kv_connect_token,
+            kv_connect_token_file: s.kv_connect_token_file,
         }
     }
 }
+
+/// The KV Connect access token of `edgekv dev` when none is given: a development node
+/// listens on loopback only, and a fixed token makes `DENO_KV_ACCESS_TOKEN` copy-pasteable.
+const DEV_KV_CONNECT_TOKEN: &str = "edgekv-dev-token";
 
 fn load(command: Command) -> Result<Config, edgekv_server::config::ConfigError> {
     match command {
         Command::Dev { settings } => {
             let mut overrides = Overrides::from(settings);
             overrides.node_id.get_or_insert_with(|| "dev".into());
+            if overrides.kv_connect_token_file.is_none() {
+                overrides
+                    .kv_connect_token
+                    .get_or_insert_with(|| DEV_KV_CONNECT_TOKEN.into());
+            }
             Config::load(None, overrides)
         }
         Command::Serve { config, settings } => Config::load(config.as_deref(), settings.into()),
@@ -123,7 +148,12 @@ fn main() -> ExitCode {
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
         // The ready line goes to stdout, one line, so scripts and tests can wait for it.
-        let on_ready = Box::new(|address| println!("edgekv ready: client API on http://{address}"));
+        let on_ready = Box::new(|ready: edgekv_server::node::Ready| {
+            if let Some(kv_connect) = ready.kv_connect {
+                println!("edgekv ready: KV Connect on http://{kv_connect}");
+            }
+            println!("edgekv ready: client API on http://{}", ready.api);
+        });
         let result = edgekv_server::node::run(config, shutdown, on_ready).await;
         signals.abort();
         result

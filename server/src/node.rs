@@ -15,6 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::grpc::{self, NodeInfo};
 use crate::kv::{KvError, KvStore};
+use crate::kvconnect;
 use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageError};
 use crate::ttl::{compaction_filter, sweeper::Sweeper};
 
@@ -37,8 +38,15 @@ pub enum NodeError {
 /// pipeline still complete; only the answers are lost.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Called once the node accepts requests, with the address it listens on.
-pub type OnReady = Box<dyn FnOnce(SocketAddr) + Send>;
+/// The addresses a ready node listens on.
+#[derive(Clone, Copy, Debug)]
+pub struct Ready {
+    pub api: SocketAddr,
+    pub kv_connect: Option<SocketAddr>,
+}
+
+/// Called once the node accepts requests.
+pub type OnReady = Box<dyn FnOnce(Ready) + Send>;
 
 pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady) -> Result<(), NodeError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -63,6 +71,21 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         }
     };
     let address = listener.local_addr().map_err(NodeError::Listen)?;
+    let kv_connect = if config.kv_connect.enabled {
+        let tokens = config
+            .kv_connect
+            .all_access_tokens()
+            .map_err(|e| NodeError::Task(e.to_string()))?;
+        match kvconnect::bind(config.kv_connect.listen).await {
+            Ok(listener) => Some((listener, tokens)),
+            Err(error) => {
+                tokio::task::spawn_blocking(move || commit_thread.shutdown()).await.ok();
+                return Err(NodeError::Listen(error));
+            }
+        }
+    } else {
+        None
+    };
     let info = NodeInfo {
         node_id: config.node.id.clone(),
         region: config.node.region.clone(),
@@ -75,6 +98,19 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     let api_stop = CancellationToken::new();
     let api = grpc::serve(listener, store.clone(), info, api_stop.clone());
     tasks.spawn(async move { api.await.map_err(NodeError::from) });
+    let kv_connect_address = match kv_connect {
+        Some((listener, tokens)) => {
+            let address = listener.local_addr().map_err(NodeError::Listen)?;
+            let serve = kvconnect::serve(listener, store.clone(), tokens, api_stop.clone());
+            tasks.spawn(async move {
+                serve
+                    .await
+                    .map_err(|e| NodeError::Task(format!("KV Connect failed: {e}")))
+            });
+            Some(address)
+        }
+        None => None,
+    };
     let sweeper_stop = CancellationToken::new();
     let sweeper = Sweeper {
         engine: engine.clone(),
@@ -106,7 +142,13 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         sync_writes = config.storage.sync_writes,
         "edgekv listening on {address}"
     );
-    on_ready(address);
+    if let Some(kv_connect) = kv_connect_address {
+        tracing::info!("KV Connect listening on {kv_connect}");
+    }
+    on_ready(Ready {
+        api: address,
+        kv_connect: kv_connect_address,
+    });
 
     let failure = tokio::select! {
         _ = shutdown.cancelled() => None,

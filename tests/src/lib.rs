@@ -53,6 +53,8 @@ pub fn example(name: &str) -> PathBuf {
 pub struct Node {
     child: Option<Child>,
     pub endpoint: String,
+    /// The KV Connect URL, when the node serves it.
+    pub kv_connect: Option<String>,
     pub data_dir: PathBuf,
     log: PathBuf,
 }
@@ -69,6 +71,8 @@ impl Node {
             .args([
                 "dev",
                 "--listen",
+                "127.0.0.1:0",
+                "--kv-connect-listen",
                 "127.0.0.1:0",
                 "--sweep-interval",
                 "100ms",
@@ -97,26 +101,33 @@ impl Node {
             .context("cannot start edgekv")?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (ready_tx, ready_rx) = mpsc::channel();
-        // Reads the ready line, then keeps draining stdout so the node never blocks on it.
+        // Reads the ready lines (KV Connect, if served, comes before the client API), then
+        // keeps draining stdout so the node never blocks on it.
         std::thread::spawn(move || {
             let mut ready_tx = Some(ready_tx);
+            let mut kv_connect = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("edgekv ready: KV Connect on ") {
+                    kv_connect = Some(url.to_string());
+                }
                 if let Some(address) = line.strip_prefix("edgekv ready: client API on ")
                     && let Some(tx) = ready_tx.take()
                 {
-                    let _ = tx.send(address.to_string());
+                    let _ = tx.send((address.to_string(), kv_connect.take()));
                 }
             }
         });
         let mut node = Node {
             child: Some(child),
             endpoint: String::new(),
+            kv_connect: None,
             data_dir: data_dir.to_path_buf(),
             log,
         };
         match ready_rx.recv_timeout(START_TIMEOUT) {
-            Ok(endpoint) => {
+            Ok((endpoint, kv_connect)) => {
                 node.endpoint = endpoint;
+                node.kv_connect = kv_connect;
                 Ok(node)
             }
             Err(_) => {

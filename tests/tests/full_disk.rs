@@ -37,7 +37,7 @@ async fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let mut command = Command::new("unshare");
     command
         .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o size=24m tmpfs "$1" && exec "$2" dev --listen 127.0.0.1:0 --data-dir "$1/data""#)
+        .arg(r#"mount -t tmpfs -o size=24m tmpfs "$1" && exec "$2" dev --listen 127.0.0.1:0 --kv-connect-listen 127.0.0.1:0 --data-dir "$1/data""#)
         .arg("sh")
         .arg(&mount)
         .arg(binary("edgekv"));

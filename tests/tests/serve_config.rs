@@ -30,7 +30,8 @@ async fn file_then_environment_then_flags() {
     std::fs::write(
         &config,
         format!(
-            "[node]\nid = \"from-file\"\nregion = \"file-region\"\n[storage]\ndata_dir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n",
+            "[node]\nid = \"from-file\"\nregion = \"file-region\"\n[storage]\ndata_dir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [kv_connect]\nlisten = \"127.0.0.1:0\"\naccess_tokens = [\"a-long-enough-token\"]\n",
             data.display().to_string()
         ),
     )
@@ -67,6 +68,12 @@ fn bad_configuration_is_refused_with_the_reason() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("data_dri"), "{stderr}");
+
+    // KV Connect is on by default and needs a token in production.
+    std::fs::write(&config, "[node]\nid = \"n1\"\n").unwrap();
+    let output = serve(&config).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no access token"));
 
     let output = serve(&dir.path().join("missing.toml")).output().unwrap();
     assert_eq!(output.status.code(), Some(2));

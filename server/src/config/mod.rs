@@ -26,6 +26,7 @@ pub struct Config {
     pub node: NodeConfig,
     pub storage: StorageConfig,
     pub api: ApiConfig,
+    pub kv_connect: KvConnectConfig,
     pub ttl: TtlConfig,
     pub log: LogConfig,
 }
@@ -53,6 +54,19 @@ pub struct StorageConfig {
 pub struct ApiConfig {
     /// Address of the client gRPC API.
     pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvConnectConfig {
+    /// Serve the Deno KV Connect protocol (Deno.openKv("http://...")).
+    pub enabled: bool,
+    /// Address of the KV Connect listener (HTTP/1.1 and h2c on one port).
+    pub listen: SocketAddr,
+    /// Access tokens clients present in the metadata exchange (DENO_KV_ACCESS_TOKEN).
+    pub access_tokens: Vec<String>,
+    /// A file with one access token per line, read at startup; empty for none.
+    pub token_file: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -96,6 +110,37 @@ impl Default for ApiConfig {
     }
 }
 
+impl Default for KvConnectConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 7071)),
+            access_tokens: Vec::new(),
+            token_file: PathBuf::new(),
+        }
+    }
+}
+
+impl KvConnectConfig {
+    /// The configured tokens plus those in the token file.
+    pub fn all_access_tokens(&self) -> Result<Vec<String>, ConfigError> {
+        let mut tokens = self.access_tokens.clone();
+        if !self.token_file.as_os_str().is_empty() {
+            let text = std::fs::read_to_string(&self.token_file).map_err(|e| ConfigError::Read {
+                path: self.token_file.clone(),
+                reason: e.to_string(),
+            })?;
+            tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from),
+            );
+        }
+        Ok(tokens)
+    }
+}
+
 impl Default for TtlConfig {
     fn default() -> Self {
         Self {
@@ -132,6 +177,10 @@ pub struct Overrides {
     pub sync_writes: Option<bool>,
     pub sweep_interval: Option<Duration>,
     pub log_level: Option<String>,
+    pub kv_connect_enabled: Option<bool>,
+    pub kv_connect_listen: Option<SocketAddr>,
+    pub kv_connect_token: Option<String>,
+    pub kv_connect_token_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -167,7 +216,24 @@ impl Config {
             sync_writes,
             sweep_interval,
             log_level,
+            kv_connect_enabled,
+            kv_connect_listen,
+            kv_connect_token,
+            kv_connect_token_file,
         } = overrides;
+        if let Some(v) = kv_connect_enabled {
+            self.kv_connect.enabled = v;
+        }
+        if let Some(v) = kv_connect_listen {
+            self.kv_connect.listen = v;
+        }
+        // A token given on the command line or in the environment replaces the file's.
+        if let Some(v) = kv_connect_token {
+            self.kv_connect.access_tokens = vec![v];
+        }
+        if let Some(v) = kv_connect_token_file {
+            self.kv_connect.token_file = v;
+        }
         if let Some(v) = node_id {
             self.node.id = v;
         }
@@ -211,6 +277,23 @@ impl Config {
                     self.node.region
                 ),
             });
+        }
+        if self.kv_connect.enabled {
+            let tokens = self.kv_connect.all_access_tokens()?;
+            if tokens.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "kv_connect.access_tokens",
+                    reason: "KV Connect is enabled but has no access token; set kv_connect.access_tokens, \
+                             kv_connect.token_file or --kv-connect-token, or set kv_connect.enabled = false"
+                        .into(),
+                });
+            }
+            if let Some(short) = tokens.iter().find(|t| t.len() < 12) {
+                return Err(ConfigError::Invalid {
+                    key: "kv_connect.access_tokens",
+                    reason: format!("token {short:?} is shorter than 12 characters (Deno refuses such tokens)"),
+                });
+            }
         }
         if self.ttl.sweep_interval.is_zero() {
             return Err(ConfigError::Invalid {

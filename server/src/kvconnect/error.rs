@@ -1,0 +1,92 @@
+//! The one place KV Connect errors become HTTP responses: a status and a plain-text body
+//! a person can read, as the protocol asks (clients show the body to the user).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use denokv_proto::ConvertError;
+use edgekv_proto::ErrorCode;
+
+use crate::kv::KvError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KvConnectError {
+    #[error("missing or malformed Authorization header; send `Authorization: Bearer <token>`")]
+    MissingToken,
+    #[error("invalid access token")]
+    InvalidAccessToken,
+    #[error("the data path token is unknown or expired; perform the metadata exchange again")]
+    InvalidDataPathToken,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("queues (enqueue / listenQueue) are not supported by edgekv; the atomic write was not applied")]
+    QueuesUnsupported,
+    #[error("resource not found")]
+    NotFound,
+    #[error("{0}")]
+    Kv(#[from] KvError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ConvertError> for KvConnectError {
+    fn from(error: ConvertError) -> Self {
+        let message = match error {
+            ConvertError::KeyTooLong => "a key exceeds the key size limit",
+            ConvertError::ValueTooLong => "a value exceeds the value size limit (64 KiB over KV Connect)",
+            ConvertError::ReadRangeTooLarge => "the read asks for more than 1000 entries across its ranges",
+            ConvertError::AtomicWriteTooLarge => "the atomic write exceeds the total size limit",
+            ConvertError::TooManyReadRanges => "too many read ranges in one read (at most 10)",
+            ConvertError::TooManyChecks => "too many checks in one atomic write (at most 10 over KV Connect)",
+            ConvertError::TooManyMutations => "too many mutations in one atomic write (at most 1000)",
+            ConvertError::TooManyQueueUndeliveredKeys => "too many undelivered keys for a queue message",
+            ConvertError::TooManyQueueBackoffIntervals => "too many backoff intervals for a queue message",
+            ConvertError::QueueBackoffIntervalTooLarge => "a queue backoff interval is too large",
+            ConvertError::InvalidReadRangeLimit => "a read range limit must be between 1 and 1000",
+            ConvertError::DecodeError => "a value has an unknown encoding",
+            ConvertError::InvalidVersionstamp => "a versionstamp must be 10 bytes",
+            ConvertError::InvalidMutationKind => "invalid mutation kind or arguments",
+            ConvertError::InvalidMutationExpireAt => "invalid mutation expire_at_ms",
+            ConvertError::InvalidMutationEnqueueDeadline => "invalid enqueue deadline",
+            ConvertError::TooManyWatchedKeys => "too many watched keys (at most 10)",
+        };
+        KvConnectError::BadRequest(message.into())
+    }
+}
+
+impl KvConnectError {
+    fn status(&self) -> StatusCode {
+        match self {
+            KvConnectError::MissingToken
+            | KvConnectError::InvalidAccessToken
+            | KvConnectError::InvalidDataPathToken => StatusCode::UNAUTHORIZED,
+            KvConnectError::BadRequest(_) | KvConnectError::QueuesUnsupported => StatusCode::BAD_REQUEST,
+            KvConnectError::NotFound => StatusCode::NOT_FOUND,
+            KvConnectError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            KvConnectError::Kv(error) => match error.code() {
+                ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::StorageFull => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                ErrorCode::StorageError | ErrorCode::DataCorrupted | ErrorCode::Internal => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::BAD_REQUEST,
+            },
+        }
+    }
+}
+
+impl IntoResponse for KvConnectError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            // Same stable codes as the gRPC API, so logs and clients agree.
+            KvConnectError::Kv(error) => format!("{}: {error}", error.code()),
+            other => other.to_string(),
+        };
+        if status.is_server_error() {
+            tracing::error!(%status, %body, "KV Connect request failed inside the node");
+        }
+        (status, [("content-type", "text/plain; charset=utf-8")], body).into_response()
+    }
+}

@@ -1,0 +1,164 @@
+//! `watch`: a stream of `u32`-length-prefixed `WatchOutput` frames.
+//!
+//! The first frame reports every watched key as changed. After that a frame is sent when
+//! a commit touches a watched key (or a watched value expires) and its versionstamp or
+//! presence actually changed, each frame a consistent snapshot of all watched keys. An
+//! empty frame every few seconds keeps idle connections alive. The stream ends when the
+//! client goes away or the node shuts down.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use denokv_proto::datapath as pb;
+use edgekv_proto::Versionstamp;
+use prost::Message as _;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::datapath::entry_to_wire;
+use super::error::KvConnectError;
+use super::{AppState, Protobuf, endpoint_consistency};
+use crate::kv::{ChangedKeys, Consistency, Entry, KvStore};
+
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
+pub(super) async fn watch(
+    State(state): State<AppState>,
+    Path(endpoint): Path<String>,
+    headers: HeaderMap,
+    Protobuf(request): Protobuf<pb::Watch>,
+) -> Result<Response, KvConnectError> {
+    endpoint_consistency(&endpoint)?;
+    state.authorize_data_path(&headers)?;
+    let keys: Vec<Vec<u8>> = request.try_into()?;
+    // Subscribe before the first read so no commit between the two is missed.
+    let changes = state.store.subscribe();
+    let first = read(&state.store, &keys).await?;
+    let watcher = Watcher {
+        store: state.store.clone(),
+        last_expiries: vec![None; keys.len()],
+        keys,
+        last: Vec::new(),
+        changes,
+        pending: Some(first),
+    };
+    let shutdown = state.shutdown.clone();
+    let frames = futures::stream::unfold(Some(watcher), move |watcher| {
+        let shutdown = shutdown.clone();
+        async move {
+            let mut watcher = watcher?;
+            tokio::select! {
+                _ = shutdown.cancelled() => None,
+                frame = watcher.next_frame() => frame.map(|bytes| (Ok::<_, std::convert::Infallible>(bytes), Some(watcher))),
+            }
+        }
+    });
+    Ok((
+        [("content-type", "application/octet-stream")],
+        Body::from_stream(frames),
+    )
+        .into_response())
+}
+
+async fn read(store: &KvStore, keys: &[Vec<u8>]) -> Result<Vec<Option<Entry>>, KvConnectError> {
+    let store = store.clone();
+    let keys = keys.to_vec();
+    let (entries, _) = tokio::task::spawn_blocking(move || store.get_many(&keys, Consistency::Eventual))
+        .await
+        .map_err(|e| KvConnectError::Internal(e.to_string()))??;
+    Ok(entries)
+}
+
+struct Watcher {
+    store: KvStore,
+    keys: Vec<Vec<u8>>,
+    /// The versionstamps last reported (`None`: absent); empty before the first frame.
+    last: Vec<Option<Versionstamp>>,
+    changes: tokio::sync::broadcast::Receiver<ChangedKeys>,
+    /// The expiries of the values last reported, to re-read when one passes.
+    last_expiries: Vec<Option<u64>>,
+    /// A snapshot read but not yet reported.
+    pending: Option<Vec<Option<Entry>>>,
+}
+
+fn frame(output: &pb::WatchOutput) -> Bytes {
+    let body = output.encode_to_vec();
+    let mut framed = Vec::with_capacity(4 + body.len());
+    framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    framed.extend_from_slice(&body);
+    Bytes::from(framed)
+}
+
+impl Watcher {
+    /// The next frame to send: a change, or a keepalive. `None` ends the stream.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(snapshot) = self.pending.take()
+                && let Some(output) = self.diff(snapshot)
+            {
+                return Some(frame(&output));
+            }
+            let next_expiry = self.next_expiry();
+            let until_expiry = async {
+                match next_expiry {
+                    Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(self.store.now_ms()))).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let dirty = tokio::select! {
+                change = self.changes.recv() => match change {
+                    Ok(keys) => keys.iter().any(|k| self.keys.contains(k)),
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = until_expiry => true,
+                _ = tokio::time::sleep(KEEPALIVE) => return Some(Bytes::from_static(&[0, 0, 0, 0])),
+            };
+            if dirty {
+                match read(&self.store, &self.keys).await {
+                    Ok(snapshot) => self.pending = Some(snapshot),
+                    Err(error) => {
+                        tracing::warn!(%error, "watch read failed; ending the stream so the client retries");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// When the first reported value expires, if any does.
+    fn next_expiry(&self) -> Option<u64> {
+        self.last_expiries.iter().flatten().min().copied()
+    }
+
+    /// A frame for `snapshot` if anything changed since the last one (always for the first).
+    fn diff(&mut self, snapshot: Vec<Option<Entry>>) -> Option<pb::WatchOutput> {
+        let first = self.last.is_empty();
+        let stamps: Vec<Option<Versionstamp>> = snapshot
+            .iter()
+            .map(|e| e.as_ref().map(|e| e.envelope.versionstamp))
+            .collect();
+        if !first && stamps == self.last {
+            return None;
+        }
+        let keys = snapshot
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let changed = first || self.last[i] != stamps[i];
+                self.last_expiries[i] = entry.as_ref().and_then(|e| e.envelope.expires_at_ms);
+                pb::WatchKeyOutput {
+                    changed,
+                    entry_if_changed: if changed { entry.map(entry_to_wire) } else { None },
+                }
+            })
+            .collect();
+        self.last = stamps;
+        Some(pb::WatchOutput {
+            status: pb::SnapshotReadStatus::SrSuccess as i32,
+            keys,
+        })
+    }
+}

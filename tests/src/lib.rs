@@ -52,6 +52,8 @@ pub fn example(name: &str) -> PathBuf {
 /// A running `edgekv dev` process.
 pub struct Node {
     child: Option<Child>,
+    /// Set when the node runs in a network namespace of its own; clients join it.
+    isolated: bool,
     pub endpoint: String,
     /// The KV Connect URL, when the node serves it.
     pub kv_connect: Option<String>,
@@ -119,6 +121,7 @@ impl Node {
         });
         let mut node = Node {
             child: Some(child),
+            isolated: false,
             endpoint: String::new(),
             kv_connect: None,
             data_dir: data_dir.to_path_buf(),
@@ -135,6 +138,64 @@ impl Node {
                 bail!("edgekv did not become ready ({status:?}); log:\n{}", node.log_text())
             }
         }
+    }
+
+    /// Starts `edgekv dev` in a new network namespace with only loopback up, so the
+    /// third-party clients run against it (through [`Node::command`]) cannot reach
+    /// anything else. Needs root; elsewhere the node runs on the host's loopback.
+    pub fn start_isolated(data_dir: &Path) -> Result<Self> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("not root: running the node on the host loopback instead of a private network namespace");
+            return Self::start(data_dir);
+        }
+        let mut command = Command::new("unshare");
+        command
+            .args(["--net", "--", "sh", "-c", r#"ip link set lo up && exec "$@""#, "sh"])
+            .arg(binary("edgekv"))
+            .args([
+                "dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--kv-connect-listen",
+                "127.0.0.1:0",
+                "--sweep-interval",
+                "100ms",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env_remove("EDGEKV_CONFIG");
+        let mut node = Self::launch(command, data_dir)?;
+        node.isolated = true;
+        Ok(node)
+    }
+
+    /// A command that runs `program` where it can reach this node: inside the node's
+    /// network namespace when it has one.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        if self.isolated {
+            let mut command = Command::new("nsenter");
+            command
+                .arg(format!("--net=/proc/{}/ns/net", self.pid()))
+                .arg("--")
+                .arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    /// Runs `kvctl` against this node.
+    pub fn kvctl(&self, args: &[&str]) -> Output {
+        self.command(binary("kvctl"))
+            .arg("--endpoint")
+            .arg(&self.endpoint)
+            .args(args)
+            .env_remove("EDGEKV_ENDPOINT")
+            .env_remove("EDGEKV_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kvctl")
     }
 
     pub fn pid(&self) -> u32 {

@@ -7,9 +7,10 @@
 //!
 //! Both first make sure the machine can build RocksDB's bindings (libclang and a C++
 //! compiler). As root they are installed with apt-get; otherwise the exact command to run
-//! is printed.
+//! is printed. `test` also installs the Deno KV clients the KV Connect tests drive (the
+//! Deno CLI and @deno/kv from npm, denokv from PyPI) into a cache outside the checkout.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
@@ -53,6 +54,9 @@ fn run() -> Result<ExitCode> {
             if built != ExitCode::SUCCESS {
                 return Ok(built);
             }
+            let clients = ensure_kv_connect_clients()?;
+            // SAFETY: xtask is single-threaded; the variable is read by the child cargo.
+            unsafe { std::env::set_var("EDGEKV_CLIENTS_DIR", &clients) };
             cargo(&["test", "--workspace"], &rest)
         }
         "" | "help" | "--help" | "-h" => {
@@ -140,30 +144,128 @@ fn ensure_build_tools() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let list = missing.join(" ");
-    if !is_root() {
+    install_packages(
+        &missing,
+        "building RocksDB's bindings needs libclang and a C++ compiler",
+    )?;
+    if !missing_packages().is_empty() {
         bail!(
-            "building RocksDB's bindings needs: {list}\nrun this once, then try again:\n\n    sudo apt-get update && sudo apt-get install -y {list}\n"
+            "installed {}, but the build tools are still not found",
+            missing.join(" ")
         );
     }
-    eprintln!("cargo x: installing {list} (needed to build RocksDB's bindings)");
-    let apt = |args: &[&str]| -> Result<()> {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("cannot run apt-get")?;
-        if !status.success() {
-            bail!("apt-get {} failed", args.join(" "));
-        }
-        Ok(())
-    };
-    apt(&["update", "-qq"])?;
-    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
-    install.extend(missing.iter().copied());
-    apt(&install)?;
-    if !missing_packages().is_empty() {
-        bail!("installed {list}, but the build tools are still not found");
+    Ok(())
+}
+
+/// Pinned third-party KV Connect clients. Bumping a version reinstalls it.
+const DENO_CLI: &str = "deno@2.9.6";
+const DENO_KV_NODE: &str = "@deno/kv@0.14.0";
+const DENOKV_PYTHON: &str = "denokv==0.1.0a0.dev180";
+
+fn run_checked(command: &mut Command, what: &str) -> Result<()> {
+    let status = command.status().with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
     }
     Ok(())
+}
+
+/// Installs the KV Connect clients into `$EDGEKV_CLIENTS_DIR` (default
+/// `~/.cache/edgekv-clients`) unless the pinned versions are already there, and returns
+/// the directory.
+fn ensure_kv_connect_clients() -> Result<PathBuf> {
+    let dir = match std::env::var_os("EDGEKV_CLIENTS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache/edgekv-clients"),
+    };
+    let npm_dir = dir.join("npm");
+    let npm_version = |package: &str| {
+        std::fs::read_to_string(npm_dir.join("node_modules").join(package).join("package.json"))
+            .ok()
+            .and_then(|text| {
+                text.split("\"version\": \"")
+                    .nth(1)
+                    .map(|rest| rest.split('"').next().unwrap_or("").to_string())
+            })
+    };
+    let wanted = |spec: &str| spec.rsplit_once('@').map(|(_, v)| v.to_string());
+    let npm_ready = npm_version("deno") == wanted(DENO_CLI)
+        && npm_version("@deno/kv") == wanted(DENO_KV_NODE)
+        && npm_dir.join("node_modules/.bin/deno").exists();
+    if !npm_ready {
+        if !on_path("npm") {
+            install_packages(
+                &["nodejs", "npm"],
+                "the KV Connect tests run the Deno CLI and @deno/kv from npm",
+            )?;
+        }
+        eprintln!(
+            "cargo x: installing {DENO_CLI} and {DENO_KV_NODE} into {}",
+            npm_dir.display()
+        );
+        std::fs::create_dir_all(&npm_dir)?;
+        run_checked(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+                .arg(&npm_dir)
+                .args([DENO_CLI, DENO_KV_NODE])
+                .env("DENO_NO_UPDATE_CHECK", "1"),
+            "npm install",
+        )?;
+    }
+    let py_dir = dir.join("py");
+    let (py_name, py_version) = DENOKV_PYTHON.split_once("==").expect("pinned as name==version");
+    if !py_dir.join(format!("{py_name}-{py_version}.dist-info")).exists() {
+        if Command::new("python3")
+            .args(["-m", "pip", "--version"])
+            .output()
+            .map_or(true, |o| !o.status.success())
+        {
+            install_packages(
+                &["python3-pip"],
+                "the KV Connect tests run the Python denokv client from PyPI",
+            )?;
+        }
+        eprintln!("cargo x: installing {DENOKV_PYTHON} into {}", py_dir.display());
+        run_checked(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--upgrade",
+                    "--target",
+                ])
+                .arg(&py_dir)
+                .arg(DENOKV_PYTHON),
+            "pip install",
+        )?;
+    }
+    Ok(dir)
+}
+
+/// Installs Debian packages as root, or says exactly what to run.
+fn install_packages(packages: &[&str], why: &str) -> Result<()> {
+    let list = packages.join(" ");
+    if !is_root() {
+        bail!(
+            "{why}; install them once, then try again:\n\n    sudo apt-get update && sudo apt-get install -y {list}\n"
+        );
+    }
+    eprintln!("cargo x: installing {list} ({why})");
+    run_checked(
+        Command::new("apt-get")
+            .args(["update", "-qq"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get update",
+    )?;
+    run_checked(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install",
+    )
 }

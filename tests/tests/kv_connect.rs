@@ -1,0 +1,149 @@
+//! Deno KV clients, unchanged, against a real edgekv node over KV Connect: the Deno CLI
+//! (HTTP/2 prior knowledge), @deno/kv on Node.js and the Python `denokv` client (both
+//! HTTP/1.1). `cargo x test` installs the clients from npm and PyPI into a cache outside
+//! the repository and names it in EDGEKV_CLIENTS_DIR. The node and the clients share a
+//! private network namespace with only loopback up (as root), so nothing leaves the host.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use edgekv_tests::Node;
+
+const TOKEN: &str = "edgekv-dev-token";
+
+fn clients_dir() -> PathBuf {
+    let dir = std::env::var_os("EDGEKV_CLIENTS_DIR")
+        .map(PathBuf::from)
+        .expect("EDGEKV_CLIENTS_DIR is not set: run the suite with `cargo x test`, which installs the Deno KV clients");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run `cargo x test`, which installs the Deno KV clients",
+        dir.display()
+    );
+    dir
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kvconnect").join(name)
+}
+
+/// The environment every client gets: the token, no update checks, no colour, and a
+/// scratch home so nothing is written outside the test's directory.
+fn client_command(node: &Node, program: impl AsRef<std::ffi::OsStr>, token: &str, scratch: &Path) -> Command {
+    let mut command = node.command(program);
+    command
+        .env("DENO_KV_ACCESS_TOKEN", token)
+        .env("DENO_NO_UPDATE_CHECK", "1")
+        .env("DENO_NO_PROMPT", "1")
+        .env("DENO_DIR", scratch.join("deno"))
+        .env("NO_COLOR", "1")
+        .env("HOME", scratch)
+        .current_dir(scratch);
+    command
+}
+
+fn run(mut command: Command, what: &str) -> Output {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn deno(node: &Node, url: &str, mode: &str, token: &str, scratch: &Path) -> Command {
+    let mut command = client_command(node, clients_dir().join("npm/node_modules/.bin/deno"), token, scratch);
+    command
+        .args(["run", "--unstable-kv", "--allow-net", "--allow-env"])
+        .arg(scenario("deno_scenario.ts"))
+        .args([url, mode]);
+    command
+}
+
+fn node_js(node: &Node, url: &str, mode: &str, token: &str, scratch: &Path) -> Command {
+    let mut command = client_command(node, "node", token, scratch);
+    command
+        .env("EDGEKV_NODE_MODULES", clients_dir().join("npm/node_modules"))
+        .arg(scenario("node_scenario.mjs"))
+        .args([url, mode]);
+    command
+}
+
+fn python(node: &Node, url: &str, mode: &str, token: &str, scratch: &Path) -> Command {
+    let mut command = client_command(node, "python3", token, scratch);
+    command
+        .env("PYTHONPATH", clients_dir().join("py"))
+        .arg(scenario("python_scenario.py"))
+        .args([url, mode]);
+    command
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).expect("kvctl -o json prints JSON")
+}
+
+#[test]
+fn deno_node_and_python_clients_work_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let node = Node::start_isolated(&dir.path().join("data")).unwrap();
+    let url = node.kv_connect.clone().expect("edgekv dev serves KV Connect");
+
+    // Written through the gRPC API; each client checks it reads the same keys and values.
+    assert!(
+        node.kvctl(&["put", "shared/from-kvctl", "written by kvctl"])
+            .status
+            .success()
+    );
+    assert!(node.kvctl(&["sum", "shared/counter", "42"]).status.success());
+
+    run(deno(&node, &url, "full", TOKEN, &scratch), "the Deno CLI scenario");
+    run(node_js(&node, &url, "full", TOKEN, &scratch), "the @deno/kv scenario");
+    run(
+        python(&node, &url, "full", TOKEN, &scratch),
+        "the Python denokv scenario",
+    );
+
+    // A wrong token is a 401 with a readable message, in every client.
+    let wrong = "not-the-right-token";
+    run(
+        deno(&node, &url, "wrong-token", wrong, &scratch),
+        "the Deno CLI with a wrong token",
+    );
+    run(
+        node_js(&node, &url, "wrong-token", wrong, &scratch),
+        "@deno/kv with a wrong token",
+    );
+    run(
+        python(&node, &url, "wrong-token", wrong, &scratch),
+        "Python denokv with a wrong token",
+    );
+
+    // Values the clients wrote are visible through kvctl, V8 bytes shown as such.
+    for (key, client) in [
+        ("shared/from-deno", "deno"),
+        ("shared/from-node", "node"),
+        ("shared/from-python", "python"),
+    ] {
+        let output = node.kvctl(&["get", key, "-o", "json"]);
+        assert!(
+            output.status.success(),
+            "{client} value missing: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let entry = json(&output);
+        assert_eq!(entry["encoding"], "v8", "{client} wrote a V8 value");
+        assert!(
+            entry["value"].as_str().is_some_and(|hex| hex.starts_with("ff")),
+            "V8 header: {entry}"
+        );
+    }
+    // Deno's versionstamps are edgekv's: the counter kvctl summed is a u64 to both.
+    let counter = json(&node.kvctl(&["get", "shared/counter", "-o", "json"]));
+    assert_eq!(counter["value"], 42);
+    assert_eq!(counter["encoding"], "u64");
+}

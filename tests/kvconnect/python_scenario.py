@@ -87,6 +87,20 @@ async def full(url):
         counter = await value_of(kv, ("python", "counter"))
         check(isinstance(counter, KvU64) and int(counter) == 10, f"sum: {counter!r}")
 
+        # Deno 2 sums on JS numbers and bigints, with bounds that clamp or abort.
+        await kv.sum(("python", "float"), 2.5)
+        await kv.sum(("python", "float"), 10.0, clamp_over=11.0)
+        check(await value_of(kv, ("python", "float")) == 11.0, "clamped float sum")
+        await kv.sum(("python", "bigint"), 5)
+        try:
+            await kv.sum(("python", "bigint"), 100, abort_over=50)
+            raise AssertionError("a sum over its bound was applied")
+        except AssertionError:
+            raise
+        except Exception as error:  # the server's 400 SUM_OUT_OF_RANGE
+            print("bounded sum refused:", error)
+        check(await value_of(kv, ("python", "bigint")) == 5, "refused sum wrote nothing")
+
         expire_at = datetime.now(timezone.utc) + timedelta(milliseconds=300)
         await kv.write(Set(("python", "session"), "temporary", expire_at=expire_at))
         check(await value_of(kv, ("python", "session")) == "temporary", "live before expiry")

@@ -4,6 +4,9 @@
 //!   client API on 127.0.0.1:7070. Extra arguments go to `edgekv dev`.
 //! - `cargo x test [ARGS...]`: build the binaries and examples, then run the whole suite.
 //!   Extra arguments go to `cargo test`.
+//! - `cargo x bench [--quick] [ARGS...]`: install etcd, Redis and denokv, build release
+//!   binaries, and run `edgekv-bench`, which writes docs/benchmarks.md. Extra arguments go
+//!   to `edgekv-bench`.
 //!
 //! Both first make sure the machine can build RocksDB's bindings (libclang and a C++
 //! compiler). As root they are installed with apt-get; otherwise the exact command to run
@@ -54,14 +57,23 @@ fn run() -> Result<ExitCode> {
             if built != ExitCode::SUCCESS {
                 return Ok(built);
             }
+            ensure_debian_packages(
+                &[("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")],
+                "the benchmark smoke test draws plots, which need a font",
+            )?;
             let clients = ensure_kv_connect_clients()?;
             // SAFETY: xtask is single-threaded; the variable is read by the child cargo.
             unsafe { std::env::set_var("EDGEKV_CLIENTS_DIR", &clients) };
             cargo(&["test", "--workspace"], &rest)
         }
+        "bench" => {
+            ensure_build_tools()?;
+            bench(&rest)
+        }
         "" | "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo x <dev|test> [ARGS...]\n  dev   run one node (edgekv dev)\n  test  run the whole test suite"
+                "usage: cargo x <dev|test|bench> [ARGS...]\n  dev    run one node (edgekv dev)\n  test   run the whole test suite\n  \
+                 bench  benchmark against etcd, Redis and denokv (--quick: under 10 minutes)"
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -268,4 +280,102 @@ fn install_packages(packages: &[&str], why: &str) -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"),
         "apt-get install",
     )
+}
+
+/// Installs each Debian package whose marker file is missing.
+fn ensure_debian_packages(packages: &[(&str, &str)], why: &str) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(_, marker)| !Path::new(marker).exists())
+        .map(|(p, _)| *p)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    install_packages(&missing, why)
+}
+
+/// The target directory cargo uses here (CARGO_TARGET_DIR or the workspace's).
+fn target_dir() -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()?;
+    let text = String::from_utf8(output.stdout)?;
+    let dir = text
+        .split("\"target_directory\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("cargo metadata has no target_directory")?;
+    Ok(PathBuf::from(dir))
+}
+
+/// Pinned denokv, the self-hosted Deno KV server the benchmark compares against.
+const DENOKV_VERSION: &str = "0.14.0";
+
+fn bench(args: &[String]) -> Result<ExitCode> {
+    ensure_debian_packages(
+        &[
+            ("etcd-server", "/usr/bin/etcd"),
+            ("redis-server", "/usr/bin/redis-server"),
+            ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+        ],
+        "the benchmark runs etcd and Redis side by side with edgekv",
+    )?;
+    let home = PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?);
+    let denokv_root = home.join(format!(".cache/edgekv-bench/denokv-{DENOKV_VERSION}"));
+    let denokv = denokv_root.join("bin/denokv");
+    if !denokv.exists() {
+        eprintln!(
+            "cargo x: installing denokv {DENOKV_VERSION} into {} (a few minutes, once)",
+            denokv_root.display()
+        );
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        run_checked(
+            Command::new(cargo)
+                .args([
+                    "install",
+                    "--locked",
+                    "--quiet",
+                    "--version",
+                    DENOKV_VERSION,
+                    "denokv",
+                    "--root",
+                ])
+                .arg(&denokv_root)
+                // Its own target directory: denokv's dependencies must not disturb ours.
+                .env("CARGO_TARGET_DIR", home.join(".cache/edgekv-bench/denokv-build")),
+            "cargo install denokv",
+        )?;
+    }
+    let built = cargo(
+        &[
+            "build",
+            "--release",
+            "--package",
+            "edgekv-server",
+            "--bin",
+            "edgekv",
+            "--package",
+            "edgekv-bench",
+        ],
+        &[],
+    )?;
+    if built != ExitCode::SUCCESS {
+        return Ok(built);
+    }
+    let release = target_dir()?.join("release");
+    let status = Command::new(release.join("edgekv-bench"))
+        .arg("--edgekv-bin")
+        .arg(release.join("edgekv"))
+        .arg("--denokv-bin")
+        .arg(&denokv)
+        .args(args)
+        .status()
+        .context("cannot run edgekv-bench")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

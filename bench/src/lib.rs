@@ -1,0 +1,19 @@
+//! `edgekv-bench`: an open-loop benchmark of edgekv side by side with etcd, Redis and
+//! denokv, driven through the same workload definitions so client overhead is alike.
+//!
+//! - [`targets`]: one client per system behind one interface (edgekv's SDK, a KV
+//!   Connect client shared by denokv and edgekv's KV Connect listener, etcd, Redis).
+//! - [`workload`]: the operations mixes (YCSB A/B/E, point reads and writes, CAS, TTL).
+//! - [`driver`]: closed-loop peak finding and the open-loop, constant-arrival-rate runs
+//!   whose latencies are measured from each request's intended start.
+//! - [`peers`]: starting and stopping every system on loopback, by PID.
+//! - [`machine`]: the conditions every result carries (CPU, fsync baseline, versions).
+//! - [`report`]: `docs/benchmarks.md` and its plots.
+
+pub mod driver;
+pub mod machine;
+pub mod peers;
+pub mod report;
+pub mod run;
+pub mod targets;
+pub mod workload;

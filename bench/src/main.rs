@@ -1,0 +1,95 @@
+//! `edgekv-bench`: run by `cargo x bench`, which installs the peers and builds release
+//! binaries first. See `run.rs` for what a run does and docs/benchmarks.md for results.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use edgekv_bench::peers::{Binaries, SYSTEMS};
+use edgekv_bench::run::{Options, run};
+use edgekv_bench::workload::{self, Workload};
+
+#[derive(Parser)]
+#[command(
+    name = "edgekv-bench",
+    about = "Open-loop benchmark of edgekv against etcd, Redis and denokv"
+)]
+struct Cli {
+    /// A short run (under 10 minutes): fewer keys, shorter runs, three load points.
+    #[arg(long)]
+    quick: bool,
+    /// Systems to run (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = SYSTEMS.map(String::from))]
+    systems: Vec<String>,
+    /// Workloads to run (comma-separated); all by default.
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// The edgekv binary (a release build).
+    #[arg(long)]
+    edgekv_bin: PathBuf,
+    /// The denokv binary.
+    #[arg(long)]
+    denokv_bin: Option<PathBuf>,
+    /// Report to write; plots and results.json go to a folder of the same stem.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    output: PathBuf,
+    /// Repetitions of every open-loop point.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let workloads = if cli.workloads.is_empty() {
+        workload::ALL.to_vec()
+    } else {
+        cli.workloads
+            .iter()
+            .map(|name| Workload::parse(name).ok_or_else(|| anyhow::anyhow!("unknown workload {name:?}")))
+            .collect::<Result<_>>()?
+    };
+    if cli.reps < 3 {
+        bail!("--reps must be at least 3: the report quotes the spread over repetitions");
+    }
+    let (keys, peak, point, fractions) = if cli.quick {
+        (
+            10_000,
+            Duration::from_secs(1),
+            Duration::from_millis(1500),
+            vec![0.25, 0.5, 0.9],
+        )
+    } else {
+        (
+            100_000,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+            vec![0.1, 0.25, 0.5, 0.75, 0.9, 1.1],
+        )
+    };
+    let options = Options {
+        systems: cli.systems,
+        workloads,
+        keys,
+        value_size: 1024,
+        peak_duration: peak,
+        point_duration: point,
+        fractions,
+        reps: cli.reps,
+        closed_loop_workers: 64,
+        binaries: Binaries {
+            edgekv: cli.edgekv_bin,
+            denokv: cli.denokv_bin,
+        },
+        output: cli.output,
+        command: if cli.quick {
+            "cargo x bench --quick".into()
+        } else {
+            "cargo x bench".into()
+        },
+    };
+    let report = run(&options).await?;
+    eprintln!("wrote {} ({} series)", options.output.display(), report.series.len());
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! edgekv through its Rust SDK (gRPC).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use edgekv_client::{Client, Selector, Value, key};
+use futures::TryStreamExt as _;
+
+use super::{CasOutcome, counter_value};
+
+#[derive(Clone)]
+pub struct EdgekvTarget {
+    client: Client,
+}
+
+impl EdgekvTarget {
+    pub async fn connect(endpoint: &str) -> Result<Self> {
+        Ok(Self {
+            client: Client::connect(endpoint.to_string())
+                .await
+                .context("connect to edgekv")?,
+        })
+    }
+
+    pub async fn get(&self, n: u64) -> Result<Option<Bytes>> {
+        let entry = self.client.get(key!["bench", n]).await?;
+        Ok(entry
+            .and_then(|e| e.value)
+            .and_then(|v| v.as_bytes().map(Bytes::copy_from_slice)))
+    }
+
+    pub async fn put(&self, n: u64, value: Bytes, expire_at_ms: Option<u64>) -> Result<()> {
+        let mut set = self.client.set(key!["bench", n], Value::Bytes(value.to_vec()));
+        if let Some(at) = expire_at_ms {
+            set = set.expire_at(UNIX_EPOCH + Duration::from_millis(at));
+        }
+        set.await?;
+        Ok(())
+    }
+
+    pub async fn scan(&self, start: u64, count: usize) -> Result<usize> {
+        let entries: Vec<_> = self
+            .client
+            .list(Selector::range(key!["bench", start], key!["bench", u64::MAX]))
+            .limit(count)
+            .batch_size(count)
+            .stream()
+            .try_collect()
+            .await?;
+        Ok(entries.len())
+    }
+
+    pub async fn cas_increment(&self, n: u64) -> Result<CasOutcome> {
+        let k = key!["cas", n];
+        let current = self.client.get(k.clone()).await?;
+        let stamp = current.as_ref().map(|e| e.versionstamp);
+        let value = counter_value(
+            current
+                .as_ref()
+                .and_then(|e| e.value.as_ref())
+                .and_then(Value::as_bytes),
+        );
+        let result = self
+            .client
+            .atomic()
+            .check(k.clone(), stamp)
+            .set(k, Value::Bytes((value + 1).to_le_bytes().to_vec()))
+            .commit()
+            .await?;
+        Ok(if result.ok {
+            CasOutcome::Applied
+        } else {
+            CasOutcome::Conflict
+        })
+    }
+}

@@ -287,30 +287,39 @@ fn targets(report: &Report, out: &mut String) {
             .unwrap();
         }
     };
-    row(
-        "durable writes vs denokv (KV Connect)",
-        peak("edgekv-kvconnect", Workload::Write),
-        peak("denokv", Workload::Write),
-        5.0,
-    );
-    row(
-        "reads vs denokv (KV Connect)",
-        peak("edgekv-kvconnect", Workload::ReadUniform),
-        peak("denokv", Workload::ReadUniform),
-        3.0,
-    );
-    row(
-        "local reads vs etcd serializable reads",
-        peak("edgekv", Workload::ReadUniform),
-        peak("etcd", Workload::ReadUniform),
-        2.0,
-    );
-    row(
-        "local reads vs Redis GET",
-        peak("edgekv", Workload::ReadUniform),
-        peak("redis", Workload::ReadUniform),
-        0.5,
-    );
+    const TARGETS: [(&str, &str, &str, Workload, f64); 4] = [
+        (
+            "durable writes vs denokv (KV Connect)",
+            "edgekv-kvconnect",
+            "denokv",
+            Workload::Write,
+            5.0,
+        ),
+        (
+            "reads vs denokv (KV Connect)",
+            "edgekv-kvconnect",
+            "denokv",
+            Workload::ReadUniform,
+            3.0,
+        ),
+        (
+            "local reads vs etcd serializable reads",
+            "edgekv",
+            "etcd",
+            Workload::ReadUniform,
+            2.0,
+        ),
+        (
+            "local reads vs Redis GET",
+            "edgekv",
+            "redis",
+            Workload::ReadUniform,
+            0.5,
+        ),
+    ];
+    for (name, ours, peer, workload, wanted) in TARGETS {
+        row(name, peak(ours, workload), peak(peer, workload), wanted);
+    }
     if let Some(s) = find(report, "edgekv", Workload::ReadUniform)
         && let Some(point) = s.half_load()
     {

@@ -49,6 +49,24 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// `edgekv dev` on `data_dir` with free ports and a fast sweeper, as every test runs it.
+fn dev_args(data_dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = [
+        "dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--kv-connect-listen",
+        "127.0.0.1:0",
+        "--sweep-interval",
+        "100ms",
+        "--data-dir",
+    ]
+    .map(Into::into)
+    .to_vec();
+    args.push(data_dir.into());
+    args
+}
+
 /// A running `edgekv dev` process.
 pub struct Node {
     child: Option<Child>,
@@ -69,20 +87,7 @@ impl Node {
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
         let mut command = Command::new(binary("edgekv"));
-        command
-            .args([
-                "dev",
-                "--listen",
-                "127.0.0.1:0",
-                "--kv-connect-listen",
-                "127.0.0.1:0",
-                "--sweep-interval",
-                "100ms",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args(extra)
-            .env_remove("EDGEKV_CONFIG");
+        command.args(dev_args(data_dir)).args(extra).env_remove("EDGEKV_CONFIG");
         Self::launch(command, data_dir)
     }
 
@@ -153,17 +158,7 @@ impl Node {
         command
             .args(["--net", "--", "sh", "-c", r#"ip link set lo up && exec "$@""#, "sh"])
             .arg(binary("edgekv"))
-            .args([
-                "dev",
-                "--listen",
-                "127.0.0.1:0",
-                "--kv-connect-listen",
-                "127.0.0.1:0",
-                "--sweep-interval",
-                "100ms",
-                "--data-dir",
-            ])
-            .arg(data_dir)
+            .args(dev_args(data_dir))
             .env_remove("EDGEKV_CONFIG");
         let mut node = Self::launch(command, data_dir)?;
         node.isolated = true;

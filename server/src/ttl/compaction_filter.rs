@@ -21,20 +21,21 @@ mod tests {
     use edgekv_proto::Versionstamp;
     use edgekv_proto::v1::ValueEncoding;
 
+    fn record(expires_at_ms: Option<u64>) -> Vec<u8> {
+        Envelope {
+            encoding: ValueEncoding::Bytes,
+            versionstamp: Versionstamp::new(1, 0),
+            expires_at_ms,
+            metadata: None,
+            value: b"v".to_vec(),
+        }
+        .encode()
+    }
+
     #[test]
     fn drops_only_expired_records() {
         let clock = ManualClock::new(1_000);
         let filter = expired_records(Arc::new(clock.clone()));
-        let record = |expires_at_ms| {
-            Envelope {
-                encoding: ValueEncoding::Bytes,
-                versionstamp: Versionstamp::new(1, 0),
-                expires_at_ms,
-                metadata: None,
-                value: b"v".to_vec(),
-            }
-            .encode()
-        };
         assert!(!filter(b"k", &record(None)));
         assert!(!filter(b"k", &record(Some(1_001))));
         assert!(filter(b"k", &record(Some(1_000))));
@@ -54,16 +55,6 @@ mod tests {
             },
         )
         .unwrap();
-        let record = |expires_at_ms| {
-            Envelope {
-                encoding: ValueEncoding::Bytes,
-                versionstamp: Versionstamp::new(1, 0),
-                expires_at_ms,
-                metadata: None,
-                value: b"v".to_vec(),
-            }
-            .encode()
-        };
         let mut batch = WriteBatch::default();
         batch.put(ColumnFamily::Data, b"expiring".to_vec(), record(Some(1_500)));
         batch.put(ColumnFamily::Data, b"forever".to_vec(), record(None));

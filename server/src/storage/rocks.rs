@@ -21,6 +21,9 @@ use super::{
 
 type Db = DBWithThreadMode<MultiThreaded>;
 
+/// Block cache shared by every column family.
+const BLOCK_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
 /// Decides during compaction whether a data record may be dropped (it is expired).
 pub type DropFilter = Box<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync + 'static>;
 
@@ -89,8 +92,20 @@ impl RocksEngine {
         db_options.set_max_background_jobs(2);
 
         let mut data_filter = options.data_drop_filter;
+        // One block cache for all column families; bloom filters on the data family make
+        // a get of an absent key (common: caches, checks that a key does not exist) skip
+        // the SST reads.
+        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let descriptors = ColumnFamily::ALL.map(|cf| {
             let mut cf_options = rocksdb::Options::default();
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            if cf == ColumnFamily::Data {
+                table.set_bloom_filter(10.0, false);
+                table.set_cache_index_and_filter_blocks(true);
+                cf_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            }
+            cf_options.set_block_based_table_factory(&table);
             if cf == ColumnFamily::Data
                 && let Some(filter) = data_filter.take()
             {

@@ -109,6 +109,9 @@ impl List {
     /// One page: up to `batch_size` entries and the cursor of the next page (`None` at
     /// the end). For callers that hand cursors to their own clients, as Workers KV does.
     pub async fn page(&self) -> Result<(Vec<Entry>, Option<String>)> {
+        if self.limit == Some(0) {
+            return Ok((Vec::new(), None));
+        }
         let [prefix, start, end] = self.selector.to_wire();
         let size = self.limit.map_or(self.batch_size, |l| l.min(self.batch_size)).max(1);
         let request = pb::ListRequest {

@@ -61,31 +61,24 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     } else {
         Durability::Buffered
     };
-    let (store, commit_thread) = KvStore::start(engine.clone(), clock.clone(), durability)?;
-
-    let listener = match grpc::bind(config.api.listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tokio::task::spawn_blocking(move || commit_thread.shutdown()).await.ok();
-            return Err(NodeError::Listen(error));
-        }
-    };
+    // Everything that can fail is done before the commit pipeline starts, so an early
+    // return never leaves a running pipeline or an unflushed engine behind.
+    let listener = grpc::bind(config.api.listen).await.map_err(NodeError::Listen)?;
     let address = listener.local_addr().map_err(NodeError::Listen)?;
     let kv_connect = if config.kv_connect.enabled {
         let tokens = config
             .kv_connect
             .all_access_tokens()
             .map_err(|e| NodeError::Task(e.to_string()))?;
-        match kvconnect::bind(config.kv_connect.listen).await {
-            Ok(listener) => Some((listener, tokens)),
-            Err(error) => {
-                tokio::task::spawn_blocking(move || commit_thread.shutdown()).await.ok();
-                return Err(NodeError::Listen(error));
-            }
-        }
+        let listener = kvconnect::bind(config.kv_connect.listen)
+            .await
+            .map_err(NodeError::Listen)?;
+        let address = listener.local_addr().map_err(NodeError::Listen)?;
+        Some((listener, tokens, address))
     } else {
         None
     };
+    let (store, commit_thread) = KvStore::start(engine.clone(), clock.clone(), durability)?;
     let info = NodeInfo {
         node_id: config.node.id.clone(),
         region: config.node.region.clone(),
@@ -99,8 +92,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     let api = grpc::serve(listener, store.clone(), info, api_stop.clone());
     tasks.spawn(async move { api.await.map_err(NodeError::from) });
     let kv_connect_address = match kv_connect {
-        Some((listener, tokens)) => {
-            let address = listener.local_addr().map_err(NodeError::Listen)?;
+        Some((listener, tokens, address)) => {
             let serve = kvconnect::serve(listener, store.clone(), tokens, api_stop.clone());
             tasks.spawn(async move {
                 serve

@@ -141,15 +141,17 @@ impl Committer {
         let committed_any = position > 0;
         let changed: Vec<Vec<u8>> = staged.written.keys().cloned().collect();
         let persisted = staged.into_batch().and_then(|mut batch| {
-            if batch.is_empty() {
-                return Ok(());
-            }
+            // Recorded even when the writes were check-only or empty: the versionstamp
+            // handed out must never be handed out again after a restart.
             if committed_any {
                 batch.put(
                     ColumnFamily::Meta,
                     LAST_COMMIT_KEY.to_vec(),
                     commit.to_be_bytes().to_vec(),
                 );
+            }
+            if batch.is_empty() {
+                return Ok(());
             }
             self.engine.write(batch, self.durability).map_err(KvError::from)
         });
@@ -220,6 +222,18 @@ impl<'a> Staged<'a> {
         Ok(found)
     }
 
+    /// The expiry of what storage holds for `key`, read from the envelope header only, so
+    /// a record that no longer decodes can still be overwritten or deleted.
+    fn stored_expiry(&mut self, key: &[u8]) -> KvResult<Option<u64>> {
+        if let Some(found) = self.stored.get(key) {
+            return Ok(found.as_ref().and_then(|e| e.expires_at_ms));
+        }
+        Ok(self
+            .engine
+            .get(ColumnFamily::Data, key)?
+            .and_then(|bytes| Envelope::peek_expiry(&bytes)))
+    }
+
     /// The current value of a key including expired ones, as of the group so far.
     fn raw(&mut self, key: &[u8], pending: &BTreeMap<Vec<u8>, Option<Envelope>>) -> KvResult<Option<Envelope>> {
         if let Some(value) = pending.get(key).or_else(|| self.written.get(key)) {
@@ -231,18 +245,17 @@ impl<'a> Staged<'a> {
     fn into_batch(mut self) -> KvResult<WriteBatch> {
         let mut batch = WriteBatch::default();
         for (at, key) in std::mem::take(&mut self.stale_index) {
-            let current = match self.written.get(&key) {
-                Some(after) => after.clone(),
-                None => self.stored(&key)?,
+            let current_expiry = match self.written.get(&key) {
+                Some(after) => after.as_ref().and_then(|e| e.expires_at_ms),
+                None => self.stored_expiry(&key)?,
             };
-            if current.and_then(|e| e.expires_at_ms) != Some(at) {
+            if current_expiry != Some(at) {
                 batch.delete(ColumnFamily::Expiry, expiry_index_key(at, &key));
             }
         }
         let written = std::mem::take(&mut self.written);
         for (key, after) in written {
-            let before = self.stored(&key)?;
-            let before_expiry = before.as_ref().and_then(|e| e.expires_at_ms);
+            let before_expiry = self.stored_expiry(&key)?;
             let after_expiry = after.as_ref().and_then(|e| e.expires_at_ms);
             if let Some(at) = before_expiry
                 && after_expiry != Some(at)
@@ -452,13 +465,18 @@ fn apply_expiry(staged: &mut Staged<'_>, due: &[DueExpiry], now: u64) -> KvResul
     let mut expired = 0;
     let nothing_pending = BTreeMap::new();
     for entry in due {
-        let current = staged.raw(&entry.key, &nothing_pending)?;
-        match current {
-            Some(envelope) if envelope.expires_at_ms == Some(entry.expires_at_ms) && !envelope.is_live(now) => {
+        match staged.raw(&entry.key, &nothing_pending) {
+            Ok(Some(envelope)) if envelope.expires_at_ms == Some(entry.expires_at_ms) && !envelope.is_live(now) => {
                 staged.written.insert(entry.key.clone(), None);
                 expired += 1;
             }
-            _ => staged.stale_index.push((entry.expires_at_ms, entry.key.clone())),
+            Ok(_) => staged.stale_index.push((entry.expires_at_ms, entry.key.clone())),
+            Err(error) => {
+                // One undecodable record must not stall every later expiry: drop its index
+                // entry (the compaction filter reads the expiry header on its own) and go on.
+                tracing::warn!(%error, key = %display_key(&entry.key), "expiry sweep skipped an undecodable record");
+                staged.stale_index.push((entry.expires_at_ms, entry.key.clone()));
+            }
         }
     }
     Ok(expired)

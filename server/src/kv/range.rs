@@ -29,8 +29,11 @@ pub fn resolve(selector: &Selector) -> KvResult<Bounds> {
             end: Key::prefix_end(prefix),
         },
         (Some(prefix), Some(start), None) => {
-            if !start.starts_with(prefix) {
-                return Err(KvError::InvalidRange("start must be within the prefix".into()));
+            // Strictly under the prefix, as in Deno KV: the prefix key itself is not listed.
+            if !start.starts_with(prefix) || start.len() == prefix.len() {
+                return Err(KvError::InvalidRange(
+                    "start must be a key strictly under the prefix".into(),
+                ));
             }
             Bounds {
                 start: start.clone(),
@@ -38,8 +41,10 @@ pub fn resolve(selector: &Selector) -> KvResult<Bounds> {
             }
         }
         (Some(prefix), None, Some(end)) => {
-            if !end.starts_with(prefix) {
-                return Err(KvError::InvalidRange("end must be within the prefix".into()));
+            if !end.starts_with(prefix) || end.len() == prefix.len() {
+                return Err(KvError::InvalidRange(
+                    "end must be a key strictly under the prefix".into(),
+                ));
             }
             Bounds {
                 start: Key::prefix_start(prefix),

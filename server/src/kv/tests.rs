@@ -517,3 +517,57 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn check_only_and_empty_writes_get_versionstamps_that_survive_a_restart() {
+    let clock = ManualClock::new(1_000);
+    let engine = Arc::new(MemoryEngine::new());
+    let (store, thread) = KvStore::start(engine.clone(), Arc::new(clock.clone()), Durability::Sync).unwrap();
+    let checked = store
+        .atomic(write(
+            vec![Check {
+                key: key!["nobody"].encode(),
+                versionstamp: None,
+            }],
+            vec![],
+        ))
+        .await;
+    let AtomicOutcome::Committed(checked) = checked.unwrap() else {
+        panic!("check passes")
+    };
+    let AtomicOutcome::Committed(empty) = store.atomic(AtomicWrite::default()).await.unwrap() else {
+        panic!("an empty write commits, as in Deno KV")
+    };
+    assert!(empty > checked);
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+
+    let (store, thread) = KvStore::start(engine, Arc::new(clock), Durability::Sync).unwrap();
+    let after_restart = commit(&store, vec![set(key!["k"].encode(), "v", None)]).await;
+    assert!(after_restart > empty, "a versionstamp is never handed out twice");
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn prefix_selectors_exclude_the_prefix_key_itself() {
+    let clock = ManualClock::new(1_000);
+    let (store, thread, _) = store(&clock);
+    let prefix = key!["a"].encode();
+    for (start, end) in [(Some(prefix.clone()), None), (None, Some(prefix.clone()))] {
+        let query = ListQuery {
+            selector: Selector {
+                prefix: Some(prefix.clone()),
+                start,
+                end,
+            },
+            limit: 10,
+            reverse: false,
+            cursor: None,
+            keys_only: false,
+        };
+        assert_eq!(
+            store.list(&query, Consistency::Strong).unwrap_err().code(),
+            edgekv_proto::ErrorCode::InvalidRange
+        );
+    }
+    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+}

@@ -110,11 +110,6 @@ pub fn atomic(write: &AtomicWrite) -> KvResult<()> {
             limit: MAX_MUTATIONS,
         });
     }
-    if write.mutations.is_empty() && write.checks.is_empty() {
-        return Err(KvError::InvalidArgument(
-            "an atomic write needs at least one check or mutation".into(),
-        ));
-    }
     let mut total = 0usize;
     for check in &write.checks {
         read_key(&check.key)?;

@@ -43,6 +43,7 @@ pub(super) async fn watch(
         last: Vec::new(),
         changes,
         pending: Some(first),
+        keepalive_at: tokio::time::Instant::now() + KEEPALIVE,
     };
     let shutdown = state.shutdown.clone();
     let frames = futures::stream::unfold(Some(watcher), move |watcher| {
@@ -81,6 +82,8 @@ struct Watcher {
     last_expiries: Vec<Option<u64>>,
     /// A snapshot read but not yet reported.
     pending: Option<Vec<Option<Entry>>>,
+    /// When the next keepalive is due if no frame is sent before.
+    keepalive_at: tokio::time::Instant,
 }
 
 fn frame(output: &pb::WatchOutput) -> Bytes {
@@ -98,6 +101,7 @@ impl Watcher {
             if let Some(snapshot) = self.pending.take()
                 && let Some(output) = self.diff(snapshot)
             {
+                self.keepalive_at = tokio::time::Instant::now() + KEEPALIVE;
                 return Some(frame(&output));
             }
             let next_expiry = self.next_expiry();
@@ -114,7 +118,12 @@ impl Watcher {
                     Err(RecvError::Closed) => return None,
                 },
                 _ = until_expiry => true,
-                _ = tokio::time::sleep(KEEPALIVE) => return Some(Bytes::from_static(&[0, 0, 0, 0])),
+                // A deadline, not a fresh sleep per loop: notices about other keys must not
+                // postpone the keepalive forever.
+                _ = tokio::time::sleep_until(self.keepalive_at) => {
+                    self.keepalive_at = tokio::time::Instant::now() + KEEPALIVE;
+                    return Some(Bytes::from_static(&[0, 0, 0, 0]));
+                }
             };
             if dirty {
                 match read(&self.store, &self.keys).await {

@@ -34,6 +34,10 @@ struct Cli {
     /// Report to write; plots and results.json go to a folder of the same stem.
     #[arg(long, default_value = "docs/benchmarks.md")]
     output: PathBuf,
+    /// Open-loop load points as fractions of each system's peak (default: 0.25,0.5,0.9
+    /// with --quick, else 0.1,0.25,0.5,0.75,0.9,1.1).
+    #[arg(long, value_delimiter = ',')]
+    fractions: Vec<f64>,
     /// Repetitions of every open-loop point.
     #[arg(long, default_value_t = 3)]
     reps: usize,
@@ -68,6 +72,7 @@ async fn main() -> Result<()> {
             vec![0.1, 0.25, 0.5, 0.75, 0.9, 1.1],
         )
     };
+    let fractions = if cli.fractions.is_empty() { fractions } else { cli.fractions };
     let options = Options {
         systems: cli.systems,
         workloads,

@@ -61,7 +61,7 @@ async fn main() -> Result<()> {
         (
             10_000,
             Duration::from_secs(1),
-            Duration::from_millis(1500),
+            Duration::from_millis(750),
             vec![0.25, 0.5, 0.9],
         )
     } else {

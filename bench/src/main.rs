@@ -61,7 +61,7 @@ async fn main() -> Result<()> {
         (
             10_000,
             Duration::from_secs(1),
-            Duration::from_millis(750),
+            Duration::from_millis(500),
             vec![0.25, 0.5, 0.9],
         )
     } else {
@@ -72,7 +72,11 @@ async fn main() -> Result<()> {
             vec![0.1, 0.25, 0.5, 0.75, 0.9, 1.1],
         )
     };
-    let fractions = if cli.fractions.is_empty() { fractions } else { cli.fractions };
+    let fractions = if cli.fractions.is_empty() {
+        fractions
+    } else {
+        cli.fractions
+    };
     let options = Options {
         systems: cli.systems,
         workloads,

@@ -13,6 +13,7 @@ use edgekv_proto::limits::MAX_REQUEST_BYTES;
 use edgekv_proto::v1::admin_server::AdminServer;
 use edgekv_proto::v1::kv_server::KvServer;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,14 @@ pub async fn serve(
         info,
         started: Instant::now(),
     };
+    // The builder's tcp_nodelay only applies to listeners tonic binds itself; ours need it
+    // set per connection, or Nagle's algorithm meets delayed ACKs and small answers wait
+    // up to 40 ms.
+    let incoming = TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    });
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
@@ -43,7 +52,7 @@ pub async fn serve(
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(AdminServer::new(admin))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }
 

@@ -26,6 +26,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -139,6 +140,12 @@ pub async fn serve(
         tokens: Arc::new(Tokens::new(access_tokens)),
         shutdown: shutdown.clone(),
     };
+    // Nagle off, as on the gRPC listener: small answers would otherwise meet delayed ACKs.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY on a KV Connect connection");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

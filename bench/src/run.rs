@@ -48,7 +48,10 @@ pub async fn run(options: &Options) -> Result<Report> {
     if uses("denokv")
         && let Some(denokv) = &options.binaries.denokv
     {
-        versions.push(("denokv".into(), peers::version_of(denokv, &["--version"])));
+        // denokv has no --version; `cargo x bench` installs it into a folder named after it.
+        let installed = denokv.parent().and_then(|bin| bin.parent()).and_then(|root| root.file_name());
+        let version = installed.map_or_else(|| "unknown".into(), |name| name.to_string_lossy().into_owned());
+        versions.push(("denokv".into(), version));
     }
     if uses("etcd") {
         versions.push(("etcd".into(), peers::version_of("etcd".as_ref(), &["--version"])));

@@ -16,7 +16,7 @@ use edgekv_bench::workload::{self, Workload};
     about = "Open-loop benchmark of edgekv against etcd, Redis and denokv"
 )]
 struct Cli {
-    /// A short run (under 10 minutes): fewer keys, shorter runs, two load points.
+    /// A short run (under 10 minutes): fewer keys, shorter runs, three load points.
     #[arg(long)]
     quick: bool,
     /// Systems to run (comma-separated).
@@ -34,7 +34,7 @@ struct Cli {
     /// Report to write; plots and results.json go to a folder of the same stem.
     #[arg(long, default_value = "docs/benchmarks.md")]
     output: PathBuf,
-    /// Open-loop load points as fractions of each system's peak (default: 0.25,0.9 with
+    /// Open-loop load points as fractions of each system's peak (default: 0.25,0.5,0.9 with
     /// --quick, else 0.1,0.25,0.5,0.75,0.9,1.1).
     #[arg(long, value_delimiter = ',')]
     fractions: Vec<f64>,
@@ -61,8 +61,8 @@ async fn main() -> Result<()> {
         (
             5_000,
             Duration::from_secs(1),
-            Duration::from_millis(500),
-            vec![0.25, 0.9],
+            Duration::from_millis(400),
+            vec![0.25, 0.5, 0.9],
         )
     } else {
         (

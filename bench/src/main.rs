@@ -98,7 +98,11 @@ async fn main() -> Result<()> {
             "cargo x bench".into()
         },
     };
-    let report = run(&options).await?;
+    // Ctrl-C drops the run, and with it every peer process (stopped by PID on drop).
+    let report = tokio::select! {
+        report = run(&options) => report?,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; every started process was stopped"),
+    };
     eprintln!("wrote {} ({} series)", options.output.display(), report.series.len());
     Ok(())
 }

@@ -247,7 +247,8 @@ fn conditions(report: &Report, out: &mut String) {
         out,
         "- Load: a closed loop of {} workers for {:.1} s finds each system's peak; then open-loop runs at fixed fractions of that \
          peak, {:.1} s each, {} repetitions, latency from each request's intended start (no coordinated omission), \
-         HdrHistogram at 3 significant digits. The load generator runs on the same machine and shares its cores.",
+         HdrHistogram at 3 significant digits; arrivals that could not even be sent within twice a run's length count as \
+         timeouts. The load generator runs on the same machine and shares its cores.",
         s.closed_loop_workers, s.peak_seconds, s.point_seconds, s.reps
     )
     .unwrap();

@@ -49,7 +49,10 @@ pub async fn run(options: &Options) -> Result<Report> {
         && let Some(denokv) = &options.binaries.denokv
     {
         // denokv has no --version; `cargo x bench` installs it into a folder named after it.
-        let installed = denokv.parent().and_then(|bin| bin.parent()).and_then(|root| root.file_name());
+        let installed = denokv
+            .parent()
+            .and_then(|bin| bin.parent())
+            .and_then(|root| root.file_name());
         let version = installed.map_or_else(|| "unknown".into(), |name| name.to_string_lossy().into_owned());
         versions.push(("denokv".into(), version));
     }

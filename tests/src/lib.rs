@@ -182,15 +182,7 @@ impl Node {
 
     /// Runs `kvctl` against this node.
     pub fn kvctl(&self, args: &[&str]) -> Output {
-        self.command(binary("kvctl"))
-            .arg("--endpoint")
-            .arg(&self.endpoint)
-            .args(args)
-            .env_remove("EDGEKV_ENDPOINT")
-            .env_remove("EDGEKV_TOKEN")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kvctl")
+        run_kvctl(self.command(binary("kvctl")), &self.endpoint, args)
     }
 
     pub fn pid(&self) -> u32 {
@@ -247,7 +239,12 @@ impl Drop for Node {
 
 /// Runs `kvctl` against `endpoint` with `args`.
 pub fn kvctl(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(binary("kvctl"))
+    run_kvctl(Command::new(binary("kvctl")), endpoint, args)
+}
+
+/// Runs a prepared `kvctl` command with only the endpoint given on its command line.
+fn run_kvctl(mut command: Command, endpoint: &str, args: &[&str]) -> Output {
+    command
         .arg("--endpoint")
         .arg(endpoint)
         .args(args)

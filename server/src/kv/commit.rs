@@ -442,7 +442,15 @@ fn keys_in_range(
         .engine
         .scan(ColumnFamily::Data, ScanRange::new(start.to_vec(), end.to_vec()), false)
     {
-        keys.insert(item?.0);
+        let key = item?.0;
+        // A key an earlier write of this group already deleted is not in the range any more.
+        let deleted = pending
+            .get(&key)
+            .or_else(|| staged.written.get(&key))
+            .is_some_and(Option::is_none);
+        if !deleted {
+            keys.insert(key);
+        }
         if keys.len() > MAX_DELETE_RANGE_KEYS {
             return Err(too_large());
         }

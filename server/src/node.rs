@@ -63,14 +63,16 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     };
     // Everything that can fail is done before the commit pipeline starts, so an early
     // return never leaves a running pipeline or an unflushed engine behind.
-    let listener = grpc::bind(config.api.listen).await.map_err(NodeError::Listen)?;
+    let listener = bind(config.api.listen, "the client API")
+        .await
+        .map_err(NodeError::Listen)?;
     let address = listener.local_addr().map_err(NodeError::Listen)?;
     let kv_connect = if config.kv_connect.enabled {
         let tokens = config
             .kv_connect
             .all_access_tokens()
             .map_err(|e| NodeError::Task(e.to_string()))?;
-        let listener = kvconnect::bind(config.kv_connect.listen)
+        let listener = bind(config.kv_connect.listen, "KV Connect")
             .await
             .map_err(NodeError::Listen)?;
         let address = listener.local_addr().map_err(NodeError::Listen)?;
@@ -176,4 +178,11 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// Binds a listener, naming what it is for and where when that fails.
+async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen for {what} on {addr}: {e}")))
 }

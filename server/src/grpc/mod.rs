@@ -6,7 +6,6 @@ mod admin_service;
 mod kv_service;
 pub mod status;
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use edgekv_proto::limits::MAX_REQUEST_BYTES;
@@ -45,7 +44,6 @@ pub async fn serve(
         Ok::<_, std::io::Error>(stream)
     });
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(
             KvServer::new(kv)
                 .max_decoding_message_size(MAX_REQUEST_BYTES)
@@ -54,11 +52,4 @@ pub async fn serve(
         .add_service(AdminServer::new(admin))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
-}
-
-/// Binds the client listener, with a message that names the address on failure.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }

@@ -17,7 +17,6 @@ pub mod tokens;
 mod values;
 mod watch;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -119,13 +118,6 @@ fn router(state: AppState) -> Router {
         .fallback(|| async { KvConnectError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
-}
-
-/// Binds the KV Connect listener, naming the address on failure.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen for KV Connect on {addr}: {e}")))
 }
 
 /// Serves KV Connect until `shutdown` fires; open watches end then too.

@@ -108,6 +108,8 @@ pub async fn start(system: &str, binaries: &Binaries) -> Result<Peer> {
                     "127.0.0.1:0",
                     "--kv-connect-listen",
                     "127.0.0.1:0",
+                    "--peer-listen",
+                    "127.0.0.1:0",
                     "--kv-connect-token",
                 ])
                 .arg(KV_CONNECT_TOKEN)

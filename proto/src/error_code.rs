@@ -9,6 +9,9 @@ use std::str::FromStr;
 
 /// Response metadata key carrying the [`ErrorCode`] of a failed call.
 pub const ERROR_CODE_METADATA: &str = "edgekv-error-code";
+/// Response metadata key a follower adds with the leader's client API address
+/// (`host:port`), so a client can send writes and strong reads there directly.
+pub const LEADER_METADATA: &str = "edgekv-leader";
 
 macro_rules! error_codes {
     ($($variant:ident => $text:literal, $retry:literal, $doc:literal;)*) => {
@@ -62,7 +65,11 @@ error_codes! {
     TypeMismatch => "TYPE_MISMATCH", false, "A numeric mutation met a stored value that is not a u64.";
     SumOutOfRange => "SUM_OUT_OF_RANGE", false, "A bounded sum left its min/max range and clamp was off; nothing was written.";
     RangeTooLarge => "RANGE_TOO_LARGE", false, "A delete-range mutation covers more keys than one commit may remove.";
-    Unavailable => "UNAVAILABLE", true, "The node cannot serve the request right now; retry, possibly elsewhere.";
+    Unavailable => "UNAVAILABLE", true, "The node cannot serve the request right now (for a strong request: no leader or no quorum within the request timeout); nothing was written; retry, possibly elsewhere.";
+    OutcomeUnknown => "OUTCOME_UNKNOWN", false, "The write reached the leader but its outcome is unknown (leadership or quorum was lost before it committed); it may or may not have been applied. Read before retrying.";
+    NotFound => "NOT_FOUND", false, "The named cluster member does not exist.";
+    MembershipChangeFailed => "MEMBERSHIP_CHANGE_FAILED", false, "The membership change was refused (for example removing the last voter, or another change is in progress).";
+    FaultInjectionDisabled => "FAULT_INJECTION_DISABLED", false, "Fault injection is off on this node; start it with --allow-fault-injection (edgekv demo does).";
     ShuttingDown => "SHUTTING_DOWN", true, "The node is shutting down; retry on another node or after restart.";
     StorageFull => "STORAGE_FULL", true, "The node's disk is full; nothing was written.";
     StorageError => "STORAGE_ERROR", false, "The storage engine failed; nothing was written.";

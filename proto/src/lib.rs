@@ -17,6 +17,12 @@ pub mod v1 {
     tonic::include_proto!("edgekv.v1");
 }
 
-pub use error_code::{ERROR_CODE_METADATA, ErrorCode};
+/// The generated internal `edgekv.peer.v1` API (node to node; Raft and forwarding).
+pub mod peer {
+    #![allow(clippy::all)]
+    tonic::include_proto!("edgekv.peer.v1");
+}
+
+pub use error_code::{ERROR_CODE_METADATA, ErrorCode, LEADER_METADATA};
 pub use key::{Key, KeyError, KeyPart};
 pub use versionstamp::Versionstamp;

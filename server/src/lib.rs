@@ -4,18 +4,24 @@
 //! - front-ends: [`grpc`] (the public `edgekv.v1` API) and [`kvconnect`] (the Deno KV
 //!   Connect protocol);
 //! - domain: [`kv`] (get, list, atomic writes, limits: the semantics every front-end shares);
-//! - [`ttl`] (reclaiming expired entries);
+//! - replication: [`raft`] (the openraft member: log store, state machine, peer service,
+//!   proposer), [`net`] (the peer transport and the simulated WAN), [`ttl`] (reclaiming
+//!   expired entries);
 //! - base: [`storage`] (the engine trait, RocksDB and in-memory engines, record layout),
 //!   [`config`], [`clock`].
 //!
 //! [`node`] composes them, with startup and the ordered shutdown; `main.rs` parses the
-//! command line and calls it.
+//! command line and calls it. [`demo`] runs several nodes in one process as a local
+//! multi-region cluster.
 
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod grpc;
 pub mod kv;
 pub mod kvconnect;
+pub mod net;
 pub mod node;
+pub mod raft;
 pub mod storage;
 pub mod ttl;

@@ -28,6 +28,19 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Run a local multi-region cluster with a simulated WAN, data in a temporary
+    /// directory (like `cockroach demo --global`). Ctrl-C stops it and removes the data.
+    Demo {
+        /// Regions, comma-separated; the first node of each is a voter.
+        #[arg(long, value_delimiter = ',', default_value = "us-east,eu-west,ap-northeast")]
+        regions: Vec<String>,
+        /// Nodes per region; those beyond the first join as learners (local eventual reads).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=5))]
+        nodes_per_region: u16,
+        /// Log filter, e.g. warn or edgekv_server=debug.
+        #[arg(long = "log", env = "EDGEKV_LOG", default_value = "warn")]
+        log_level: String,
+    },
     /// Run a node from a configuration file (production).
     Serve {
         /// TOML configuration file (see docs/config.example.toml).
@@ -41,9 +54,9 @@ enum Command {
 /// Settings that override the configuration file; each also reads an EDGEKV_* variable.
 #[derive(Args)]
 struct Settings {
-    /// Node id, unique in the cluster.
+    /// Node id, a positive integer unique in the cluster.
     #[arg(long = "id", env = "EDGEKV_NODE_ID")]
-    node_id: Option<String>,
+    node_id: Option<u64>,
     /// Region this node runs in.
     #[arg(long, env = "EDGEKV_REGION")]
     region: Option<String>,
@@ -75,6 +88,33 @@ struct Settings {
     /// Log filter, e.g. info or edgekv_server=debug.
     #[arg(long = "log", env = "EDGEKV_LOG")]
     log_level: Option<String>,
+    /// Peer listener (Raft and forwarding between nodes), e.g. 127.0.0.1:7080.
+    #[arg(long, env = "EDGEKV_PEER_LISTEN")]
+    peer_listen: Option<SocketAddr>,
+    /// Address other members reach this node's peer listener at (default: --peer-listen).
+    #[arg(long, env = "EDGEKV_PEER_ADVERTISE")]
+    peer_advertise: Option<String>,
+    /// Voters of a new cluster: ID=REGION@PEER_ADDR,... (this node among them).
+    #[arg(long, env = "EDGEKV_INITIAL_CLUSTER", conflicts_with = "join")]
+    initial_cluster: Option<String>,
+    /// Peer address of a member of an existing cluster to join as a learner.
+    #[arg(long, env = "EDGEKV_JOIN")]
+    join: Option<String>,
+    /// Serve the fault-injection admin call (simulated WAN latency and partitions).
+    #[arg(long, env = "EDGEKV_ALLOW_FAULT_INJECTION", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    allow_fault_injection: Option<bool>,
+    /// Raft heartbeat interval, e.g. 300ms.
+    #[arg(long, env = "EDGEKV_HEARTBEAT", value_parser = humantime::parse_duration)]
+    heartbeat: Option<Duration>,
+    /// Raft election timeout, e.g. 3s (at least 10x the largest RTT between regions).
+    #[arg(long, env = "EDGEKV_ELECTION_TIMEOUT", value_parser = humantime::parse_duration)]
+    election_timeout: Option<Duration>,
+    /// How long a strong request waits for a leader or quorum before failing, e.g. 10s.
+    #[arg(long, env = "EDGEKV_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    request_timeout: Option<Duration>,
+    /// Take a Raft snapshot every this many log entries.
+    #[arg(long, env = "EDGEKV_SNAPSHOT_AFTER_ENTRIES")]
+    snapshot_after_entries: Option<u64>,
 }
 
 impl From<Settings> for Overrides {
@@ -91,6 +131,15 @@ impl From<Settings> for Overrides {
             kv_connect_listen: s.kv_connect_listen,
             kv_connect_token: s.kv_connect_token,
             kv_connect_token_file: s.kv_connect_token_file,
+            peer_listen: s.peer_listen,
+            peer_advertise: s.peer_advertise,
+            initial_cluster: s.initial_cluster,
+            join: s.join,
+            allow_fault_injection: s.allow_fault_injection,
+            heartbeat: s.heartbeat,
+            election_timeout: s.election_timeout,
+            request_timeout: s.request_timeout,
+            snapshot_after_entries: s.snapshot_after_entries,
         }
     }
 }
@@ -103,7 +152,6 @@ fn load(command: Command) -> Result<Config, edgekv_server::config::ConfigError> 
     match command {
         Command::Dev { settings } => {
             let mut overrides = Overrides::from(settings);
-            overrides.node_id.get_or_insert_with(|| "dev".into());
             if overrides.kv_connect_token_file.is_none() {
                 overrides
                     .kv_connect_token
@@ -112,11 +160,20 @@ fn load(command: Command) -> Result<Config, edgekv_server::config::ConfigError> 
             Config::load(None, overrides)
         }
         Command::Serve { config, settings } => Config::load(config.as_deref(), settings.into()),
+        Command::Demo { .. } => unreachable!("demo builds its own configurations"),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Demo {
+        regions,
+        nodes_per_region,
+        log_level,
+    } = cli.command
+    {
+        return demo(regions, nodes_per_region, &log_level);
+    }
     let config = match load(cli.command) {
         Ok(config) => config,
         Err(error) => {
@@ -149,6 +206,7 @@ fn main() -> ExitCode {
         let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
         // The ready line goes to stdout, one line, so scripts and tests can wait for it.
         let on_ready = Box::new(|ready: edgekv_server::node::Ready| {
+            println!("edgekv ready: peer listener on {}", ready.peer);
             if let Some(kv_connect) = ready.kv_connect {
                 println!("edgekv ready: KV Connect on http://{kv_connect}");
             }
@@ -162,6 +220,39 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("edgekv: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(regions: Vec<String>, nodes_per_region: u16, log_level: &str) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_new(log_level).unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("edgekv: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let plan = edgekv_server::demo::DemoPlan {
+            regions,
+            nodes_per_region: nodes_per_region.into(),
+        };
+        let result = edgekv_server::demo::run(plan, shutdown).await;
+        signals.abort();
+        result
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("edgekv demo: {error}");
             ExitCode::FAILURE
         }
     }

@@ -1,8 +1,10 @@
-//! A running node: opens storage, starts the commit pipeline, the expiry sweeper and the
-//! client API, and tears them down in order when the shutdown token fires.
+//! A running node: opens storage, starts the Raft member with its peer listener, forms or
+//! joins the cluster, then serves the client API, KV Connect and the expiry sweeper; tears
+//! them down in order when the shutdown token fires.
 //!
-//! Shutdown order: stop accepting and drain in-flight requests, stop the sweeper, let
-//! the commit pipeline finish its group, flush RocksDB, release the data directory.
+//! Shutdown order: stop accepting and drain in-flight client requests, stop the sweeper,
+//! stop the Raft member and the proposer, stop the peer listener, flush RocksDB, release
+//! the data directory.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::grpc::{self, NodeInfo};
-use crate::kv::{KvError, KvStore};
+use crate::kv::{KvError, KvStateMachine};
 use crate::kvconnect;
+use crate::net::{PeerTransport, Wan};
+use crate::raft::{Bootstrap, ConsensusError, Member, PeerService, RaftNode, ReplicatedClock};
 use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageError};
 use crate::ttl::{compaction_filter, sweeper::Sweeper};
 
@@ -25,6 +29,10 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Kv(#[from] KvError),
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Listen(std::io::Error),
     #[error("client API failed: {0}")]
@@ -43,17 +51,24 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Ready {
     pub api: SocketAddr,
     pub kv_connect: Option<SocketAddr>,
+    pub peer: SocketAddr,
 }
 
 /// Called once the node accepts requests.
 pub type OnReady = Box<dyn FnOnce(Ready) + Send>;
 
+/// Peer connections give up connecting after this long; Raft retries on its own schedule.
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady) -> Result<(), NodeError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Compaction drops expired records by the replicated clock, never ahead of what later
+    // log entries will consider expired.
+    let replicated_clock = ReplicatedClock::default();
     let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(
         &config.storage.data_dir,
         RocksOptions {
-            data_drop_filter: Some(compaction_filter::expired_records(clock.clone())),
+            data_drop_filter: Some(compaction_filter::expired_records(Arc::new(replicated_clock.clone()))),
         },
     )?);
     let durability = if config.storage.sync_writes {
@@ -61,12 +76,16 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     } else {
         Durability::Buffered
     };
-    // Everything that can fail is done before the commit pipeline starts, so an early
-    // return never leaves a running pipeline or an unflushed engine behind.
+    // Everything that can fail is bound before any task starts, so an early return never
+    // leaves a running task or an unflushed engine behind.
     let listener = bind(config.api.listen, "the client API")
         .await
         .map_err(NodeError::Listen)?;
     let address = listener.local_addr().map_err(NodeError::Listen)?;
+    let peer_listener = bind(config.cluster.peer_listen, "peers (--peer-listen)")
+        .await
+        .map_err(NodeError::Listen)?;
+    let peer_address = peer_listener.local_addr().map_err(NodeError::Listen)?;
     let kv_connect = if config.kv_connect.enabled {
         let tokens = config
             .kv_connect
@@ -80,15 +99,108 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     } else {
         None
     };
-    let (store, commit_thread) = KvStore::start(engine.clone(), clock.clone(), durability)?;
+
+    let member = Member {
+        region: config.node.region.clone(),
+        peer_addr: config.cluster.advertised_peer_addr(peer_address),
+    };
+    let bootstrap = bootstrap_plan(&config, &member)?;
+    let wan = Arc::new(Wan::new(
+        config
+            .cluster
+            .wan_links
+            .iter()
+            .flat_map(|l| {
+                let link = crate::net::Link {
+                    one_way_delay_ms: l.one_way_delay_ms,
+                    jitter_ms: l.jitter_ms,
+                    cut: false,
+                };
+                [((l.a.clone(), l.b.clone()), link), ((l.b.clone(), l.a.clone()), link)]
+            })
+            .collect(),
+    ));
+    let transport = Arc::new(PeerTransport::new(
+        config.node.region.clone(),
+        wan,
+        PEER_CONNECT_TIMEOUT,
+    ));
+    let state_machine = KvStateMachine::new(engine.clone(), clock.clone())?;
+    let (raft, proposer) = RaftNode::start(
+        config.node.id,
+        member,
+        address.to_string(),
+        engine.clone(),
+        state_machine.applier(),
+        durability,
+        config.cluster.raft_settings(),
+        transport,
+        clock.clone(),
+        replicated_clock,
+    )
+    .await?;
+
+    // The Raft side: peer listener and proposer. Stopped after the client side.
+    let mut raft_tasks: JoinSet<Result<(), NodeError>> = JoinSet::new();
+    let peer_stop = CancellationToken::new();
+    let peer_service = PeerService::new(raft.clone(), config.cluster.allow_fault_injection).into_server();
+    raft_tasks.spawn({
+        let stop = peer_stop.clone();
+        async move {
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(peer_service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+                    stop.cancelled_owned(),
+                )
+                .await
+                .map_err(NodeError::from)
+        }
+    });
+    let proposer_stop = CancellationToken::new();
+    raft_tasks.spawn({
+        let stop = proposer_stop.clone();
+        async move {
+            proposer.run(stop).await;
+            Ok(())
+        }
+    });
+    let stop_raft = |raft: Arc<RaftNode>, mut raft_tasks: JoinSet<Result<(), NodeError>>| async move {
+        raft.shutdown().await;
+        proposer_stop.cancel();
+        peer_stop.cancel();
+        while let Some(done) = raft_tasks.join_next().await {
+            if let Ok(Err(error)) = done {
+                tracing::warn!(%error, "Raft task ended with an error during shutdown");
+            }
+        }
+    };
+
+    let bootstrapped = tokio::select! {
+        result = raft.bootstrap(&bootstrap) => result.map(|_| true),
+        _ = shutdown.cancelled() => Ok(false),
+    };
+    match bootstrapped {
+        Ok(true) => {}
+        Ok(false) | Err(_) => {
+            stop_raft(raft.clone(), raft_tasks).await;
+            tokio::task::spawn_blocking(move || engine.flush())
+                .await
+                .map_err(|e| NodeError::Task(e.to_string()))??;
+            return bootstrapped.map(|_| ()).map_err(NodeError::from);
+        }
+    }
+    let store = state_machine.into_store(raft.clone());
     let info = NodeInfo {
-        node_id: config.node.id.clone(),
+        node_id: config.node.id.to_string(),
         region: config.node.region.clone(),
         data_dir: config.storage.data_dir.clone(),
         sync_writes: config.storage.sync_writes,
+        allow_fault_injection: config.cluster.allow_fault_injection,
     };
 
-    // Every background task lives in this set; none is detached.
+    // The client side. Every background task lives in a set; none is detached.
     let mut tasks: JoinSet<Result<(), NodeError>> = JoinSet::new();
     let api_stop = CancellationToken::new();
     let api = grpc::serve(listener, store.clone(), info, api_stop.clone());
@@ -130,10 +242,11 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     drop(store);
 
     tracing::info!(
-        node = %config.node.id,
+        node = config.node.id,
         region = %config.node.region,
         data_dir = %config.storage.data_dir.display(),
         sync_writes = config.storage.sync_writes,
+        peer = %peer_address,
         "edgekv listening on {address}"
     );
     if let Some(kv_connect) = kv_connect_address {
@@ -142,15 +255,13 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     on_ready(Ready {
         api: address,
         kv_connect: kv_connect_address,
+        peer: peer_address,
     });
 
     let failure = tokio::select! {
         _ = shutdown.cancelled() => None,
-        Some(done) = tasks.join_next() => Some(match done {
-            Ok(Ok(())) => NodeError::Task("a node task stopped unexpectedly".into()),
-            Ok(Err(error)) => error,
-            Err(join) => NodeError::Task(join.to_string()),
-        }),
+        Some(done) = tasks.join_next() => Some(task_failure(done)),
+        Some(done) = raft_tasks.join_next() => Some(task_failure(done)),
     };
     tracing::info!("shutting down: draining requests");
     api_stop.cancel();
@@ -167,17 +278,51 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         tracing::warn!("requests still open after {DRAIN_TIMEOUT:?}; closing their connections");
         tasks.shutdown().await;
     }
-    tokio::task::spawn_blocking(move || {
-        commit_thread.shutdown();
-        engine.flush()
-    })
-    .await
-    .map_err(|e| NodeError::Task(e.to_string()))??;
+    stop_raft(raft, raft_tasks).await;
+    tokio::task::spawn_blocking(move || engine.flush())
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))??;
     tracing::info!("shut down cleanly");
     match failure {
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+fn task_failure(done: Result<Result<(), NodeError>, tokio::task::JoinError>) -> NodeError {
+    match done {
+        Ok(Ok(())) => NodeError::Task("a node task stopped unexpectedly".into()),
+        Ok(Err(error)) => error,
+        Err(join) => NodeError::Task(join.to_string()),
+    }
+}
+
+/// Forms a cluster from `initial_cluster`, joins through `join`, or (neither given) forms
+/// a one-voter cluster of this node.
+fn bootstrap_plan(config: &Config, me: &Member) -> Result<Bootstrap, NodeError> {
+    if !config.cluster.join.is_empty() {
+        return Ok(Bootstrap::Join(config.cluster.join.clone()));
+    }
+    let members = config.cluster.initial_members()?;
+    if members.is_empty() {
+        return Ok(Bootstrap::InitialCluster([(config.node.id, me.clone())].into()));
+    }
+    Ok(Bootstrap::InitialCluster(
+        members
+            .into_iter()
+            .map(|m| {
+                let member = if m.id == config.node.id {
+                    me.clone()
+                } else {
+                    Member {
+                        region: m.region,
+                        peer_addr: m.peer_addr,
+                    }
+                };
+                (m.id, member)
+            })
+            .collect(),
+    ))
 }
 
 /// Binds a listener, naming what it is for and where when that fails.

@@ -57,6 +57,8 @@ fn dev_args(data_dir: &Path) -> Vec<std::ffi::OsString> {
         "127.0.0.1:0",
         "--kv-connect-listen",
         "127.0.0.1:0",
+        "--peer-listen",
+        "127.0.0.1:0",
         "--sweep-interval",
         "100ms",
         "--data-dir",

@@ -1,10 +1,11 @@
 //! A node whose disk fills up answers STORAGE_FULL, keeps every acknowledged write and
-//! keeps serving reads. The disk is a small tmpfs mounted in a private mount namespace
+//! keeps serving reads from its replica (eventual reads). Its Raft member stops at the
+//! storage failure, so strong requests fail with a clear code instead of hanging. The disk is a small tmpfs mounted in a private mount namespace
 //! that only the node sees (needs root, as in CI).
 
 use std::process::Command;
 
-use edgekv_client::{Client, ErrorCode, Value, key};
+use edgekv_client::{Client, Consistency, ErrorCode, Value, key};
 use edgekv_tests::{Node, binary};
 
 fn is_root() -> bool {
@@ -37,7 +38,7 @@ async fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let mut command = Command::new("unshare");
     command
         .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o size=24m tmpfs "$1" && exec "$2" dev --listen 127.0.0.1:0 --kv-connect-listen 127.0.0.1:0 --data-dir "$1/data""#)
+        .arg(r#"mount -t tmpfs -o size=24m tmpfs "$1" && exec "$2" dev --listen 127.0.0.1:0 --kv-connect-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --data-dir "$1/data""#)
         .arg("sh")
         .arg(&mount)
         .arg(binary("edgekv"));
@@ -59,10 +60,11 @@ async fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     assert_eq!(error.code(), Some(ErrorCode::StorageFull), "{error}");
     assert!(!acknowledged.is_empty());
 
-    // Reads keep working, and every acknowledged value is intact.
+    // Reads of the local replica keep working, and every acknowledged value is intact.
     for &i in &acknowledged {
         let entry = kv
             .get(key!["blob", i])
+            .consistency(Consistency::Eventual)
             .await
             .unwrap()
             .expect("acknowledged value present");
@@ -73,4 +75,12 @@ async fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         );
     }
     assert!(kv.status().await.is_ok(), "the node still answers after ENOSPC");
+    let strong = kv.get(key!["blob", 0]).await.unwrap_err();
+    assert!(
+        matches!(
+            strong.code(),
+            Some(ErrorCode::StorageFull | ErrorCode::Unavailable | ErrorCode::ShuttingDown)
+        ),
+        "a strong read after the Raft member stopped fails clearly: {strong}"
+    );
 }

@@ -83,7 +83,7 @@ fn put_get_list_delete_sum_status() {
 
     let status = kvctl(ep, &["status", "-o", "json"]);
     let json: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
-    assert_eq!(json["node_id"], "dev");
+    assert_eq!(json["node_id"], "1");
     assert_eq!(json["region"], "local");
     assert_eq!(json["key_count"], 2);
     assert!(json["data_dir_bytes"].as_u64().unwrap() > 0);

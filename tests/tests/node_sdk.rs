@@ -42,7 +42,7 @@ async fn put_get_list_delete() {
     assert_eq!(entry.metadata, Some(serde_json::json!({"role": "admin"})));
     let served = entry.served_by.unwrap();
     assert_eq!(served.consistency, Consistency::Strong);
-    assert_eq!(served.node_id, "dev");
+    assert_eq!(served.node_id, "1");
 
     let eventual = kv
         .get(key!["users", 2])

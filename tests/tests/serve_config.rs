@@ -30,8 +30,8 @@ async fn file_then_environment_then_flags() {
     std::fs::write(
         &config,
         format!(
-            "[node]\nid = \"from-file\"\nregion = \"file-region\"\n[storage]\ndata_dir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n\
-             [kv_connect]\nlisten = \"127.0.0.1:0\"\naccess_tokens = [\"a-long-enough-token\"]\n",
+            "[node]\nid = 5\nregion = \"file-region\"\n[storage]\ndata_dir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [cluster]\npeer_listen = \"127.0.0.1:0\"\n[kv_connect]\nlisten = \"127.0.0.1:0\"\naccess_tokens = [\"a-long-enough-token\"]\n",
             data.display().to_string()
         ),
     )
@@ -40,8 +40,8 @@ async fn file_then_environment_then_flags() {
     let mut command = serve(&config);
     command
         .env("EDGEKV_REGION", "env-region")
-        .env("EDGEKV_NODE_ID", "from-env")
-        .args(["--id", "from-flag"]);
+        .env("EDGEKV_NODE_ID", "6")
+        .args(["--id", "7"]);
     let node = Node::launch(command, &data).unwrap();
     let status = Client::connect(node.endpoint.clone())
         .await
@@ -49,7 +49,7 @@ async fn file_then_environment_then_flags() {
         .status()
         .await
         .unwrap();
-    assert_eq!(status.node_id, "from-flag", "a flag beats the environment");
+    assert_eq!(status.node_id, "7", "a flag beats the environment");
     assert_eq!(status.region, "env-region", "the environment beats the file");
     assert_eq!(
         std::path::Path::new(&status.data_dir),
@@ -70,7 +70,7 @@ fn bad_configuration_is_refused_with_the_reason() {
     assert!(stderr.contains("data_dri"), "{stderr}");
 
     // KV Connect is on by default and needs a token in production.
-    std::fs::write(&config, "[node]\nid = \"n1\"\n").unwrap();
+    std::fs::write(&config, "[node]\nid = 1\n").unwrap();
     let output = serve(&config).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no access token"));

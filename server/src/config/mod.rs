@@ -27,6 +27,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub api: ApiConfig,
     pub kv_connect: KvConnectConfig,
+    pub cluster: ClusterConfig,
     pub ttl: TtlConfig,
     pub log: LogConfig,
 }
@@ -34,8 +35,8 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
-    /// Unique name of this node in its cluster.
-    pub id: String,
+    /// Unique id of this node in its cluster (a positive integer; Raft's member id).
+    pub id: u64,
     /// The region the node runs in; clients prefer nodes of their own region.
     pub region: String,
 }
@@ -71,6 +72,49 @@ pub struct KvConnectConfig {
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Address of the peer listener (Raft and forwarding between nodes; never clients).
+    pub peer_listen: SocketAddr,
+    /// The address other members use to reach this node's peer listener; empty means
+    /// `peer_listen` (set it when listening on 0.0.0.0).
+    pub peer_advertise: String,
+    /// The voters of a new cluster, `ID=REGION@PEER_ADDR,...` (etcd's --initial-cluster).
+    /// Empty, with no `join`: a one-voter cluster of this node alone.
+    pub initial_cluster: String,
+    /// Peer address of any member of an existing cluster; this node joins it as a learner.
+    pub join: String,
+    /// Serve the fault-injection admin call (simulated WAN latency and partitions).
+    pub allow_fault_injection: bool,
+    /// How often the leader heartbeats its followers.
+    #[serde(with = "humantime_serde_compat")]
+    pub heartbeat: Duration,
+    /// Silence after which a follower calls an election (randomized up to twice this).
+    /// Keep it at least 10x the largest round trip between regions.
+    #[serde(with = "humantime_serde_compat")]
+    pub election_timeout: Duration,
+    /// How long a strong request waits for a leader, quorum or commit before it fails.
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
+    /// Take a snapshot (and purge the log before it) every this many entries.
+    pub snapshot_after_entries: u64,
+    /// Entries kept after a snapshot for followers that lag a little.
+    pub entries_kept_after_snapshot: u64,
+    /// Simulated WAN links between regions (one-way delay each direction). Off when empty.
+    pub wan_links: Vec<WanLinkConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WanLinkConfig {
+    pub a: String,
+    pub b: String,
+    pub one_way_delay_ms: u32,
+    #[serde(default)]
+    pub jitter_ms: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TtlConfig {
     /// How often the expiry sweeper looks for due entries (reads never depend on it).
     #[serde(with = "humantime_serde_compat")]
@@ -87,7 +131,7 @@ pub struct LogConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
-            id: "node-1".into(),
+            id: 1,
             region: "local".into(),
         }
     }
@@ -141,6 +185,100 @@ impl KvConnectConfig {
     }
 }
 
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        let raft = crate::raft::RaftSettings::default();
+        Self {
+            peer_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
+            peer_advertise: String::new(),
+            initial_cluster: String::new(),
+            join: String::new(),
+            allow_fault_injection: false,
+            heartbeat: raft.heartbeat,
+            election_timeout: raft.election_timeout,
+            request_timeout: raft.request_timeout,
+            snapshot_after_entries: raft.snapshot_after_entries,
+            entries_kept_after_snapshot: raft.entries_kept_after_snapshot,
+            wan_links: Vec::new(),
+        }
+    }
+}
+
+/// One voter of `--initial-cluster`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitialMember {
+    pub id: u64,
+    pub region: String,
+    pub peer_addr: String,
+}
+
+impl ClusterConfig {
+    pub fn raft_settings(&self) -> crate::raft::RaftSettings {
+        crate::raft::RaftSettings {
+            heartbeat: self.heartbeat,
+            election_timeout: self.election_timeout,
+            request_timeout: self.request_timeout,
+            snapshot_after_entries: self.snapshot_after_entries,
+            entries_kept_after_snapshot: self.entries_kept_after_snapshot,
+        }
+    }
+
+    /// The address peers reach this node at.
+    pub fn advertised_peer_addr(&self, bound: SocketAddr) -> String {
+        if self.peer_advertise.is_empty() {
+            bound.to_string()
+        } else {
+            self.peer_advertise.clone()
+        }
+    }
+
+    /// Parses `ID=REGION@PEER_ADDR,...`.
+    pub fn initial_members(&self) -> Result<Vec<InitialMember>, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: "cluster.initial_cluster",
+            reason,
+        };
+        let mut members: Vec<InitialMember> = Vec::new();
+        for item in self.initial_cluster.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (id, rest) = item
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("{item:?} is not ID=REGION@PEER_ADDR")))?;
+            let (region, peer_addr) = rest
+                .split_once('@')
+                .ok_or_else(|| invalid(format!("{item:?} is not ID=REGION@PEER_ADDR")))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| invalid(format!("member id {id:?} is not a positive integer")))?;
+            if !is_name(region) {
+                return Err(invalid(format!("region {region:?} of member {id} is not a valid name")));
+            }
+            if peer_addr.is_empty() || !peer_addr.contains(':') {
+                return Err(invalid(format!(
+                    "peer address {peer_addr:?} of member {id} is not HOST:PORT"
+                )));
+            }
+            if members.iter().any(|m| m.id == id) {
+                return Err(invalid(format!("member id {id} is listed twice")));
+            }
+            members.push(InitialMember {
+                id,
+                region: region.to_string(),
+                peer_addr: peer_addr.to_string(),
+            });
+        }
+        Ok(members)
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
 impl Default for TtlConfig {
     fn default() -> Self {
         Self {
@@ -151,7 +289,10 @@ impl Default for TtlConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into() }
+        // openraft narrates every election and replication step at info.
+        Self {
+            level: "info,openraft=warn".into(),
+        }
     }
 }
 
@@ -170,7 +311,7 @@ mod humantime_serde_compat {
 /// from the file or the default.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
-    pub node_id: Option<String>,
+    pub node_id: Option<u64>,
     pub region: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
@@ -181,6 +322,15 @@ pub struct Overrides {
     pub kv_connect_listen: Option<SocketAddr>,
     pub kv_connect_token: Option<String>,
     pub kv_connect_token_file: Option<PathBuf>,
+    pub peer_listen: Option<SocketAddr>,
+    pub peer_advertise: Option<String>,
+    pub initial_cluster: Option<String>,
+    pub join: Option<String>,
+    pub allow_fault_injection: Option<bool>,
+    pub heartbeat: Option<Duration>,
+    pub election_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+    pub snapshot_after_entries: Option<u64>,
 }
 
 impl Config {
@@ -220,7 +370,44 @@ impl Config {
             kv_connect_listen,
             kv_connect_token,
             kv_connect_token_file,
+            peer_listen,
+            peer_advertise,
+            initial_cluster,
+            join,
+            allow_fault_injection,
+            heartbeat,
+            election_timeout,
+            request_timeout,
+            snapshot_after_entries,
         } = overrides;
+        let cluster = &mut self.cluster;
+        for (value, slot) in [
+            (peer_advertise, &mut cluster.peer_advertise),
+            (initial_cluster, &mut cluster.initial_cluster),
+            (join, &mut cluster.join),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        for (value, slot) in [
+            (heartbeat, &mut cluster.heartbeat),
+            (election_timeout, &mut cluster.election_timeout),
+            (request_timeout, &mut cluster.request_timeout),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        if let Some(v) = peer_listen {
+            cluster.peer_listen = v;
+        }
+        if let Some(v) = allow_fault_injection {
+            cluster.allow_fault_injection = v;
+        }
+        if let Some(v) = snapshot_after_entries {
+            cluster.snapshot_after_entries = v;
+        }
         if let Some(v) = kv_connect_enabled {
             self.kv_connect.enabled = v;
         }
@@ -258,15 +445,11 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        };
-        if !name_ok(&self.node.id) {
+        let name_ok = is_name;
+        if self.node.id == 0 {
             return Err(ConfigError::Invalid {
                 key: "node.id",
-                reason: format!("{:?} must be non-empty letters, digits, '-', '_' or '.'", self.node.id),
+                reason: "must be a positive integer".into(),
             });
         }
         if !name_ok(&self.node.region) {
@@ -295,6 +478,52 @@ impl Config {
                 });
             }
         }
+        let cluster = &self.cluster;
+        let members = cluster.initial_members()?;
+        if !members.is_empty() && !cluster.join.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "cluster.join",
+                reason: "give either an initial cluster (to form one) or a member to join, not both".into(),
+            });
+        }
+        if !members.is_empty() && !members.iter().any(|m| m.id == self.node.id) {
+            return Err(ConfigError::Invalid {
+                key: "cluster.initial_cluster",
+                reason: format!("does not list this node's id {}", self.node.id),
+            });
+        }
+        if let Some(me) = members.iter().find(|m| m.id == self.node.id)
+            && me.region != self.node.region
+        {
+            return Err(ConfigError::Invalid {
+                key: "cluster.initial_cluster",
+                reason: format!(
+                    "lists node {} in region {:?} but the node runs in region {:?}",
+                    me.id, me.region, self.node.region
+                ),
+            });
+        }
+        if cluster.heartbeat.is_zero() || cluster.election_timeout < cluster.heartbeat * 3 {
+            return Err(ConfigError::Invalid {
+                key: "cluster.election_timeout",
+                reason: format!(
+                    "must be at least 3x the heartbeat ({:?}); it is {:?}",
+                    cluster.heartbeat, cluster.election_timeout
+                ),
+            });
+        }
+        if cluster.request_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "cluster.request_timeout",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        if cluster.snapshot_after_entries == 0 {
+            return Err(ConfigError::Invalid {
+                key: "cluster.snapshot_after_entries",
+                reason: "must be greater than zero".into(),
+            });
+        }
         if self.ttl.sweep_interval.is_zero() {
             return Err(ConfigError::Invalid {
                 key: "ttl.sweep_interval",
@@ -308,6 +537,32 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn initial_cluster_is_parsed_and_checked() {
+        let mut config = Config::default();
+        config.kv_connect.enabled = false;
+        config.node.region = "us-east".into();
+        config.cluster.initial_cluster = "1=us-east@127.0.0.1:7080, 2=eu-west@127.0.0.1:7081".into();
+        config.validate().unwrap();
+        let members = config.cluster.initial_members().unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[1].region, "eu-west");
+        assert_eq!(members[1].peer_addr, "127.0.0.1:7081");
+        for bad in [
+            "1=us-east",
+            "x=us-east@h:1",
+            "1=us-east@h:1,1=eu@h:2",
+            "2=eu-west@h:1",
+            "1=eu-west@h:1",
+        ] {
+            config.cluster.initial_cluster = bad.into();
+            assert!(config.validate().is_err(), "{bad} must be refused");
+        }
+        config.cluster.initial_cluster = "1=us-east@h:1".into();
+        config.cluster.join = "h:2".into();
+        assert!(config.validate().is_err(), "initial cluster and join together");
+    }
 
     const EXAMPLE: &str = include_str!("../../../docs/config.example.toml");
 
@@ -326,13 +581,12 @@ mod tests {
 
     #[test]
     fn file_then_overrides() {
-        let mut config =
-            Config::parse_toml("[node]\nid = \"from-file\"\nregion = \"eu\"\n", Path::new("c.toml")).unwrap();
+        let mut config = Config::parse_toml("[node]\nid = 7\nregion = \"eu\"\n", Path::new("c.toml")).unwrap();
         config.apply(Overrides {
-            node_id: Some("from-flag".into()),
+            node_id: Some(9),
             ..Overrides::default()
         });
-        assert_eq!(config.node.id, "from-flag");
+        assert_eq!(config.node.id, 9);
         assert_eq!(config.node.region, "eu");
         assert_eq!(config.api.listen, ApiConfig::default().listen);
     }
@@ -340,7 +594,10 @@ mod tests {
     #[test]
     fn invalid_values_are_refused() {
         let mut config = Config::default();
-        config.node.id = "has space".into();
+        config.node.id = 0;
+        assert!(config.validate().is_err());
+        let mut config = Config::default();
+        config.node.region = "has space".into();
         assert!(config.validate().is_err());
         assert!(Config::parse_toml("[ttl]\nsweep_interval = \"soon\"\n", Path::new("c.toml")).is_err());
     }

@@ -1,13 +1,22 @@
-//! `edgekv.v1.Admin`: what an operator asks a node about itself.
+//! `edgekv.v1.Admin`: what an operator asks a node about itself and its cluster, and the
+//! membership and fault-injection commands.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use edgekv_proto::ErrorCode;
+use edgekv_proto::peer::FaultState;
 use edgekv_proto::v1::admin_server::Admin;
-use edgekv_proto::v1::{StatusRequest, StatusResponse};
+use edgekv_proto::v1::{
+    AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, FaultLink, InjectFaultRequest, InjectFaultResponse,
+    Member as WireMember, MemberRequest, StatusRequest, StatusResponse, inject_fault_request::Fault,
+};
 use tonic::{Request, Response, Status};
 
+use super::status::status;
 use crate::kv::KvStore;
+use crate::net::{Destination, Links};
+use crate::raft::{ClusterStatus, Member, RaftNode};
 
 /// Who this node is, as reported in read answers and status.
 #[derive(Clone, Debug)]
@@ -16,12 +25,85 @@ pub struct NodeInfo {
     pub region: String,
     pub data_dir: PathBuf,
     pub sync_writes: bool,
+    pub allow_fault_injection: bool,
 }
 
 pub(super) struct AdminService {
     pub store: KvStore,
     pub info: NodeInfo,
     pub started: Instant,
+}
+
+fn cluster_to_wire(status: ClusterStatus) -> ClusterStatusResponse {
+    ClusterStatusResponse {
+        node_id: status.node_id,
+        members: status
+            .members
+            .into_iter()
+            .map(|m| WireMember {
+                id: m.id,
+                region: m.member.region,
+                role: if m.leader {
+                    "leader"
+                } else if m.voter {
+                    "follower"
+                } else {
+                    "learner"
+                }
+                .into(),
+                peer_addr: m.member.peer_addr,
+                api_addr: m.api_addr,
+                matched_index: m.matched_index.unwrap_or(0),
+                lag: m.lag,
+            })
+            .collect(),
+        leader_id: status.leader.unwrap_or(0),
+        term: status.term,
+        commit_index: status.commit_index,
+        applied_index: status.applied_index,
+        last_log_index: status.last_log_index,
+    }
+}
+
+fn links_to_wire(links: &Links) -> Vec<FaultLink> {
+    links
+        .iter()
+        .map(|((from, to), link)| FaultLink {
+            from_region: from.clone(),
+            to_region: to.clone(),
+            one_way_delay_ms: link.one_way_delay_ms,
+            jitter_ms: link.jitter_ms,
+            cut: link.cut,
+        })
+        .collect()
+}
+
+impl AdminService {
+    fn raft(&self) -> &RaftNode {
+        self.store.raft()
+    }
+
+    /// Membership changes are made by the leader; elsewhere the answer names it.
+    fn require_leader(&self) -> Result<(), Status> {
+        if self.raft().is_leader() {
+            return Ok(());
+        }
+        let mut refusal = status(
+            ErrorCode::Unavailable,
+            match self.raft().leader_hint() {
+                Some(leader) => format!("membership changes are made by the leader; send this to {leader}"),
+                None => "membership changes are made by the leader, and this node knows of none right now".into(),
+            },
+        );
+        if let Some(leader) = self.raft().leader_hint().and_then(|l| l.parse().ok()) {
+            refusal.metadata_mut().insert(edgekv_proto::LEADER_METADATA, leader);
+        }
+        Err(refusal)
+    }
+
+    async fn cluster_answer(&self) -> Response<ClusterStatusResponse> {
+        Response::new(cluster_to_wire(self.raft().status().await))
+    }
 }
 
 #[tonic::async_trait]
@@ -32,7 +114,7 @@ impl Admin for AdminService {
             Ok::<_, crate::kv::KvError>((store.count_live_keys()?, store.engine().disk_usage()))
         })
         .await
-        .map_err(|e| super::status::status(edgekv_proto::ErrorCode::Internal, e.to_string()))??;
+        .map_err(|e| status(ErrorCode::Internal, e.to_string()))??;
         Ok(Response::new(StatusResponse {
             node_id: self.info.node_id.clone(),
             region: self.info.region.clone(),
@@ -43,6 +125,114 @@ impl Admin for AdminService {
             last_versionstamp: self.store.last_versionstamp().map(|v| v.to_hex()).unwrap_or_default(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             sync_writes: self.info.sync_writes,
+        }))
+    }
+
+    async fn cluster_status(
+        &self,
+        _request: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        Ok(self.cluster_answer().await)
+    }
+
+    async fn add_member(&self, request: Request<AddMemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+        let request = request.into_inner();
+        if request.id == 0 || request.region.is_empty() || !request.peer_addr.contains(':') {
+            return Err(status(
+                ErrorCode::InvalidArgument,
+                "a member needs a positive id, a region and a peer address HOST:PORT",
+            ));
+        }
+        self.require_leader()?;
+        let member = Member {
+            region: request.region,
+            peer_addr: request.peer_addr,
+        };
+        self.raft().add_member(request.id, member, !request.learner).await?;
+        Ok(self.cluster_answer().await)
+    }
+
+    async fn promote_member(&self, request: Request<MemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+        self.require_leader()?;
+        self.raft().promote(request.into_inner().id).await?;
+        Ok(self.cluster_answer().await)
+    }
+
+    async fn remove_member(&self, request: Request<MemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+        self.require_leader()?;
+        self.raft().remove(request.into_inner().id).await?;
+        Ok(self.cluster_answer().await)
+    }
+
+    async fn inject_fault(
+        &self,
+        request: Request<InjectFaultRequest>,
+    ) -> Result<Response<InjectFaultResponse>, Status> {
+        if !self.info.allow_fault_injection {
+            return Err(status(
+                ErrorCode::FaultInjectionDisabled,
+                "fault injection is off on this node; start it with --allow-fault-injection (edgekv demo does)",
+            ));
+        }
+        let wan = self.raft().transport().wan().clone();
+        match request.into_inner().fault {
+            Some(Fault::Partition(pair)) => {
+                if pair.a.is_empty() || pair.b.is_empty() || pair.a == pair.b {
+                    return Err(status(
+                        ErrorCode::InvalidArgument,
+                        "a partition needs two different regions",
+                    ));
+                }
+                wan.partition(&pair.a, &pair.b);
+            }
+            Some(Fault::Heal(_)) => wan.heal(),
+            Some(Fault::Latency(latency)) => {
+                if latency.a.is_empty() || latency.b.is_empty() || latency.a == latency.b {
+                    return Err(status(
+                        ErrorCode::InvalidArgument,
+                        "a latency needs two different regions",
+                    ));
+                }
+                wan.set_latency(&latency.a, &latency.b, latency.one_way_delay_ms, latency.jitter_ms);
+            }
+            None => return Err(status(ErrorCode::InvalidArgument, "no fault given")),
+        }
+        // Every member gets the same picture, sent directly (a link cut between two other
+        // regions must still reach both). The direct call bypasses the simulated WAN:
+        // fault control is out of band, like a test harness's own network.
+        let links = wan.links();
+        let state = FaultState {
+            links: crate::raft::links_to_peer(&links),
+            broadcast: false,
+        };
+        let raft = self.raft();
+        let members: Vec<(u64, Member)> = raft.members().into_iter().filter(|(id, _)| *id != raft.id()).collect();
+        let sends = members.iter().map(|(id, member)| {
+            let state = state.clone();
+            async move {
+                let sent = raft
+                    .transport()
+                    .call_out_of_band(
+                        Destination {
+                            region: &member.region,
+                            peer_addr: &member.peer_addr,
+                        },
+                        Duration::from_secs(3),
+                        |mut c| async move { c.set_faults(state).await },
+                    )
+                    .await;
+                (*id, sent.is_ok())
+            }
+        });
+        let unreached = futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(id, _)| id)
+            .collect();
+        Ok(Response::new(InjectFaultResponse {
+            links: links_to_wire(&links),
+            unreached,
         }))
     }
 }

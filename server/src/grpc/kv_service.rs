@@ -28,16 +28,16 @@ impl KvService {
         })
     }
 
-    /// Runs a blocking read (snapshot scans) off the async workers.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        read: impl FnOnce(KvStore) -> kv::KvResult<T> + Send + 'static,
-    ) -> Result<T, Status> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || read(store))
-            .await
-            .map_err(|e| status(ErrorCode::Internal, format!("read task failed: {e}")))?
-            .map_err(Status::from)
+    /// Adds the leader's client address to an answer from a follower, so the SDK sends
+    /// the next write (or strong read) straight there.
+    fn with_leader_hint<T>(&self, message: T) -> Response<T> {
+        let mut response = Response::new(message);
+        if let Some(leader) = self.store.raft().leader_hint()
+            && let Ok(value) = leader.parse()
+        {
+            response.metadata_mut().insert(edgekv_proto::LEADER_METADATA, value);
+        }
+        response
     }
 }
 
@@ -136,8 +136,8 @@ impl Kv for KvService {
         let consistency = consistency_from_wire(request.consistency)?;
         // A point read is a few microseconds from the block cache: cheaper inline than a
         // hop to the blocking pool.
-        let (entry, read) = self.store.get(&request.key, consistency)?;
-        Ok(Response::new(pb::GetResponse {
+        let (entry, read) = self.store.get(&request.key, consistency).await?;
+        Ok(self.with_leader_hint(pb::GetResponse {
             entry: entry.map(|e| entry_to_wire(e, false)),
             read: self.read_info(read),
         }))
@@ -146,16 +146,14 @@ impl Kv for KvService {
     async fn get_many(&self, request: Request<pb::GetManyRequest>) -> Result<Response<pb::GetManyResponse>, Status> {
         let request = request.into_inner();
         let consistency = consistency_from_wire(request.consistency)?;
-        let (entries, read) = self
-            .blocking(move |store| store.get_many(&request.keys, consistency))
-            .await?;
+        let (entries, read) = self.store.get_many(&request.keys, consistency).await?;
         let entries = entries
             .into_iter()
             .map(|e| pb::MaybeEntry {
                 entry: e.map(|e| entry_to_wire(e, false)),
             })
             .collect();
-        Ok(Response::new(pb::GetManyResponse {
+        Ok(self.with_leader_hint(pb::GetManyResponse {
             entries,
             read: self.read_info(read),
         }))
@@ -185,8 +183,8 @@ impl Kv for KvService {
             cursor: Some(request.cursor).filter(|c| !c.is_empty()),
             keys_only,
         };
-        let (page, read) = self.blocking(move |store| store.list(&query, consistency)).await?;
-        Ok(Response::new(pb::ListResponse {
+        let (page, read) = self.store.list(&query, consistency).await?;
+        Ok(self.with_leader_hint(pb::ListResponse {
             entries: page.entries.into_iter().map(|e| entry_to_wire(e, keys_only)).collect(),
             cursor: page.cursor.unwrap_or_default(),
             read: self.read_info(read),
@@ -235,6 +233,6 @@ impl Kv for KvService {
                 failed_checks: failed.into_iter().map(|i| i as u32).collect(),
             },
         };
-        Ok(Response::new(response))
+        Ok(self.with_leader_hint(response))
     }
 }

@@ -25,6 +25,11 @@ fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::InvalidExpiry => Code::InvalidArgument,
         ErrorCode::TypeMismatch | ErrorCode::SumOutOfRange | ErrorCode::RangeTooLarge => Code::FailedPrecondition,
         ErrorCode::Unavailable | ErrorCode::ShuttingDown => Code::Unavailable,
+        // Not UNAVAILABLE: generic gRPC retry policies retry that, and this write may
+        // already have been applied.
+        ErrorCode::OutcomeUnknown => Code::Aborted,
+        ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::MembershipChangeFailed | ErrorCode::FaultInjectionDisabled => Code::FailedPrecondition,
         ErrorCode::StorageFull => Code::ResourceExhausted,
         ErrorCode::StorageError | ErrorCode::Internal => Code::Internal,
         ErrorCode::DataCorrupted => Code::DataLoss,
@@ -40,6 +45,12 @@ pub fn status(code: ErrorCode, message: impl Into<String>) -> Status {
         code.as_str().parse().expect("error codes are ASCII"),
     );
     status
+}
+
+impl From<crate::raft::ConsensusError> for Status {
+    fn from(error: crate::raft::ConsensusError) -> Self {
+        Status::from(KvError::from(error))
+    }
 }
 
 impl From<KvError> for Status {

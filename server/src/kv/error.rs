@@ -2,6 +2,7 @@
 
 use edgekv_proto::ErrorCode;
 
+use crate::raft::ConsensusError;
 use crate::storage::StorageError;
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -48,6 +49,12 @@ pub enum KvError {
     RangeTooLarge { limit: usize },
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// Refused while being applied by the state machine (possibly on another node); the
+    /// code is the one the applying node chose.
+    #[error("{message}")]
+    Refused { code: ErrorCode, message: String },
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -73,6 +80,8 @@ impl KvError {
             KvError::SumOutOfRange { .. } => ErrorCode::SumOutOfRange,
             KvError::RangeTooLarge { .. } => ErrorCode::RangeTooLarge,
             KvError::ShuttingDown => ErrorCode::ShuttingDown,
+            KvError::Refused { code, .. } => *code,
+            KvError::Consensus(error) => error.code(),
             KvError::Storage(StorageError::NoSpace(_)) => ErrorCode::StorageFull,
             KvError::Storage(StorageError::Corrupted(_)) => ErrorCode::DataCorrupted,
             KvError::Storage(_) => ErrorCode::StorageError,
@@ -82,7 +91,7 @@ impl KvError {
 
 impl KvError {
     pub(crate) fn from_sum(error: super::v8_sum::SumError, key: &[u8]) -> Self {
-        let key = super::commit::display_key(key);
+        let key = super::apply::display_key(key);
         match error {
             super::v8_sum::SumError::Type(reason) => KvError::SumTypeMismatch { key, reason },
             super::v8_sum::SumError::OutOfRange => KvError::SumOutOfRange { key },

@@ -1,12 +1,14 @@
 //! The key-value domain: get, get-many, list and atomic writes with the semantics every
 //! front-end shares (Deno KV's, plus TTL that is never served stale).
 //!
-//! [`KvStore`] is the one entry point. Reads go straight to the engine and filter out
-//! expired values; writes are validated here and then queued to the [`commit`] pipeline,
-//! the single writer. When replication arrives, this is where a key's class picks the
-//! strong (Raft) or cache (CRDT) path; the front-ends do not change.
+//! [`KvStore`] is the one entry point. Reads go to the local engine and filter out expired
+//! values; a strong read first waits for the Raft read index, an eventual one reports how
+//! stale it may be. Writes are validated here and replicated through Raft; every replica
+//! applies them with [`apply`] (the state machine's domain half). When the cache class
+//! arrives, this is where a key's class picks the strong or the cache path; the front-ends
+//! do not change.
 
-mod commit;
+mod apply;
 pub mod error;
 pub mod range;
 pub mod types;
@@ -21,19 +23,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use edgekv_proto::Versionstamp;
 use edgekv_proto::limits::MAX_GET_MANY_KEYS;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
-pub use self::commit::ChangedKeys;
-use self::commit::{CommitRequest, Committer};
+pub use self::apply::ChangedKeys;
+use self::apply::{Answer, Command, KvApplier};
 pub use self::error::{KvError, KvResult};
 pub use self::types::*;
 use crate::clock::Clock;
+use crate::raft::{Applier, RaftNode};
 use crate::storage::codec::Envelope;
 use crate::storage::{ColumnFamily, Durability, Engine, Snapshot};
 use crate::ttl::DueExpiry;
 
-/// Requests waiting for the commit pipeline before callers are pushed back on.
-const COMMIT_QUEUE: usize = 4096;
 /// Change notices kept for slow watchers; one that falls further behind re-reads all its
 /// keys instead (see [`KvStore::subscribe`]).
 const CHANGE_BACKLOG: usize = 1024;
@@ -44,73 +45,64 @@ const DATABASE_ID_KEY: &[u8] = b"database_id";
 pub struct KvStore {
     engine: Arc<dyn Engine>,
     clock: Arc<dyn Clock>,
-    commits: mpsc::Sender<CommitRequest>,
+    raft: Arc<RaftNode>,
     last_commit: Arc<AtomicU64>,
     changes: broadcast::Sender<ChangedKeys>,
     database_id: uuid::Uuid,
 }
 
-/// The running commit pipeline; [`CommitThread::shutdown`] drains and joins it.
-pub struct CommitThread {
-    commits: mpsc::Sender<CommitRequest>,
-    thread: std::thread::JoinHandle<()>,
+/// The domain's half of the Raft state machine, made before the Raft member starts (it
+/// needs it) and turned into a [`KvStore`] once the member runs.
+pub struct KvStateMachine {
+    engine: Arc<dyn Engine>,
+    clock: Arc<dyn Clock>,
+    applier: Arc<KvApplier>,
+    last_commit: Arc<AtomicU64>,
+    changes: broadcast::Sender<ChangedKeys>,
+    database_id: uuid::Uuid,
 }
 
-impl CommitThread {
-    /// Lets the group in progress finish, refuses everything queued after it, and waits
-    /// for the thread to exit. Blocking.
-    pub fn shutdown(self) {
-        let _ = self.commits.blocking_send(CommitRequest::Shutdown);
-        if self.thread.join().is_err() {
-            tracing::error!("commit thread panicked");
+impl KvStateMachine {
+    pub fn new(engine: Arc<dyn Engine>, clock: Arc<dyn Clock>) -> KvResult<Self> {
+        let database_id = database_id(engine.as_ref())?;
+        let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
+        let last_commit = Arc::new(AtomicU64::new(0));
+        let applier = Arc::new(KvApplier::new(changes.clone(), last_commit.clone()));
+        Ok(Self {
+            engine,
+            clock,
+            applier,
+            last_commit,
+            changes,
+            database_id,
+        })
+    }
+
+    pub fn applier(&self) -> Arc<dyn Applier> {
+        self.applier.clone()
+    }
+
+    pub fn into_store(self, raft: Arc<RaftNode>) -> KvStore {
+        // Until this run commits, the latest versionstamp is at most the applied index.
+        self.last_commit.fetch_max(raft.applied_index(), Ordering::SeqCst);
+        KvStore {
+            engine: self.engine,
+            clock: self.clock,
+            raft,
+            last_commit: self.last_commit,
+            changes: self.changes,
+            database_id: self.database_id,
         }
     }
 }
 
 impl KvStore {
-    /// Starts the commit pipeline on its own thread and returns the store with the
-    /// handle that stops it.
-    pub fn start(
-        engine: Arc<dyn Engine>,
-        clock: Arc<dyn Clock>,
-        durability: Durability,
-    ) -> KvResult<(Self, CommitThread)> {
-        let last_commit = Arc::new(AtomicU64::new(commit::read_last_commit(engine.as_ref())?));
-        let database_id = database_id(engine.as_ref())?;
-        let (commits, requests) = mpsc::channel(COMMIT_QUEUE);
-        let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
-        let committer = Committer::new(
-            engine.clone(),
-            clock.clone(),
-            durability,
-            last_commit.clone(),
-            requests,
-            changes.clone(),
-        );
-        let thread = std::thread::Builder::new()
-            .name("edgekv-commit".into())
-            .spawn(move || committer.run())
-            .map_err(|e| {
-                KvError::Storage(crate::storage::StorageError::Engine(format!(
-                    "cannot start the commit thread: {e}"
-                )))
-            })?;
-        let store = Self {
-            engine,
-            clock,
-            commits: commits.clone(),
-            last_commit,
-            changes,
-            database_id,
-        };
-        Ok((store, CommitThread { commits, thread }))
-    }
-
     pub fn engine(&self) -> &Arc<dyn Engine> {
         &self.engine
     }
 
-    /// The versionstamp of the latest commit, if any.
+    /// The versionstamp of the latest commit this node applied, if any (an upper bound
+    /// after a restart, until the next commit).
     pub fn last_versionstamp(&self) -> Option<Versionstamp> {
         match self.last_commit.load(Ordering::SeqCst) {
             0 => None,
@@ -133,13 +125,32 @@ impl KvStore {
         self.clock.now_ms()
     }
 
-    fn read_info(&self, consistency: Consistency) -> ReadInfo {
-        // One node: every acknowledged write is applied before it is acknowledged, so the
-        // local replica is the latest state and both guarantees are met.
-        ReadInfo {
-            consistency,
-            strongly_consistent: true,
-            staleness_ms: 0,
+    pub fn raft(&self) -> &Arc<RaftNode> {
+        &self.raft
+    }
+
+    /// Makes a read strong if asked (waits for the read index) and says what it was
+    /// served with.
+    async fn prepare_read(&self, consistency: Consistency) -> KvResult<ReadInfo> {
+        match consistency {
+            Consistency::Strong => {
+                self.raft.read_barrier().await?;
+                Ok(ReadInfo {
+                    consistency,
+                    strongly_consistent: true,
+                    staleness_ms: 0,
+                })
+            }
+            Consistency::Eventual => {
+                let staleness_ms = self.raft.staleness_ms();
+                Ok(ReadInfo {
+                    consistency,
+                    // The sole voter of a cluster is the only place writes are applied
+                    // before they are acknowledged, so its local state is the latest.
+                    strongly_consistent: self.raft.is_sole_voter(),
+                    staleness_ms,
+                })
+            }
         }
     }
 
@@ -152,15 +163,20 @@ impl KvStore {
         }))
     }
 
-    pub fn get(&self, key: &[u8], consistency: Consistency) -> KvResult<(Option<Entry>, ReadInfo)> {
+    pub async fn get(&self, key: &[u8], consistency: Consistency) -> KvResult<(Option<Entry>, ReadInfo)> {
         validate::read_key(key)?;
+        let info = self.prepare_read(consistency).await?;
         let now = self.clock.now_ms();
         let entry = self.live(key, self.engine.get(ColumnFamily::Data, key)?, now)?;
-        Ok((entry, self.read_info(consistency)))
+        Ok((entry, info))
     }
 
     /// Reads every key from one snapshot; the answer has one slot per key, in order.
-    pub fn get_many(&self, keys: &[Vec<u8>], consistency: Consistency) -> KvResult<(Vec<Option<Entry>>, ReadInfo)> {
+    pub async fn get_many(
+        &self,
+        keys: &[Vec<u8>],
+        consistency: Consistency,
+    ) -> KvResult<(Vec<Option<Entry>>, ReadInfo)> {
         if keys.len() > MAX_GET_MANY_KEYS {
             return Err(KvError::TooManyKeys {
                 count: keys.len(),
@@ -170,20 +186,22 @@ impl KvStore {
         for key in keys {
             validate::read_key(key)?;
         }
+        let info = self.prepare_read(consistency).await?;
         let now = self.clock.now_ms();
         let snapshot = self.engine.snapshot();
         let entries = keys
             .iter()
             .map(|key| self.live(key, snapshot.get(ColumnFamily::Data, key)?, now))
             .collect::<KvResult<Vec<_>>>()?;
-        Ok((entries, self.read_info(consistency)))
+        Ok((entries, info))
     }
 
     /// One page of a range, from a snapshot. The page holds up to `query.limit` live
     /// entries; the cursor is set only when more may follow.
-    pub fn list(&self, query: &ListQuery, consistency: Consistency) -> KvResult<(ListPage, ReadInfo)> {
+    pub async fn list(&self, query: &ListQuery, consistency: Consistency) -> KvResult<(ListPage, ReadInfo)> {
         let bounds = range::resolve(&query.selector)?;
         let scan_range = range::after_cursor(&bounds, query.cursor.as_deref(), query.reverse)?;
+        let info = self.prepare_read(consistency).await?;
         let now = self.clock.now_ms();
         let snapshot: Box<dyn Snapshot + '_> = self.engine.snapshot();
         let mut entries = Vec::with_capacity(query.limit.min(1024));
@@ -207,12 +225,12 @@ impl KvStore {
         } else {
             None
         };
-        Ok((ListPage { entries, cursor }, self.read_info(consistency)))
+        Ok((ListPage { entries, cursor }, info))
     }
 
     /// Reads several ranges from one snapshot (KV Connect's snapshot_read). An empty or
     /// inverted range reads nothing.
-    pub fn snapshot_read(
+    pub async fn snapshot_read(
         &self,
         ranges: &[RangeRead],
         consistency: Consistency,
@@ -221,6 +239,7 @@ impl KvStore {
             validate::range_bound(&range.start)?;
             validate::range_bound(&range.end)?;
         }
+        let info = self.prepare_read(consistency).await?;
         let now = self.clock.now_ms();
         let snapshot = self.engine.snapshot();
         let mut results = Vec::with_capacity(ranges.len());
@@ -238,28 +257,31 @@ impl KvStore {
             }
             results.push(entries);
         }
-        Ok((results, self.read_info(consistency)))
+        Ok((results, info))
     }
 
     pub async fn atomic(&self, write: AtomicWrite) -> KvResult<AtomicOutcome> {
         validate::atomic(&write)?;
-        let (reply, answer) = oneshot::channel();
-        self.commits
-            .send(CommitRequest::Atomic(write, reply))
-            .await
-            .map_err(|_| KvError::ShuttingDown)?;
-        answer.await.map_err(|_| KvError::ShuttingDown)?
+        let answer = self.raft.write(apply::encode(&Command::Atomic(write))).await?;
+        match decode_answer(&answer)? {
+            Answer::Atomic(Ok(outcome)) => Ok(outcome),
+            Answer::Atomic(Err(refusal)) => Err(refusal.into_error()),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Deletes the given due entries whose value still carries that expiry. Used by the
-    /// TTL sweeper; the decision is the commit pipeline's, made at its own clock.
+    /// TTL sweeper on the leader; the decision is made when the command is applied, at the
+    /// leader's clock, identically on every replica. Elsewhere it does nothing.
     pub async fn expire(&self, due: Vec<DueExpiry>) -> KvResult<usize> {
-        let (reply, answer) = oneshot::channel();
-        self.commits
-            .send(CommitRequest::Expire(due, reply))
-            .await
-            .map_err(|_| KvError::ShuttingDown)?;
-        answer.await.map_err(|_| KvError::ShuttingDown)?
+        if !self.raft.is_leader() {
+            return Ok(0);
+        }
+        let answer = self.raft.write(apply::encode(&Command::Expire(due))).await?;
+        match decode_answer(&answer)? {
+            Answer::Expired(count) => Ok(count),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Counts live keys. O(keys): an admin operation, not a hot path.
@@ -276,6 +298,25 @@ impl KvStore {
             }
         }
         Ok(count)
+    }
+}
+
+fn decode_answer(bytes: &[u8]) -> KvResult<Answer> {
+    apply::decode(bytes).map_err(|e| {
+        KvError::Consensus(crate::raft::ConsensusError::OutcomeUnknown(format!(
+            "undecodable answer from the state machine: {e}"
+        )))
+    })
+}
+
+fn unexpected(answer: Answer) -> KvError {
+    match answer {
+        Answer::Undecodable(reason) => {
+            KvError::InvalidArgument(format!("the leader could not decode the request: {reason}"))
+        }
+        other => KvError::Consensus(crate::raft::ConsensusError::OutcomeUnknown(format!(
+            "the state machine answered {other:?}"
+        ))),
     }
 }
 

@@ -13,10 +13,60 @@ use crate::clock::ManualClock;
 use crate::storage::MemoryEngine;
 use crate::ttl::sweeper::{SWEEP_BATCH, due_entries};
 
-fn store(clock: &ManualClock) -> (KvStore, CommitThread, Arc<MemoryEngine>) {
+/// A one-voter Raft member on the in-memory engine: the same write path as a node.
+struct TestNode {
+    raft: Arc<crate::raft::RaftNode>,
+    proposer: tokio::task::JoinHandle<()>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl TestNode {
+    async fn start(engine: Arc<MemoryEngine>, clock: &ManualClock) -> (KvStore, Self) {
+        use crate::raft::{Bootstrap, Member, RaftNode, RaftSettings};
+        let clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        let machine = KvStateMachine::new(engine.clone(), clock.clone()).unwrap();
+        let member = Member {
+            region: "local".into(),
+            peer_addr: "127.0.0.1:1".into(),
+        };
+        let transport = Arc::new(crate::net::PeerTransport::new(
+            "local".into(),
+            Arc::default(),
+            std::time::Duration::from_secs(1),
+        ));
+        let (raft, proposer) = RaftNode::start(
+            1,
+            member.clone(),
+            "127.0.0.1:0".into(),
+            engine,
+            machine.applier(),
+            Durability::Sync,
+            RaftSettings::default(),
+            transport,
+            clock,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        raft.bootstrap(&Bootstrap::InitialCluster([(1, member)].into()))
+            .await
+            .unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let proposer = tokio::spawn(proposer.run(stop.clone()));
+        (machine.into_store(raft.clone()), Self { raft, proposer, stop })
+    }
+
+    async fn shutdown(self) {
+        self.raft.shutdown().await;
+        self.stop.cancel();
+        self.proposer.await.unwrap();
+    }
+}
+
+async fn store(clock: &ManualClock) -> (KvStore, TestNode, Arc<MemoryEngine>) {
     let engine = Arc::new(MemoryEngine::new());
-    let (store, thread) = KvStore::start(engine.clone(), Arc::new(clock.clone()), Durability::Sync).unwrap();
-    (store, thread, engine)
+    let (store, node) = TestNode::start(engine.clone(), clock).await;
+    (store, node, engine)
 }
 
 fn set(key: Vec<u8>, value: &str, expiry: Option<Expiry>) -> Mutation {
@@ -40,15 +90,15 @@ async fn commit(store: &KvStore, mutations: Vec<Mutation>) -> Versionstamp {
     }
 }
 
-fn value_of(store: &KvStore, key: &[u8]) -> Option<String> {
-    let (entry, _) = store.get(key, Consistency::Strong).unwrap();
+async fn value_of(store: &KvStore, key: &[u8]) -> Option<String> {
+    let (entry, _) = store.get(key, Consistency::Strong).await.unwrap();
     entry.map(|e| String::from_utf8(e.envelope.value).unwrap())
 }
 
 #[tokio::test]
 async fn versionstamps_increase_and_checks_see_them() {
     let clock = ManualClock::new(1_000);
-    let (store, thread, _) = store(&clock);
+    let (store, thread, _) = store(&clock).await;
     let k = key!["a"].encode();
     let first = commit(&store, vec![set(k.clone(), "1", None)]).await;
     let second = commit(&store, vec![set(k.clone(), "2", None)]).await;
@@ -64,7 +114,7 @@ async fn versionstamps_increase_and_checks_see_them() {
         ))
         .await;
     assert_eq!(stale.unwrap(), AtomicOutcome::CheckFailed(vec![0]));
-    assert_eq!(value_of(&store, &k).as_deref(), Some("2"));
+    assert_eq!(value_of(&store, &k).await.as_deref(), Some("2"));
 
     let fresh = store
         .atomic(write(
@@ -87,13 +137,13 @@ async fn versionstamps_increase_and_checks_see_them() {
         ))
         .await;
     assert!(matches!(absent.unwrap(), AtomicOutcome::Committed(_)));
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    thread.shutdown().await;
 }
 
 #[tokio::test]
 async fn failed_mutation_leaves_nothing_behind() {
     let clock = ManualClock::new(1_000);
-    let (store, thread, _) = store(&clock);
+    let (store, thread, _) = store(&clock).await;
     let text = key!["text"].encode();
     let other = key!["other"].encode();
     commit(&store, vec![set(text.clone(), "hello", None)]).await;
@@ -112,20 +162,20 @@ async fn failed_mutation_leaves_nothing_behind() {
         .await;
     assert_eq!(result.unwrap_err().code(), edgekv_proto::ErrorCode::TypeMismatch);
     assert_eq!(
-        value_of(&store, &other),
+        value_of(&store, &other).await,
         None,
         "the set before the failing sum must not land"
     );
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    thread.shutdown().await;
 }
 
 #[tokio::test]
 async fn numeric_mutations_follow_deno_semantics() {
     let clock = ManualClock::new(1_000);
-    let (store, thread, _) = store(&clock);
+    let (store, thread, _) = store(&clock).await;
     let n = key!["n"].encode();
-    let read = |store: &KvStore| {
-        let entry = store.get(&n, Consistency::Strong).unwrap().0.unwrap();
+    let read = async |store: &KvStore| {
+        let entry = store.get(&n, Consistency::Strong).await.unwrap().0.unwrap();
         assert_eq!(entry.envelope.encoding, ValueEncoding::U64);
         u64::from_le_bytes(entry.envelope.value.try_into().unwrap())
     };
@@ -138,7 +188,7 @@ async fn numeric_mutations_follow_deno_semantics() {
         }],
     )
     .await;
-    assert_eq!(read(&store), 5);
+    assert_eq!(read(&store).await, 5);
     commit(
         &store,
         vec![Mutation::Numeric {
@@ -148,7 +198,7 @@ async fn numeric_mutations_follow_deno_semantics() {
         }],
     )
     .await;
-    assert_eq!(read(&store), 4, "sum wraps around");
+    assert_eq!(read(&store).await, 4, "sum wraps around");
     commit(
         &store,
         vec![Mutation::Numeric {
@@ -158,7 +208,7 @@ async fn numeric_mutations_follow_deno_semantics() {
         }],
     )
     .await;
-    assert_eq!(read(&store), 10);
+    assert_eq!(read(&store).await, 10);
     commit(
         &store,
         vec![Mutation::Numeric {
@@ -168,14 +218,14 @@ async fn numeric_mutations_follow_deno_semantics() {
         }],
     )
     .await;
-    assert_eq!(read(&store), 3);
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    assert_eq!(read(&store).await, 3);
+    thread.shutdown().await;
 }
 
 #[tokio::test]
 async fn list_pages_with_cursor_and_skips_expired() {
     let clock = ManualClock::new(1_000);
-    let (store, thread, _) = store(&clock);
+    let (store, thread, _) = store(&clock).await;
     let mut mutations: Vec<Mutation> = (0..10)
         .map(|i| set(key!["items", i].encode(), &i.to_string(), None))
         .collect();
@@ -199,7 +249,7 @@ async fn list_pages_with_cursor_and_skips_expired() {
                 cursor: cursor.clone(),
                 keys_only: false,
             };
-            let (page, _) = store.list(&query, Consistency::Eventual).unwrap();
+            let (page, _) = store.list(&query, Consistency::Eventual).await.unwrap();
             assert!(page.entries.len() <= 3);
             seen.extend(
                 page.entries
@@ -230,16 +280,16 @@ async fn list_pages_with_cursor_and_skips_expired() {
         keys_only: false,
     };
     assert_eq!(
-        store.list(&bogus, Consistency::Strong).unwrap_err().code(),
+        store.list(&bogus, Consistency::Strong).await.unwrap_err().code(),
         edgekv_proto::ErrorCode::InvalidCursor
     );
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    thread.shutdown().await;
 }
 
 #[tokio::test]
 async fn delete_range_removes_keys_and_their_index_entries() {
     let clock = ManualClock::new(1_000);
-    let (store, thread, engine) = store(&clock);
+    let (store, thread, engine) = store(&clock).await;
     let mutations = (0..5)
         .map(|i| set(key!["r", i].encode(), "v", Some(Expiry::In(1_000))))
         .collect();
@@ -260,13 +310,13 @@ async fn delete_range_removes_keys_and_their_index_entries() {
             .count(),
         0
     );
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    thread.shutdown().await;
 }
 
 #[tokio::test]
 async fn sweeper_reclaims_due_entries_and_stale_index_entries() {
     let clock = ManualClock::new(1_000);
-    let (store, thread, engine) = store(&clock);
+    let (store, thread, engine) = store(&clock).await;
     let (a, b) = (key!["a"].encode(), key!["b"].encode());
     commit(
         &store,
@@ -280,7 +330,7 @@ async fn sweeper_reclaims_due_entries_and_stale_index_entries() {
     commit(&store, vec![set(b.clone(), "b2", None)]).await;
     clock.advance(100);
     assert_eq!(
-        value_of(&store, &a),
+        value_of(&store, &a).await,
         None,
         "expired values are invisible before any sweep"
     );
@@ -288,21 +338,21 @@ async fn sweeper_reclaims_due_entries_and_stale_index_entries() {
     assert_eq!(due.len(), 1, "rewriting b moved its index entry");
     assert_eq!(store.expire(due).await.unwrap(), 1);
     assert_eq!(engine.get(ColumnFamily::Data, &a).unwrap(), None);
-    assert_eq!(value_of(&store, &b).as_deref(), Some("b2"));
+    assert_eq!(value_of(&store, &b).await.as_deref(), Some("b2"));
     assert_eq!(
         engine
             .scan(ColumnFamily::Expiry, crate::storage::ScanRange::all(), false)
             .count(),
         0
     );
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    thread.shutdown().await;
 }
 
 #[tokio::test]
 async fn limits_are_enforced_with_codes() {
     use edgekv_proto::ErrorCode;
     let clock = ManualClock::new(1_000);
-    let (store, thread, _) = store(&clock);
+    let (store, thread, _) = store(&clock).await;
     let big_key = key!["x".repeat(3000)].encode();
     let code = |w| async { store.atomic(w).await.unwrap_err().code() };
     assert_eq!(
@@ -351,10 +401,10 @@ async fn limits_are_enforced_with_codes() {
         ErrorCode::InvalidExpiry
     );
     assert_eq!(
-        store.get(&big_key, Consistency::Strong).unwrap_err().code(),
+        store.get(&big_key, Consistency::Strong).await.unwrap_err().code(),
         ErrorCode::KeyTooLarge
     );
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    thread.shutdown().await;
 }
 
 /// One step of the model test.
@@ -439,7 +489,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let clock = ManualClock::new(10_000);
-            let (store, thread, engine) = store(&clock);
+            let (store, thread, engine) = store(&clock).await;
             let mut model: BTreeMap<u8, ModelEntry> = BTreeMap::new();
             let mut last_stamp = Versionstamp::default();
             let k = |i: u8| key!["k", i].encode();
@@ -496,7 +546,7 @@ proptest! {
                 let now = clock.now_ms();
                 model.retain(|_, e| e.expires_at.is_none_or(|at| now < at));
                 for key in 0u8..4 {
-                    let (entry, _) = store.get(&k(key), Consistency::Strong).unwrap();
+                    let (entry, _) = store.get(&k(key), Consistency::Strong).await.unwrap();
                     let expected = model.get(&key);
                     prop_assert_eq!(entry.as_ref().map(|e| e.envelope.versionstamp), expected.map(|e| e.stamp));
                     if let (Some(entry), Some(expected)) = (entry, expected) {
@@ -509,10 +559,10 @@ proptest! {
                     }
                 }
                 let keys: Vec<Vec<u8>> = (0u8..4).map(k).collect();
-                let (many, _) = store.get_many(&keys, Consistency::Eventual).unwrap();
+                let (many, _) = store.get_many(&keys, Consistency::Eventual).await.unwrap();
                 prop_assert_eq!(many.iter().filter(|e| e.is_some()).count(), model.len());
             }
-            tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+            thread.shutdown().await;
             Ok(())
         })?;
     }
@@ -522,7 +572,7 @@ proptest! {
 async fn check_only_and_empty_writes_get_versionstamps_that_survive_a_restart() {
     let clock = ManualClock::new(1_000);
     let engine = Arc::new(MemoryEngine::new());
-    let (store, thread) = KvStore::start(engine.clone(), Arc::new(clock.clone()), Durability::Sync).unwrap();
+    let (store, thread) = TestNode::start(engine.clone(), &clock).await;
     let checked = store
         .atomic(write(
             vec![Check {
@@ -539,18 +589,18 @@ async fn check_only_and_empty_writes_get_versionstamps_that_survive_a_restart() 
         panic!("an empty write commits, as in Deno KV")
     };
     assert!(empty > checked);
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    thread.shutdown().await;
 
-    let (store, thread) = KvStore::start(engine, Arc::new(clock), Durability::Sync).unwrap();
+    let (store, thread) = TestNode::start(engine, &clock).await;
     let after_restart = commit(&store, vec![set(key!["k"].encode(), "v", None)]).await;
     assert!(after_restart > empty, "a versionstamp is never handed out twice");
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    thread.shutdown().await;
 }
 
 #[tokio::test]
 async fn prefix_selectors_exclude_the_prefix_key_itself() {
     let clock = ManualClock::new(1_000);
-    let (store, thread, _) = store(&clock);
+    let (store, thread, _) = store(&clock).await;
     let prefix = key!["a"].encode();
     for (start, end) in [(Some(prefix.clone()), None), (None, Some(prefix.clone()))] {
         let query = ListQuery {
@@ -565,9 +615,9 @@ async fn prefix_selectors_exclude_the_prefix_key_itself() {
             keys_only: false,
         };
         assert_eq!(
-            store.list(&query, Consistency::Strong).unwrap_err().code(),
+            store.list(&query, Consistency::Strong).await.unwrap_err().code(),
             edgekv_proto::ErrorCode::InvalidRange
         );
     }
-    tokio::task::spawn_blocking(move || thread.shutdown()).await.unwrap();
+    thread.shutdown().await;
 }

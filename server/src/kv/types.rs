@@ -3,6 +3,7 @@
 
 use edgekv_proto::Versionstamp;
 use edgekv_proto::v1::ValueEncoding;
+use serde::{Deserialize, Serialize};
 
 use crate::storage::codec::Envelope;
 
@@ -21,7 +22,7 @@ pub struct Entry {
 }
 
 /// When a value set by an atomic write expires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Expiry {
     /// Milliseconds after the commit.
     In(u64),
@@ -29,14 +30,14 @@ pub enum Expiry {
     At(u64),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     pub key: Vec<u8>,
     /// `None`: the key must not exist (or be expired).
     pub versionstamp: Option<Versionstamp>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NumericOp {
     Sum,
     Min,
@@ -62,10 +63,11 @@ impl NumericOp {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mutation {
     Set {
         key: Vec<u8>,
+        #[serde(with = "encoding_serde")]
         encoding: ValueEncoding,
         value: Vec<u8>,
         expiry: Option<Expiry>,
@@ -99,19 +101,20 @@ pub enum Mutation {
     /// Deno KV's versionstamped keys do (unique, commit-ordered keys without a read).
     SetVersionstampedKey {
         prefix: Vec<u8>,
+        #[serde(with = "encoding_serde")]
         encoding: ValueEncoding,
         value: Vec<u8>,
         expiry: Option<Expiry>,
     },
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AtomicWrite {
     pub checks: Vec<Check>,
     pub mutations: Vec<Mutation>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AtomicOutcome {
     Committed(Versionstamp),
     /// Indices of the checks that failed; nothing was written.
@@ -160,4 +163,20 @@ pub struct RangeRead {
     pub end: Vec<u8>,
     pub limit: usize,
     pub reverse: bool,
+}
+
+/// Value encodings travel in the Raft log as their protobuf numbers.
+mod encoding_serde {
+    use edgekv_proto::v1::ValueEncoding;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(encoding: &ValueEncoding, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i32(*encoding as i32)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ValueEncoding, D::Error> {
+        let number = i32::deserialize(deserializer)?;
+        ValueEncoding::try_from(number)
+            .map_err(|_| serde::de::Error::custom(format!("unknown value encoding {number}")))
+    }
 }

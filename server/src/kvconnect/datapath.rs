@@ -31,10 +31,7 @@ pub(super) async fn snapshot_read(
             reverse: r.reverse,
         })
         .collect();
-    let store = state.store.clone();
-    let (results, read) = tokio::task::spawn_blocking(move || store.snapshot_read(&ranges, consistency))
-        .await
-        .map_err(|e| KvConnectError::Internal(e.to_string()))??;
+    let (results, read) = state.store.snapshot_read(&ranges, consistency).await?;
     let ranges = results
         .into_iter()
         .map(|entries| pb::ReadRangeOutput {

@@ -64,11 +64,7 @@ pub(super) async fn watch(
 }
 
 async fn read(store: &KvStore, keys: &[Vec<u8>]) -> Result<Vec<Option<Entry>>, KvConnectError> {
-    let store = store.clone();
-    let keys = keys.to_vec();
-    let (entries, _) = tokio::task::spawn_blocking(move || store.get_many(&keys, Consistency::Eventual))
-        .await
-        .map_err(|e| KvConnectError::Internal(e.to_string()))??;
+    let (entries, _) = store.get_many(keys, Consistency::Eventual).await?;
     Ok(entries)
 }
 
@@ -113,7 +109,8 @@ impl Watcher {
             };
             let dirty = tokio::select! {
                 change = self.changes.recv() => match change {
-                    Ok(keys) => keys.iter().any(|k| self.keys.contains(k)),
+                    // An empty notice means a snapshot replaced everything.
+                    Ok(keys) => keys.is_empty() || keys.iter().any(|k| self.keys.contains(k)),
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => return None,
                 },

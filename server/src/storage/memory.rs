@@ -72,6 +72,12 @@ impl Engine for MemoryEngine {
                 BatchOp::Delete { cf, key } => {
                     tables.entry(cf).or_default().remove(&key);
                 }
+                BatchOp::DeleteRange { cf, start, end } => {
+                    tables
+                        .entry(cf)
+                        .or_default()
+                        .retain(|key, _| key < &start || key >= &end);
+                }
             }
         }
         Ok(())

@@ -23,18 +23,31 @@ pub enum ColumnFamily {
     Data,
     /// Expiry time (big-endian ms) + encoded key -> empty: the TTL sweeper's work list.
     Expiry,
-    /// Node-local bookkeeping, such as the last commit sequence.
+    /// Node-local bookkeeping, such as the database id.
     Meta,
+    /// The Raft log: log index (big-endian u64) -> encoded entry.
+    RaftLog,
+    /// Raft's durable state: vote, committed and purged log ids, and the state machine's
+    /// applied log id and membership (written in the same batch as the data they describe).
+    RaftState,
 }
 
 impl ColumnFamily {
-    pub const ALL: [ColumnFamily; 3] = [ColumnFamily::Data, ColumnFamily::Expiry, ColumnFamily::Meta];
+    pub const ALL: [ColumnFamily; 5] = [
+        ColumnFamily::Data,
+        ColumnFamily::Expiry,
+        ColumnFamily::Meta,
+        ColumnFamily::RaftLog,
+        ColumnFamily::RaftState,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ColumnFamily::Data => "data",
             ColumnFamily::Expiry => "expiry",
             ColumnFamily::Meta => "meta",
+            ColumnFamily::RaftLog => "raft_log",
+            ColumnFamily::RaftState => "raft_state",
         }
     }
 }
@@ -70,6 +83,12 @@ pub enum BatchOp {
         cf: ColumnFamily,
         key: Vec<u8>,
     },
+    /// Deletes every key in `[start, end)`.
+    DeleteRange {
+        cf: ColumnFamily,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
 }
 
 /// Writes applied all-or-nothing by [`Engine::write`].
@@ -85,6 +104,10 @@ impl WriteBatch {
 
     pub fn delete(&mut self, cf: ColumnFamily, key: Vec<u8>) {
         self.ops.push(BatchOp::Delete { cf, key });
+    }
+
+    pub fn delete_range(&mut self, cf: ColumnFamily, start: Vec<u8>, end: Vec<u8>) {
+        self.ops.push(BatchOp::DeleteRange { cf, start, end });
     }
 
     pub fn ops(&self) -> &[BatchOp] {

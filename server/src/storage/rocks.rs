@@ -229,6 +229,7 @@ impl Engine for RocksEngine {
             match op {
                 BatchOp::Put { cf, key, value } => rocks_batch.put_cf(&self.handle(cf), key, value),
                 BatchOp::Delete { cf, key } => rocks_batch.delete_cf(&self.handle(cf), key),
+                BatchOp::DeleteRange { cf, start, end } => rocks_batch.delete_range_cf(&self.handle(cf), start, end),
             }
         }
         let mut options = WriteOptions::default();

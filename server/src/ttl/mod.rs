@@ -13,7 +13,7 @@ pub mod sweeper;
 
 /// An expiry index entry that is due: the key's value expired at `expires_at_ms`, unless
 /// it was overwritten since.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DueExpiry {
     pub expires_at_ms: u64,
     pub key: Vec<u8>,

@@ -1,189 +1,157 @@
-//! The commit pipeline: the single writer of the data and expiry column families.
+//! Applying committed writes: the Raft state machine's domain half.
 //!
-//! Atomic writes and expiry deletes are queued to one thread, which takes every request
-//! waiting in the queue as a group, applies them in order against a staged view
-//! (storage plus the group's earlier writes, so a later check sees an earlier write),
-//! and persists the whole group in one `WriteBatch` with one fsync. Group commit is what
-//! makes durable writes cheap: concurrent clients share the fsync.
+//! The state machine hands over every committed request of a batch of log entries; they
+//! are applied in order against a staged view (storage plus the batch's earlier writes, so
+//! a later check sees an earlier write) and the whole batch becomes one `WriteBatch`. The
+//! same code runs on every replica with the same inputs (the leader's clock travels with
+//! each entry), so every replica reaches the same state and gives the same answers.
 //!
-//! Each group is one commit sequence number; the atomic writes in it are numbered by
-//! position, which together form their versionstamps. The sequence is stored in the same
-//! batch, so versionstamps stay strictly increasing across restarts. When Raft arrives
-//! the log index takes the sequence's place and this pipeline becomes the state machine's
-//! apply step.
+//! An atomic write's versionstamp is the log index of its entry plus its position among
+//! the entry's committed writes: strictly increasing across restarts and leader changes
+//! because log indexes are.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use edgekv_proto::v1::ValueEncoding;
-use edgekv_proto::{Key, Versionstamp, limits::MAX_DELETE_RANGE_KEYS};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use edgekv_proto::{ErrorCode, Key, Versionstamp, limits::MAX_DELETE_RANGE_KEYS};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use super::error::{KvError, KvResult};
 use super::types::{AtomicOutcome, AtomicWrite, Expiry, Mutation};
 use super::v8_sum::{self, SumError, SumOperand};
-use crate::clock::Clock;
+use crate::raft::{AppliedBatch, Applier, CommittedProposal};
 use crate::storage::codec::{Envelope, expiry_index_key};
-use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, WriteBatch};
+use crate::storage::{ColumnFamily, Engine, ScanRange, StorageError, StorageResult, WriteBatch};
 use crate::ttl::DueExpiry;
 
-/// Most requests folded into one commit group; bounds the batch and the reply latency of
-/// the first request in it.
-const MAX_GROUP: usize = 512;
-/// Meta column family key holding the last commit sequence (u64 big-endian).
-pub(crate) const LAST_COMMIT_KEY: &[u8] = b"last_commit";
-
-pub(crate) enum CommitRequest {
-    Atomic(AtomicWrite, oneshot::Sender<KvResult<AtomicOutcome>>),
-    Expire(Vec<DueExpiry>, oneshot::Sender<KvResult<usize>>),
-    /// Finish the group in progress, then stop taking requests.
-    Shutdown,
-}
-
-pub(crate) struct Committer {
-    engine: Arc<dyn Engine>,
-    clock: Arc<dyn Clock>,
-    durability: Durability,
-    last_commit: Arc<AtomicU64>,
-    requests: mpsc::Receiver<CommitRequest>,
-    changes: broadcast::Sender<ChangedKeys>,
-}
-
-/// The keys a commit group changed (written, deleted or expired), published after the
-/// group is durable. Watchers re-read the keys they care about.
+/// The keys a batch of commits changed (written, deleted or expired), published after the
+/// batch is written. Watchers re-read the keys they care about.
 pub type ChangedKeys = Arc<Vec<Vec<u8>>>;
 
-pub(crate) fn read_last_commit(engine: &dyn Engine) -> KvResult<u64> {
-    match engine.get(ColumnFamily::Meta, LAST_COMMIT_KEY)? {
-        None => Ok(0),
-        Some(bytes) => {
-            let raw: [u8; 8] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| crate::storage::StorageError::Corrupted("last commit record is not 8 bytes".into()))?;
-            Ok(u64::from_be_bytes(raw))
+/// A replicated request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Command {
+    Atomic(AtomicWrite),
+    /// Delete these due entries whose value still carries that expiry (the leader's
+    /// sweeper proposes them; replicas decide by the entry's clock, not their own).
+    Expire(Vec<DueExpiry>),
+}
+
+/// A request refused while it was applied (a type mismatch, a sum out of range): the same
+/// refusal on every replica, sent back to the client with its code.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Refusal {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Answer {
+    Atomic(Result<AtomicOutcome, Refusal>),
+    Expired(usize),
+    /// The request did not decode (a node of another version proposed it).
+    Undecodable(String),
+}
+
+impl Refusal {
+    fn from_error(error: &KvError) -> Self {
+        Self {
+            code: error.code().as_str().to_string(),
+            message: error.to_string(),
+        }
+    }
+
+    pub(crate) fn into_error(self) -> KvError {
+        let code = self.code.parse().unwrap_or(ErrorCode::Internal);
+        KvError::Refused {
+            code,
+            message: self.message,
         }
     }
 }
 
-impl Committer {
-    pub(crate) fn new(
-        engine: Arc<dyn Engine>,
-        clock: Arc<dyn Clock>,
-        durability: Durability,
-        last_commit: Arc<AtomicU64>,
-        requests: mpsc::Receiver<CommitRequest>,
-        changes: broadcast::Sender<ChangedKeys>,
-    ) -> Self {
-        Self {
-            engine,
-            clock,
-            durability,
-            last_commit,
-            requests,
-            changes,
-        }
-    }
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("commands and answers always encode")
+}
 
-    /// Runs until a shutdown request arrives or every sender is gone. Blocking: run it on
-    /// its own thread.
-    pub(crate) fn run(mut self) {
-        while let Some(first) = self.requests.blocking_recv() {
-            let mut group = Vec::new();
-            let mut stop = false;
-            for request in std::iter::once(first).chain(std::iter::from_fn(|| self.requests.try_recv().ok())) {
-                if matches!(request, CommitRequest::Shutdown) {
-                    stop = true;
-                    break;
-                }
-                group.push(request);
-                if group.len() == MAX_GROUP {
-                    break;
-                }
-            }
-            self.commit_group(group);
-            if stop {
-                break;
-            }
-        }
-        // Dropping the receiver here fails every request still queued: their senders see
-        // the reply channel close and report ShuttingDown.
-    }
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| e.to_string())
+}
 
-    fn commit_group(&self, group: Vec<CommitRequest>) {
-        if group.is_empty() {
-            return;
-        }
-        let commit = self.last_commit.load(Ordering::SeqCst) + 1;
-        let now = self.clock.now_ms();
-        let mut staged = Staged::new(self.engine.as_ref());
-        let mut atomic_replies = Vec::new();
-        let mut expire_replies = Vec::new();
+/// The key-value domain as the Raft state machine's [`Applier`].
+pub(crate) struct KvApplier {
+    changes: broadcast::Sender<ChangedKeys>,
+    /// Log index of the latest entry with a committed atomic write (0: none yet).
+    last_commit: Arc<AtomicU64>,
+}
+
+impl KvApplier {
+    pub(crate) fn new(changes: broadcast::Sender<ChangedKeys>, last_commit: Arc<AtomicU64>) -> Self {
+        Self { changes, last_commit }
+    }
+}
+
+impl Applier for KvApplier {
+    fn apply(&self, engine: &dyn Engine, proposals: &[CommittedProposal<'_>]) -> StorageResult<AppliedBatch> {
+        let mut staged = Staged::new(engine);
+        let mut answers = Vec::with_capacity(proposals.len());
+        let mut entry_index = None;
         let mut position: u16 = 0;
-        for request in group {
-            match request {
-                CommitRequest::Atomic(write, reply) => {
-                    let stamp = Versionstamp::new(commit, position);
-                    let outcome = apply_atomic(&mut staged, &write, stamp, now);
-                    if matches!(outcome, Ok(AtomicOutcome::Committed(_))) {
-                        position += 1;
+        let mut last_commit = None;
+        let storage_failure = |error: KvError| match error {
+            KvError::Storage(e) => e,
+            other => StorageError::Engine(other.to_string()),
+        };
+        for proposal in proposals {
+            if entry_index != Some(proposal.index) {
+                entry_index = Some(proposal.index);
+                position = 0;
+            }
+            let answer = match decode::<Command>(proposal.body) {
+                Err(reason) => Answer::Undecodable(reason),
+                Ok(Command::Atomic(write)) => {
+                    let stamp = Versionstamp::new(proposal.index, position);
+                    match apply_atomic(&mut staged, &write, stamp, proposal.now_ms) {
+                        Ok(outcome) => {
+                            if matches!(outcome, AtomicOutcome::Committed(_)) {
+                                position += 1;
+                                last_commit = Some(proposal.index);
+                            }
+                            Answer::Atomic(Ok(outcome))
+                        }
+                        Err(error @ KvError::Storage(_)) => return Err(storage_failure(error)),
+                        Err(refused) => Answer::Atomic(Err(Refusal::from_error(&refused))),
                     }
-                    atomic_replies.push((reply, outcome));
                 }
-                CommitRequest::Expire(due, reply) => {
-                    let outcome = apply_expiry(&mut staged, &due, now);
-                    expire_replies.push((reply, outcome));
+                Ok(Command::Expire(due)) => {
+                    Answer::Expired(apply_expiry(&mut staged, &due, proposal.now_ms).map_err(storage_failure)?)
                 }
-                CommitRequest::Shutdown => unreachable!("filtered out by run"),
-            }
+            };
+            answers.push(encode(&answer));
         }
-        let committed_any = position > 0;
-        let changed: Vec<Vec<u8>> = staged.written.keys().cloned().collect();
-        let persisted = staged.into_batch().and_then(|mut batch| {
-            // Recorded even when the writes were check-only or empty: the versionstamp
-            // handed out must never be handed out again after a restart.
-            if committed_any {
-                batch.put(
-                    ColumnFamily::Meta,
-                    LAST_COMMIT_KEY.to_vec(),
-                    commit.to_be_bytes().to_vec(),
-                );
-            }
-            if batch.is_empty() {
-                return Ok(());
-            }
-            self.engine.write(batch, self.durability).map_err(KvError::from)
-        });
-        match persisted {
-            Ok(()) => {
-                if committed_any {
-                    self.last_commit.store(commit, Ordering::SeqCst);
-                }
-                if !changed.is_empty() {
-                    // No receivers is fine: nobody is watching.
-                    let _ = self.changes.send(Arc::new(changed));
-                }
-                for (reply, outcome) in atomic_replies {
-                    let _ = reply.send(outcome);
-                }
-                for (reply, outcome) in expire_replies {
-                    let _ = reply.send(outcome);
-                }
-            }
-            Err(error) => {
-                // Nothing of the group was written; every request in it fails with the
-                // same storage error (a check-failed answer computed against writes that
-                // never landed would be a lie too).
-                tracing::error!(%error, "commit failed; nothing in the group was written");
-                for (reply, _) in atomic_replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
-                for (reply, _) in expire_replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
+        let changed_keys: Vec<Vec<u8>> = staged.written.keys().cloned().collect();
+        let batch = staged.into_batch().map_err(storage_failure)?;
+        if let Some(index) = last_commit {
+            self.last_commit.fetch_max(index, Ordering::SeqCst);
         }
+        Ok(AppliedBatch {
+            batch,
+            answers,
+            changed_keys,
+        })
+    }
+
+    fn applied(&self, changed_keys: Vec<Vec<u8>>) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.changes.send(Arc::new(changed_keys));
+    }
+
+    fn replaced(&self) {
+        // Everything may have changed; an empty notice makes watchers re-read all keys.
+        let _ = self.changes.send(Arc::new(Vec::new()));
     }
 }
 

@@ -1,0 +1,267 @@
+//! `edgekv demo`: a local multi-region cluster in one process, on a simulated WAN, with
+//! its data in a temporary directory (like `cockroach demo --global`).
+//!
+//! The first node of each region is a voter; further nodes of a region join as learners,
+//! so every region holds a full copy for local eventual reads. Fault injection is on, so
+//! `kvctl fault partition|heal|latency` work against it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, WanLinkConfig};
+use crate::net::wan::demo_round_trip_ms;
+use crate::node::{self, NodeError, Ready};
+
+/// The KV Connect token of the demo's nodes.
+pub const DEMO_TOKEN: &str = "edgekv-demo-token";
+
+#[derive(Clone, Debug)]
+pub struct DemoPlan {
+    pub regions: Vec<String>,
+    pub nodes_per_region: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{0}")]
+    Plan(String),
+    #[error("cannot create the data directory: {0}")]
+    DataDir(std::io::Error),
+    #[error("cannot find a free port: {0}")]
+    Port(std::io::Error),
+    #[error("node {id} failed: {error}")]
+    Node { id: u64, error: NodeError },
+}
+
+/// One node of the demo as configured.
+struct DemoNode {
+    config: Config,
+}
+
+/// A free loopback port: bound and released, so the configuration can name it before the
+/// node binds it (a race with another process is possible but harmless on a dev machine:
+/// the node then fails to start and says which address was taken).
+fn free_port() -> Result<SocketAddr, DemoError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(DemoError::Port)?;
+    listener.local_addr().map_err(DemoError::Port)
+}
+
+/// The simulated WAN of the demo: the default matrix for known region pairs, 100 ms
+/// round trips between unknown ones; one-way delay is half the round trip, jitter 5%.
+pub fn demo_links(regions: &[String]) -> Vec<WanLinkConfig> {
+    let mut links = Vec::new();
+    for (i, a) in regions.iter().enumerate() {
+        for b in &regions[i + 1..] {
+            let rtt = demo_round_trip_ms(a, b).unwrap_or(100);
+            links.push(WanLinkConfig {
+                a: a.clone(),
+                b: b.clone(),
+                one_way_delay_ms: rtt / 2,
+                jitter_ms: rtt / 40,
+            });
+        }
+    }
+    links
+}
+
+fn plan_nodes(plan: &DemoPlan, data_dir: &std::path::Path) -> Result<Vec<DemoNode>, DemoError> {
+    if plan.regions.is_empty() {
+        return Err(DemoError::Plan("give at least one region".into()));
+    }
+    for (i, region) in plan.regions.iter().enumerate() {
+        if plan.regions[..i].contains(region) {
+            return Err(DemoError::Plan(format!("region {region} is listed twice")));
+        }
+    }
+    let links = demo_links(&plan.regions);
+    let mut nodes = Vec::new();
+    let mut voters = Vec::new();
+    let mut id = 0u64;
+    for region in &plan.regions {
+        for index in 0..plan.nodes_per_region {
+            id += 1;
+            let mut config = Config::default();
+            config.node.id = id;
+            config.node.region = region.clone();
+            config.storage.data_dir = data_dir.join(format!("node-{id}"));
+            config.api.listen = free_port()?;
+            config.kv_connect.listen = free_port()?;
+            config.kv_connect.access_tokens = vec![DEMO_TOKEN.into()];
+            config.cluster.peer_listen = free_port()?;
+            config.cluster.allow_fault_injection = true;
+            config.cluster.wan_links = links.clone();
+            config.log.level = "warn".into();
+            if index == 0 {
+                voters.push(format!("{id}={region}@{}", config.cluster.peer_listen));
+            }
+            nodes.push(DemoNode { config });
+        }
+    }
+    let initial_cluster = voters.join(",");
+    let first_peer = nodes[0].config.cluster.peer_listen.to_string();
+    let mut seen_regions = Vec::new();
+    for node in &mut nodes {
+        if seen_regions.contains(&node.config.node.region) {
+            node.config.cluster.join = first_peer.clone();
+        } else {
+            seen_regions.push(node.config.node.region.clone());
+            node.config.cluster.initial_cluster = initial_cluster.clone();
+        }
+        node.config.validate().map_err(|e| DemoError::Plan(e.to_string()))?;
+    }
+    Ok(nodes)
+}
+
+pub async fn run(plan: DemoPlan, shutdown: CancellationToken) -> Result<(), DemoError> {
+    let data = tempfile::Builder::new()
+        .prefix("edgekv-demo-")
+        .tempdir()
+        .map_err(DemoError::DataDir)?;
+    let nodes = plan_nodes(&plan, data.path())?;
+    let ready: Arc<Mutex<Vec<(u64, String, Ready)>>> = Arc::default();
+    let mut running = JoinSet::new();
+    for node in nodes {
+        let id = node.config.node.id;
+        let region = node.config.node.region.clone();
+        let ready = ready.clone();
+        let stop = shutdown.clone();
+        running.spawn(async move {
+            let on_ready = Box::new(move |r: Ready| ready.lock().expect("ready list").push((id, region, r)));
+            node::run(node.config, stop, on_ready)
+                .await
+                .map_err(|error| DemoError::Node { id, error })
+        });
+    }
+    let total = plan.regions.len() * plan.nodes_per_region;
+    // Learners are ready once the leader took them in; wait for everyone, or a failure.
+    loop {
+        if ready.lock().expect("ready list").len() == total {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            Some(done) = running.join_next() => {
+                shutdown.cancel();
+                while running.join_next().await.is_some() {}
+                return match done {
+                    Ok(Err(error)) => Err(error),
+                    _ => Err(DemoError::Plan("a node stopped during startup".into())),
+                };
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    if !shutdown.is_cancelled() {
+        print_summary(&plan, data.path(), &ready.lock().expect("ready list"));
+    }
+    let mut failure = None;
+    while let Some(done) = running.join_next().await {
+        if let Ok(Err(error)) = done {
+            shutdown.cancel();
+            failure.get_or_insert(error);
+        }
+    }
+    println!("edgekv demo: stopped; removing {}", data.path().display());
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+fn print_summary(plan: &DemoPlan, data_dir: &std::path::Path, ready: &[(u64, String, Ready)]) {
+    let mut nodes = ready.to_vec();
+    nodes.sort_by_key(|(id, _, _)| *id);
+    println!(
+        "edgekv demo: {} nodes in {} regions (data in {})",
+        nodes.len(),
+        plan.regions.len(),
+        data_dir.display()
+    );
+    println!(
+        "{:<4} {:<14} {:<22} {:<22} peer",
+        "id", "region", "client API", "KV Connect"
+    );
+    for (id, region, r) in &nodes {
+        let kv_connect = r.kv_connect.map(|a| format!("http://{a}")).unwrap_or_default();
+        println!(
+            "{id:<4} {region:<14} {:<22} {kv_connect:<22} {}",
+            format!("http://{}", r.api),
+            r.peer
+        );
+    }
+    println!("simulated round trips (one-way delay is half):");
+    for link in demo_links(&plan.regions) {
+        println!("  {} <-> {}: {} ms", link.a, link.b, link.one_way_delay_ms * 2);
+    }
+    if let Some((_, _, first)) = nodes.first() {
+        println!("try:  kvctl --endpoint http://{} cluster status", first.api);
+        println!("      kvctl --endpoint http://{} put greeting hello", first.api);
+        println!(
+            "      kvctl --endpoint http://{} fault partition {} {}",
+            first.api,
+            plan.regions[0],
+            plan.regions.get(1).unwrap_or(&plan.regions[0])
+        );
+        println!(
+            "Deno: DENO_KV_ACCESS_TOKEN={DEMO_TOKEN} and Deno.openKv(\"http://{}\")",
+            first.kv_connect.map(|a| a.to_string()).unwrap_or_default()
+        );
+    }
+    println!("edgekv demo ready; Ctrl-C stops every node and removes the data");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_has_one_voter_per_region_and_learners_join() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = DemoPlan {
+            regions: vec!["us-east".into(), "eu-west".into(), "ap-northeast".into()],
+            nodes_per_region: 2,
+        };
+        let nodes = plan_nodes(&plan, dir.path()).unwrap();
+        assert_eq!(nodes.len(), 6);
+        let voters = nodes
+            .iter()
+            .filter(|n| !n.config.cluster.initial_cluster.is_empty())
+            .count();
+        assert_eq!(voters, 3);
+        let initial = nodes[0].config.cluster.initial_members().unwrap();
+        assert_eq!(
+            initial.iter().map(|m| m.region.as_str()).collect::<Vec<_>>(),
+            ["us-east", "eu-west", "ap-northeast"]
+        );
+        assert!(
+            nodes
+                .iter()
+                .filter(|n| !n.config.cluster.join.is_empty())
+                .all(|n| n.config.node.id % 2 == 0)
+        );
+        let links = demo_links(&plan.regions);
+        let us_ap = links
+            .iter()
+            .find(|l| l.a == "us-east" && l.b == "ap-northeast")
+            .unwrap();
+        assert_eq!(
+            us_ap.one_way_delay_ms * 2,
+            144,
+            "145 ms round trip, halved and rounded down"
+        );
+        assert!(
+            plan_nodes(
+                &DemoPlan {
+                    regions: vec!["a".into(), "a".into()],
+                    nodes_per_region: 1
+                },
+                dir.path()
+            )
+            .is_err()
+        );
+    }
+}

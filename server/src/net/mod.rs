@@ -1,0 +1,159 @@
+//! The peer transport: gRPC channels from this node to the other members' peer listeners,
+//! with the simulated WAN ([`wan`]) applied to every message.
+//!
+//! Each call is delayed by the one-way delay of the link towards the peer before it is
+//! sent and by that of the link back once the answer arrives, so a round trip costs what
+//! the configured matrix says. A cut link fails the call at once, as a dropped packet
+//! would after a timeout, only sooner.
+
+pub mod wan;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edgekv_proto::peer::peer_client::PeerClient;
+use tonic::transport::{Channel, Endpoint};
+
+pub use self::wan::{Link, Links, Wan};
+
+/// Largest message on the peer port: append-entries batches and snapshot chunks.
+pub const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("peer {addr} is unreachable: {reason}")]
+    Unreachable { addr: String, reason: String },
+    #[error("peer {addr} answered: {status}")]
+    Status { addr: String, status: tonic::Status },
+    #[error("peer {addr} did not answer within {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+}
+
+/// Where a message goes: the member's region (for the WAN) and peer address.
+#[derive(Clone, Debug)]
+pub struct Destination<'a> {
+    pub region: &'a str,
+    pub peer_addr: &'a str,
+}
+
+pub struct PeerTransport {
+    local_region: String,
+    wan: Arc<Wan>,
+    connect_timeout: Duration,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl PeerTransport {
+    pub fn new(local_region: String, wan: Arc<Wan>, connect_timeout: Duration) -> Self {
+        Self {
+            local_region,
+            wan,
+            connect_timeout,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn wan(&self) -> &Arc<Wan> {
+        &self.wan
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, TransportError> {
+        let mut channels = self.channels.lock().expect("channel cache lock");
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| TransportError::Unreachable {
+            addr: addr.into(),
+            reason: format!("invalid peer address: {e}"),
+        })?;
+        // Lazy: a member that is down must not stall the caller here; the call fails and
+        // Raft retries on its own schedule.
+        let channel = endpoint
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Calls a peer directly, bypassing the simulated WAN: for fault control itself, which
+    /// must reach members that the simulated network currently cuts off.
+    pub async fn call_out_of_band<T, F, Fut>(
+        &self,
+        to: Destination<'_>,
+        timeout: Duration,
+        rpc: F,
+    ) -> Result<T, TransportError>
+    where
+        F: FnOnce(PeerClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let client = PeerClient::new(self.channel(to.peer_addr)?);
+        match tokio::time::timeout(timeout, rpc(client)).await {
+            Ok(Ok(answer)) => Ok(answer.into_inner()),
+            Ok(Err(status)) => Err(TransportError::Status {
+                addr: to.peer_addr.into(),
+                status,
+            }),
+            Err(_) => Err(TransportError::Timeout {
+                addr: to.peer_addr.into(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Calls a peer, through the simulated WAN, failing after `timeout`.
+    pub async fn call<T, F, Fut>(&self, to: Destination<'_>, timeout: Duration, rpc: F) -> Result<T, TransportError>
+    where
+        F: FnOnce(PeerClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let cut = || TransportError::Unreachable {
+            addr: to.peer_addr.into(),
+            reason: format!(
+                "the simulated link between {} and {} is cut",
+                self.local_region, to.region
+            ),
+        };
+        let outbound = self.wan.delay(&self.local_region, to.region).ok_or_else(cut)?;
+        let client = PeerClient::new(self.channel(to.peer_addr)?)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE);
+        let exchange = async {
+            if !outbound.is_zero() {
+                tokio::time::sleep(outbound).await;
+            }
+            let answer = rpc(client).await;
+            // The answer travels back over the reverse link, which may have been cut or
+            // slowed while the request was out.
+            let inbound = self.wan.delay(to.region, &self.local_region).ok_or_else(cut)?;
+            if !inbound.is_zero() {
+                tokio::time::sleep(inbound).await;
+            }
+            answer.map(tonic::Response::into_inner).map_err(|status| {
+                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+                    && status.metadata().get(edgekv_proto::ERROR_CODE_METADATA).is_none()
+                {
+                    TransportError::Unreachable {
+                        addr: to.peer_addr.into(),
+                        reason: status.message().into(),
+                    }
+                } else {
+                    TransportError::Status {
+                        addr: to.peer_addr.into(),
+                        status,
+                    }
+                }
+            })
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| TransportError::Timeout {
+                addr: to.peer_addr.into(),
+                timeout,
+            })?
+    }
+}

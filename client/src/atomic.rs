@@ -159,13 +159,13 @@ impl Atomic {
             checks: self.checks,
             mutations: self.mutations,
         };
-        let response = self
-            .client
-            .kv()
-            .atomic(self.client.request(request))
-            .await
-            .map_err(|status| Error::from_status(status, true))?
-            .into_inner();
+        let client = &self.client;
+        let response = client
+            .write(|mut kv| {
+                let request = client.request(request.clone());
+                async move { kv.atomic(request).await }
+            })
+            .await?;
         if response.ok {
             let versionstamp = Versionstamp::from_slice(&response.versionstamp)
                 .ok_or_else(|| Error::Protocol("commit answer without a versionstamp".into()))?;

@@ -44,9 +44,17 @@ impl Error {
         }
     }
 
-    /// Whether this is a write whose outcome is unknown.
+    /// Whether this is a write whose outcome is unknown: no answer came back, or the
+    /// cluster lost its leader or quorum after the write was proposed (`OUTCOME_UNKNOWN`).
     pub fn is_indefinite(&self) -> bool {
-        matches!(self, Error::Indefinite(_))
+        matches!(
+            self,
+            Error::Indefinite(_)
+                | Error::Server {
+                    code: ErrorCode::OutcomeUnknown,
+                    ..
+                }
+        )
     }
 
     /// Classifies a failed call. `write` marks calls that change data: when the server did
@@ -92,3 +100,26 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether a failed call never reached the server: the connection was refused or could not
+/// be made. Only then may a write move on to another node.
+pub(crate) fn is_connect_refusal(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    if status.code() != tonic::Code::Unavailable || status.metadata().get(ERROR_CODE_METADATA).is_some() {
+        return false;
+    }
+    let mut source = status.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            );
+        }
+        if cause.to_string().contains("tcp connect error") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}

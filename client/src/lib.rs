@@ -18,23 +18,32 @@
 //! - [`value`]: typed values and entries.
 //! - [`error`]: errors with stable codes that say whether a retry is safe.
 //!
-//! Reads are retried a few times when the node is unreachable. Writes are never retried:
-//! if an answer is lost the error is [`Error::Indefinite`], and the caller decides.
+//! With a cluster, give the client nodes and its own region ([`Client::builder`]): eventual
+//! reads stay in the region, writes and strong reads go straight to the Raft leader once a
+//! node names it ([`routing`]).
+//!
+//! Reads are retried on other nodes when a node is unreachable. Writes are never retried:
+//! if an answer is lost, or the server says the outcome is unknown, the error is
+//! indefinite ([`Error::is_indefinite`]) and the caller decides.
 
 pub mod atomic;
 pub mod error;
 pub mod list;
+mod routing;
 pub mod value;
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use edgekv_proto::v1 as pb;
 use edgekv_proto::v1::admin_client::AdminClient;
 use edgekv_proto::v1::kv_client::KvClient;
 pub use edgekv_proto::{ErrorCode, Key, KeyPart, Versionstamp, key, key::IntoKeyPart};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::routing::{Node, Route, Router, endpoint};
 
 pub use crate::atomic::{Atomic, CommitResult, SetOptions};
 pub use crate::error::{Error, Result};
@@ -63,52 +72,123 @@ impl Consistency {
     }
 }
 
-/// Attempts for a read whose node is unreachable (reads are idempotent).
-const READ_ATTEMPTS: u32 = 3;
 const READ_BACKOFF: Duration = Duration::from_millis(50);
 /// gRPC messages up to the server's request limit, plus room for answers.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-/// A connection to an edgekv node. Clones share the connection.
+/// A connection to an edgekv node or cluster. Clones share the connections.
 #[derive(Clone)]
 pub struct Client {
-    channel: Channel,
+    router: Arc<Router>,
     authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
+/// Builds a [`Client`] for a cluster: its nodes, the client's own region, a token.
+#[derive(Clone, Debug, Default)]
+pub struct ClientBuilder {
+    nodes: Vec<(Option<String>, String)>,
+    region: Option<String>,
+    token: Option<String>,
+    stay_local: bool,
+}
+
+impl ClientBuilder {
+    /// A node, e.g. `http://10.0.0.1:7070`, in an unknown region.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.nodes.push((None, url.into()));
+        self
+    }
+
+    /// A node and the region it runs in.
+    pub fn region_endpoint(mut self, region: impl Into<String>, url: impl Into<String>) -> Self {
+        self.nodes.push((Some(region.into()), url.into()));
+        self
+    }
+
+    /// The client's own region: eventual reads go to its nodes first.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sent as a bearer token with every request.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Sends every request to the given nodes only, never straight to the leader they
+    /// name (for a client that can reach only its local nodes).
+    pub fn stay_local(mut self, stay_local: bool) -> Self {
+        self.stay_local = stay_local;
+        self
+    }
+
+    /// Connects to the first node of the client's region (failing if it cannot be
+    /// reached); the others connect when first used.
+    pub async fn connect(self) -> Result<Client> {
+        if self.nodes.is_empty() {
+            return Err(Error::Endpoint {
+                endpoint: String::new(),
+                reason: "no endpoint given".into(),
+            });
+        }
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for (region, url) in self.nodes {
+            let channel = endpoint(&url)?.connect_lazy();
+            nodes.push(Node { url, region, channel });
+        }
+        let router = Router::new(nodes, self.region.as_deref(), !self.stay_local);
+        let first = router.pick(Route::Local, 0);
+        endpoint(&first.url)?
+            .connect()
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {}", first.url, error_chain(&e))))?;
+        let authorization = self
+            .token
+            .map(|t| {
+                format!("Bearer {t}").parse().map_err(|_| Error::Endpoint {
+                    endpoint: first.url.clone(),
+                    reason: "the token must be printable ASCII".into(),
+                })
+            })
+            .transpose()?;
+        Ok(Client {
+            router: Arc::new(router),
+            authorization,
+        })
+    }
+}
+
 impl Client {
-    /// Connects to `endpoint` (e.g. `http://127.0.0.1:7070`).
+    /// Connects to one node (e.g. `http://127.0.0.1:7070`); in a cluster, writes then move
+    /// to the leader that node names.
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self> {
         Self::connect_with_token(endpoint, None).await
     }
 
     /// Connects and sends `token` as a bearer token with every request.
     pub async fn connect_with_token(endpoint: impl Into<String>, token: Option<String>) -> Result<Self> {
-        let endpoint = endpoint.into();
-        let invalid = |reason: String| Error::Endpoint {
-            endpoint: endpoint.clone(),
-            reason,
-        };
-        let target = Endpoint::from_shared(endpoint.clone())
-            .map_err(|e| invalid(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
-        let channel = target
-            .connect()
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to {endpoint}: {}", error_chain(&e))))?;
-        let authorization = token
-            .map(|t| {
-                format!("Bearer {t}")
-                    .parse()
-                    .map_err(|_| invalid("the token must be printable ASCII".into()))
-            })
-            .transpose()?;
-        Ok(Self { channel, authorization })
+        let mut builder = Self::builder().endpoint(endpoint);
+        if let Some(token) = token {
+            builder = builder.token(token);
+        }
+        builder.connect().await
     }
 
-    pub(crate) fn kv(&self) -> KvClient<Channel> {
-        KvClient::new(self.channel.clone())
+    /// A client for several nodes: `Client::builder().region("eu-west")
+    /// .region_endpoint("eu-west", url).region_endpoint("us-east", url2).connect()`.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The leader this client sends writes to, once a node has named it.
+    pub fn leader(&self) -> Option<String> {
+        self.router.leader_url()
+    }
+
+    pub(crate) fn kv(&self, node: &Node) -> KvClient<Channel> {
+        KvClient::new(node.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
@@ -121,23 +201,75 @@ impl Client {
         request
     }
 
-    /// Runs an idempotent read, retrying while the node is unreachable.
-    pub(crate) async fn read<T, F, Fut>(&self, mut call: F) -> Result<T>
+    /// Runs an idempotent read, on the nodes its consistency calls for, moving on to the
+    /// next node while one is unreachable.
+    pub(crate) async fn read<T, F, Fut>(&self, consistency: Consistency, mut call: F) -> Result<T>
     where
         F: FnMut(KvClient<Channel>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        let mut attempt = 1;
+        let route = match consistency {
+            Consistency::Strong => Route::Leader,
+            Consistency::Eventual => Route::Local,
+        };
+        // One more try than nodes: the first may be a remembered leader.
+        let attempts = self.router.attempts() + 1;
+        let mut attempt = 0;
         loop {
-            match call(self.kv()).await {
-                Ok(response) => return Ok(response.into_inner()),
+            let node = self.router.pick(route, attempt);
+            match call(self.kv(&node)).await {
+                Ok(response) => {
+                    self.router.observe(response.metadata());
+                    return Ok(response.into_inner());
+                }
                 Err(status) => {
                     let error = Error::from_status(status, false);
-                    if attempt >= READ_ATTEMPTS || !matches!(error, Error::Unavailable(_)) {
+                    if !matches!(error, Error::Unavailable(_)) && error.code() != Some(ErrorCode::Unavailable) {
                         return Err(error);
                     }
-                    tokio::time::sleep(READ_BACKOFF * attempt).await;
+                    self.router.leader_failed(&node);
                     attempt += 1;
+                    if attempt >= attempts {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(READ_BACKOFF * attempt as u32).await;
+                }
+            }
+        }
+    }
+
+    /// Sends a write once, to the leader when known. Never retried: a lost answer is
+    /// indefinite. Only a refusal to connect (nothing sent) moves on to the next node.
+    pub(crate) async fn write<T, F, Fut>(&self, mut call: F) -> Result<T>
+    where
+        F: FnMut(KvClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let attempts = self.router.attempts() + 1;
+        let mut attempt = 0;
+        loop {
+            let node = self.router.pick(Route::Leader, attempt);
+            match call(self.kv(&node)).await {
+                Ok(response) => {
+                    self.router.observe(response.metadata());
+                    return Ok(response.into_inner());
+                }
+                Err(status) => {
+                    let not_sent = error::is_connect_refusal(&status);
+                    let error = Error::from_status(status, true);
+                    if not_sent {
+                        self.router.leader_failed(&node);
+                        attempt += 1;
+                        if attempt < attempts {
+                            continue;
+                        }
+                        return Err(Error::Unavailable(error.to_string()));
+                    }
+                    if error.is_indefinite() {
+                        // The next write should not bet on the same node.
+                        self.router.leader_failed(&node);
+                    }
+                    return Err(error);
                 }
             }
         }
@@ -160,7 +292,7 @@ impl Client {
     ) -> Result<Vec<Option<Entry>>> {
         let keys: Vec<Vec<u8>> = keys.into_iter().map(|k| k.into().encode()).collect();
         let response = self
-            .read(|mut kv| {
+            .read(consistency, |mut kv| {
                 let request = self.request(pb::GetManyRequest {
                     keys: keys.clone(),
                     consistency: consistency.to_wire(),
@@ -202,11 +334,23 @@ impl Client {
         List::new(self.clone(), selector)
     }
 
-    /// The node's own report: id, region, version, data size, key count.
+    /// The nearest node's own report: id, region, version, data size, key count.
     pub async fn status(&self) -> Result<pb::StatusResponse> {
-        let mut admin = AdminClient::new(self.channel.clone());
+        let mut admin = AdminClient::new(self.router.pick(Route::Local, 0).channel);
         let response = admin
             .status(self.request(pb::StatusRequest {}))
+            .await
+            .map_err(|s| Error::from_status(s, false))?;
+        Ok(response.into_inner())
+    }
+}
+
+impl Client {
+    /// The Raft cluster as the nearest node sees it: members, leader, term, indexes.
+    pub async fn cluster_status(&self) -> Result<pb::ClusterStatusResponse> {
+        let mut admin = AdminClient::new(self.router.pick(Route::Local, 0).channel);
+        let response = admin
+            .cluster_status(self.request(pb::ClusterStatusRequest {}))
             .await
             .map_err(|s| Error::from_status(s, false))?;
         Ok(response.into_inner())
@@ -254,13 +398,13 @@ impl IntoFuture for Get {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let key = self.key.encode();
-            let consistency = self.consistency.to_wire();
+            let consistency = self.consistency;
             let client = &self.client;
             let response = client
-                .read(|mut kv| {
+                .read(consistency, |mut kv| {
                     let request = client.request(pb::GetRequest {
                         key: key.clone(),
-                        consistency,
+                        consistency: consistency.to_wire(),
                     });
                     async move { kv.get(request).await }
                 })

@@ -126,7 +126,7 @@ impl List {
         };
         let client = &self.client;
         let response = client
-            .read(|mut kv| {
+            .read(self.consistency, |mut kv| {
                 let request = client.request(request.clone());
                 async move { kv.list(request).await }
             })

@@ -115,6 +115,9 @@ struct Settings {
     /// Take a Raft snapshot every this many log entries.
     #[arg(long, env = "EDGEKV_SNAPSHOT_AFTER_ENTRIES")]
     snapshot_after_entries: Option<u64>,
+    /// Log entries kept after a snapshot for followers that lag a little.
+    #[arg(long, env = "EDGEKV_ENTRIES_KEPT_AFTER_SNAPSHOT")]
+    entries_kept_after_snapshot: Option<u64>,
 }
 
 impl From<Settings> for Overrides {
@@ -140,6 +143,7 @@ impl From<Settings> for Overrides {
             election_timeout: s.election_timeout,
             request_timeout: s.request_timeout,
             snapshot_after_entries: s.snapshot_after_entries,
+            entries_kept_after_snapshot: s.entries_kept_after_snapshot,
         }
     }
 }

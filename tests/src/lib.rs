@@ -5,6 +5,9 @@
 //! `cargo x test` builds them first; `EDGEKV_BIN_DIR` overrides the location. Every process
 //! started here is stopped by PID when its handle drops.
 
+/// Real-process multi-node clusters.
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

@@ -331,6 +331,7 @@ pub struct Overrides {
     pub election_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub snapshot_after_entries: Option<u64>,
+    pub entries_kept_after_snapshot: Option<u64>,
 }
 
 impl Config {
@@ -379,6 +380,7 @@ impl Config {
             election_timeout,
             request_timeout,
             snapshot_after_entries,
+            entries_kept_after_snapshot,
         } = overrides;
         let cluster = &mut self.cluster;
         for (value, slot) in [
@@ -407,6 +409,9 @@ impl Config {
         }
         if let Some(v) = snapshot_after_entries {
             cluster.snapshot_after_entries = v;
+        }
+        if let Some(v) = entries_kept_after_snapshot {
+            cluster.entries_kept_after_snapshot = v;
         }
         if let Some(v) = kv_connect_enabled {
             self.kv_connect.enabled = v;

@@ -352,6 +352,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data,
         });
         self.applier.replaced();
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            last_index = meta.last_log_id.map_or(0, |id| id.index),
+            "installed a snapshot from the leader"
+        );
         Ok(())
     }
 

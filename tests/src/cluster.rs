@@ -1,0 +1,234 @@
+//! Real-process clusters: `edgekv serve` nodes on loopback, one per region, formed with
+//! `--initial-cluster`, with Raft timeouts short enough for tests and fault injection on
+//! (the simulated WAN cuts links between regions). Each node keeps its ports and data
+//! directory across kill and restart, as a real server does.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use edgekv_client::Client;
+use edgekv_client::proto::{self as pb, admin_client::AdminClient};
+
+use crate::{Node, binary};
+
+/// Test timings: loopback round trips are microseconds, so elections can be quick.
+const RAFT_ARGS: [&str; 8] = [
+    "--heartbeat",
+    "100ms",
+    "--election-timeout",
+    "1s",
+    "--request-timeout",
+    "3s",
+    "--sweep-interval",
+    "100ms",
+];
+
+/// A free loopback port, bound and released so the command line can name it.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub struct ClusterNode {
+    pub id: u64,
+    pub region: String,
+    pub api_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+    /// How it joined: `--initial-cluster ...` or `--join ...`.
+    bootstrap: Vec<String>,
+    extra: Vec<String>,
+    pub process: Option<Node>,
+}
+
+impl ClusterNode {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    pub fn peer_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.peer_port)
+    }
+
+    fn start(&mut self) -> Result<()> {
+        let mut command = Command::new(binary("edgekv"));
+        command
+            .arg("serve")
+            .args(["--id", &self.id.to_string(), "--region", &self.region])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--listen", &format!("127.0.0.1:{}", self.api_port)])
+            .args(["--peer-listen", &self.peer_addr()])
+            .args(["--kv-connect-enabled", "false", "--allow-fault-injection"])
+            .args(RAFT_ARGS)
+            .args(&self.bootstrap)
+            .args(&self.extra)
+            .env_remove("EDGEKV_CONFIG");
+        self.process = Some(Node::launch(command, &self.data_dir).with_context(|| format!("start node {}", self.id))?);
+        Ok(())
+    }
+
+    /// A client that talks to this node only (no leader following), as a client in this
+    /// node's region that can reach nothing else would.
+    pub async fn client(&self) -> Result<Client> {
+        Ok(Client::builder()
+            .region_endpoint(&self.region, self.endpoint())
+            .region(&self.region)
+            .stay_local(true)
+            .connect()
+            .await?)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+}
+
+pub struct Cluster {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    pub nodes: Vec<ClusterNode>,
+}
+
+impl Cluster {
+    /// One voter per region, ids 1..=n in region order; `extra` goes to every node.
+    pub fn start(regions: &[&str], extra: &[&str]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_path_buf();
+        let mut nodes = Vec::new();
+        for (i, region) in regions.iter().enumerate() {
+            let id = i as u64 + 1;
+            nodes.push(ClusterNode {
+                id,
+                region: region.to_string(),
+                api_port: free_port()?,
+                peer_port: free_port()?,
+                data_dir: root.join(format!("node-{id}")),
+                bootstrap: Vec::new(),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                process: None,
+            });
+        }
+        let initial = nodes
+            .iter()
+            .map(|n| format!("{}={}@{}", n.id, n.region, n.peer_addr()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for node in &mut nodes {
+            node.bootstrap = vec!["--initial-cluster".into(), initial.clone()];
+        }
+        // Started one by one: each waits for its own ready line only, so order is free.
+        for node in &mut nodes {
+            node.start()?;
+        }
+        Ok(Self { _dir: dir, root, nodes })
+    }
+
+    pub fn node(&self, id: u64) -> &ClusterNode {
+        self.nodes.iter().find(|n| n.id == id).expect("no such node")
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut ClusterNode {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("no such node")
+    }
+
+    /// Starts a new node that joins through `via` as a learner.
+    pub fn join(&mut self, region: &str, via: u64, extra: &[&str]) -> Result<u64> {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        let peer = self.node(via).peer_addr();
+        let mut node = ClusterNode {
+            id,
+            region: region.to_string(),
+            api_port: free_port()?,
+            peer_port: free_port()?,
+            data_dir: self.root.join(format!("node-{id}")),
+            bootstrap: vec!["--join".into(), peer],
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            process: None,
+        };
+        node.start()?;
+        self.nodes.push(node);
+        Ok(id)
+    }
+
+    /// SIGKILL: no flush, no goodbye.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut process) = self.node_mut(id).process.take() {
+            process.kill();
+        }
+    }
+
+    pub fn restart(&mut self, id: u64) -> Result<()> {
+        self.kill(id);
+        self.node_mut(id).start()
+    }
+
+    /// A client given every running node, in `region`.
+    pub async fn client_in(&self, region: &str) -> Result<Client> {
+        let mut builder = Client::builder().region(region);
+        for node in self.nodes.iter().filter(|n| n.process.is_some()) {
+            builder = builder.region_endpoint(&node.region, node.endpoint());
+        }
+        Ok(builder.connect().await?)
+    }
+
+    /// The cluster status as node `id` sees it.
+    pub async fn status(&self, id: u64) -> Result<pb::ClusterStatusResponse> {
+        Ok(self.node(id).client().await?.cluster_status().await?)
+    }
+
+    /// Waits until every running node agrees on one leader, not in `not`, and returns it.
+    pub async fn wait_for_leader(&self, not: &[u64], timeout: std::time::Duration) -> Result<u64> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut seen = Vec::new();
+            for node in self.nodes.iter().filter(|n| n.process.is_some()) {
+                if let Ok(status) = self.status(node.id).await {
+                    seen.push(status.leader_id);
+                }
+            }
+            if let Some(&leader) = seen.first()
+                && leader != 0
+                && !not.contains(&leader)
+                && seen.iter().all(|l| *l == leader)
+                && seen.len() == self.nodes.iter().filter(|n| n.process.is_some()).count()
+            {
+                return Ok(leader);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("no agreed leader within {timeout:?}; nodes see {seen:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Applies a simulated network fault through node `via` (it passes it to everyone).
+    pub async fn fault(&self, via: u64, fault: pb::inject_fault_request::Fault) -> Result<pb::InjectFaultResponse> {
+        let mut admin = AdminClient::connect(self.node(via).endpoint()).await?;
+        Ok(admin
+            .inject_fault(pb::InjectFaultRequest { fault: Some(fault) })
+            .await?
+            .into_inner())
+    }
+
+    /// Cuts every link between `region` and the other regions.
+    pub async fn isolate(&self, region: &str, via: u64) -> Result<()> {
+        for other in self.nodes.iter().map(|n| n.region.clone()).filter(|r| r != region) {
+            self.fault(
+                via,
+                pb::inject_fault_request::Fault::Partition(pb::RegionPair {
+                    a: region.to_string(),
+                    b: other,
+                }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn heal(&self, via: u64) -> Result<()> {
+        self.fault(via, pb::inject_fault_request::Fault::Heal(pb::Heal {}))
+            .await
+            .map(|_| ())
+    }
+}

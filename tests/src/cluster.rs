@@ -29,6 +29,19 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// How a cluster is started.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// Serve KV Connect on every node (token [`KV_CONNECT_TOKEN`]).
+    pub kv_connect: bool,
+    /// Run every node in one private network namespace with only loopback up (needs
+    /// root); clients must then run through [`ClusterNode::command`].
+    pub isolated: bool,
+}
+
+/// The KV Connect access token of test clusters.
+pub const KV_CONNECT_TOKEN: &str = "edgekv-cluster-token";
+
 pub struct ClusterNode {
     pub id: u64,
     pub region: String,
@@ -38,6 +51,10 @@ pub struct ClusterNode {
     /// How it joined: `--initial-cluster ...` or `--join ...`.
     bootstrap: Vec<String>,
     extra: Vec<String>,
+    options: ClusterOptions,
+    /// The process whose network namespace an isolated cluster shares (the first node's).
+    namespace_of: Option<u32>,
+    pub kv_connect_port: u16,
     pub process: Option<Node>,
 }
 
@@ -50,8 +67,46 @@ impl ClusterNode {
         format!("127.0.0.1:{}", self.peer_port)
     }
 
+    /// The KV Connect URL (Deno.openKv), when the cluster serves it.
+    pub fn kv_connect_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.kv_connect_port)
+    }
+
+    /// A command that runs `program` where it can reach this node.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.process.as_ref().expect("running node").command(program)
+    }
+
     fn start(&mut self) -> Result<()> {
-        let mut command = Command::new(binary("edgekv"));
+        let isolated = self.options.isolated && unsafe { libc::geteuid() } == 0;
+        let mut command = match (isolated, self.namespace_of) {
+            (false, _) => Command::new(binary("edgekv")),
+            (true, None) => {
+                let mut command = Command::new("unshare");
+                command
+                    .args(["--net", "--", "sh", "-c", r#"ip link set lo up && exec "$@""#, "sh"])
+                    .arg(binary("edgekv"));
+                command
+            }
+            (true, Some(pid)) => {
+                let mut command = Command::new("nsenter");
+                command
+                    .arg(format!("--net=/proc/{pid}/ns/net"))
+                    .arg("--")
+                    .arg(binary("edgekv"));
+                command
+            }
+        };
+        let kv_connect = if self.options.kv_connect {
+            vec![
+                "--kv-connect-listen".to_string(),
+                format!("127.0.0.1:{}", self.kv_connect_port),
+                "--kv-connect-token".to_string(),
+                KV_CONNECT_TOKEN.to_string(),
+            ]
+        } else {
+            vec!["--kv-connect-enabled".to_string(), "false".to_string()]
+        };
         command
             .arg("serve")
             .args(["--id", &self.id.to_string(), "--region", &self.region])
@@ -59,12 +114,14 @@ impl ClusterNode {
             .arg(&self.data_dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.api_port)])
             .args(["--peer-listen", &self.peer_addr()])
-            .args(["--kv-connect-enabled", "false", "--allow-fault-injection"])
+            .args(kv_connect)
+            .arg("--allow-fault-injection")
             .args(RAFT_ARGS)
             .args(&self.bootstrap)
             .args(&self.extra)
             .env_remove("EDGEKV_CONFIG");
-        self.process = Some(Node::launch(command, &self.data_dir).with_context(|| format!("start node {}", self.id))?);
+        let node = Node::launch(command, &self.data_dir).with_context(|| format!("start node {}", self.id))?;
+        self.process = Some(if isolated { node.in_namespace() } else { node });
         Ok(())
     }
 
@@ -93,6 +150,10 @@ pub struct Cluster {
 impl Cluster {
     /// One voter per region, ids 1..=n in region order; `extra` goes to every node.
     pub fn start(regions: &[&str], extra: &[&str]) -> Result<Self> {
+        Self::start_with(regions, extra, ClusterOptions::default())
+    }
+
+    pub fn start_with(regions: &[&str], extra: &[&str], options: ClusterOptions) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let root = dir.path().to_path_buf();
         let mut nodes = Vec::new();
@@ -106,6 +167,9 @@ impl Cluster {
                 data_dir: root.join(format!("node-{id}")),
                 bootstrap: Vec::new(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
+                options: options.clone(),
+                namespace_of: None,
+                kv_connect_port: free_port()?,
                 process: None,
             });
         }
@@ -118,8 +182,14 @@ impl Cluster {
             node.bootstrap = vec!["--initial-cluster".into(), initial.clone()];
         }
         // Started one by one: each waits for its own ready line only, so order is free.
+        // In an isolated cluster the first node creates the namespace the others enter.
+        let mut namespace_of = None;
         for node in &mut nodes {
+            node.namespace_of = namespace_of;
             node.start()?;
+            if options.isolated {
+                namespace_of = node.process.as_ref().map(Node::namespace_pid);
+            }
         }
         Ok(Self { _dir: dir, root, nodes })
     }
@@ -144,6 +214,11 @@ impl Cluster {
             data_dir: self.root.join(format!("node-{id}")),
             bootstrap: vec!["--join".into(), peer],
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            options: self.nodes[0].options.clone(),
+            namespace_of: self.nodes[0]
+                .namespace_of
+                .or(self.nodes[0].process.as_ref().map(Node::namespace_pid)),
+            kv_connect_port: free_port()?,
             process: None,
         };
         node.start()?;

@@ -170,6 +170,18 @@ impl Node {
         Ok(node)
     }
 
+    /// Marks a node launched inside a network namespace (by `unshare --net` or `nsenter`)
+    /// so [`Node::command`] runs clients in that namespace too.
+    pub fn in_namespace(mut self) -> Self {
+        self.isolated = true;
+        self
+    }
+
+    /// The PID whose network namespace this node runs in.
+    pub fn namespace_pid(&self) -> u32 {
+        self.pid()
+    }
+
     /// A command that runs `program` where it can reach this node: inside the node's
     /// network namespace when it has one.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use edgekv_tests::Node;
+use edgekv_tests::cluster::{Cluster, ClusterOptions, KV_CONNECT_TOKEN};
 
 const TOKEN: &str = "edgekv-dev-token";
 
@@ -30,7 +31,10 @@ fn scenario(name: &str) -> PathBuf {
 /// The environment every client gets: the token, no update checks, no colour, and a
 /// scratch home so nothing is written outside the test's directory.
 fn client_command(node: &Node, program: impl AsRef<std::ffi::OsStr>, token: &str, scratch: &Path) -> Command {
-    let mut command = node.command(program);
+    client_env(node.command(program), token, scratch)
+}
+
+fn client_env(mut command: Command, token: &str, scratch: &Path) -> Command {
     command
         .env("DENO_KV_ACCESS_TOKEN", token)
         .env("DENO_NO_UPDATE_CHECK", "1")
@@ -146,4 +150,59 @@ fn deno_node_and_python_clients_work_unchanged() {
     let counter = json(&node.kvctl(&["get", "shared/counter", "-o", "json"]));
     assert_eq!(counter["value"], 42);
     assert_eq!(counter["encoding"], "u64");
+}
+
+/// The Deno CLI against a three-region cluster: a write through one region's node, read
+/// eventually (and strongly) through another region's, and compare-and-set across them.
+#[test]
+fn deno_against_a_three_region_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let cluster = Cluster::start_with(
+        &["us-east", "eu-west", "ap-northeast"],
+        &[],
+        ClusterOptions {
+            kv_connect: true,
+            isolated: true,
+        },
+    )
+    .unwrap();
+    let deno = |node: &edgekv_tests::cluster::ClusterNode, args: &[&str]| {
+        let mut command = client_env(
+            node.command(clients_dir().join("npm/node_modules/.bin/deno")),
+            KV_CONNECT_TOKEN,
+            &scratch,
+        );
+        command
+            .args(["run", "--unstable-kv", "--allow-net", "--allow-env"])
+            .arg(scenario("deno_scenario.ts"))
+            .arg(node.kv_connect_url())
+            .args(args);
+        command
+    };
+    let written = run(deno(&cluster.nodes[0], &["cluster-write"]), "the Deno write in us-east");
+    let stamp = String::from_utf8_lossy(&written.stdout).trim().to_string();
+    assert_eq!(stamp.len(), 20, "a versionstamp in hex: {stamp:?}");
+    for reader in &cluster.nodes[1..2] {
+        run(
+            deno(reader, &["cluster-read", &stamp]),
+            &format!("the Deno read in {}", reader.region),
+        );
+    }
+    // The full single-node scenario also runs unchanged against a member of the cluster
+    // (it reads two keys kvctl wrote first).
+    let member = &cluster.nodes[2];
+    for args in [
+        ["put", "shared/from-kvctl", "written by kvctl"],
+        ["sum", "shared/counter", "42"],
+    ] {
+        let mut kvctl = member.command(edgekv_tests::binary("kvctl"));
+        kvctl.arg("--endpoint").arg(member.endpoint()).args(args);
+        run(kvctl, "kvctl in the cluster");
+    }
+    run(
+        deno(&cluster.nodes[2], &["full"]),
+        "the full Deno scenario against a cluster member",
+    );
 }

@@ -31,11 +31,14 @@ async fn writes_through_every_node_survive_leader_loss_and_restart() {
 
     // Every node accepts writes (followers forward them) and serves strong reads.
     let mut acknowledged = Vec::new();
+    let mut last_stamp = None;
     for node in &cluster.nodes {
         let client = node.client().await.unwrap();
         for i in 0..10 {
             let n = node.id * 100 + i;
-            client.set(key!["k", n], format!("v{n}")).await.unwrap();
+            let stamp = client.set(key!["k", n], format!("v{n}")).await.unwrap();
+            assert!(Some(stamp) > last_stamp, "versionstamps increase across nodes");
+            last_stamp = Some(stamp);
             acknowledged.push(n);
         }
     }
@@ -86,7 +89,12 @@ async fn writes_through_every_node_survive_leader_loss_and_restart() {
     }
     assert!(after.is_some(), "writes resume after failover");
     for i in 0..20 {
-        survivor.set(key!["k", 900 + i], format!("v{}", 900 + i)).await.unwrap();
+        let stamp = survivor.set(key!["k", 900 + i], format!("v{}", 900 + i)).await.unwrap();
+        assert!(
+            Some(stamp) > last_stamp,
+            "versionstamps keep increasing across a leader change"
+        );
+        last_stamp = Some(stamp);
     }
 
     // The old leader comes back as a follower and catches up.
@@ -330,4 +338,57 @@ async fn membership_changes_under_load_lose_nothing() {
 
 async fn value_of(client: &Client, n: u64) -> Option<Value> {
     client.get(key!["load", n]).await.unwrap().map(|e| e.value.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_is_decided_by_the_leader_and_the_same_on_every_replica() {
+    let cluster = Cluster::start(&REGIONS, &[]).unwrap();
+    let leader = cluster.wait_for_leader(&[], FAILOVER).await.unwrap();
+    let writer = cluster.node(leader).client().await.unwrap();
+    for n in 0..20u64 {
+        writer
+            .set(key!["ttl", n], n)
+            .expire_in(Duration::from_millis(600))
+            .await
+            .unwrap();
+    }
+    writer.set(key!["ttl", "forever"], "stays").await.unwrap();
+    let clients: Vec<Client> =
+        futures::future::join_all(cluster.nodes.iter().map(|n| async { n.client().await.unwrap() })).await;
+    for client in &clients {
+        assert!(
+            eventually(FAILOVER, || async {
+                client
+                    .get(key!["ttl", 19u64])
+                    .consistency(Consistency::Eventual)
+                    .await
+                    .is_ok_and(|e| e.is_some())
+            })
+            .await
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Expired everywhere, whether or not the sweeper has run yet.
+    for client in &clients {
+        for consistency in [Consistency::Strong, Consistency::Eventual] {
+            for n in 0..20u64 {
+                assert_eq!(client.get(key!["ttl", n]).consistency(consistency).await.unwrap(), None);
+            }
+        }
+    }
+    // The leader's sweeper removes them through the log: every replica ends with the same
+    // single record.
+    for (node, client) in cluster.nodes.iter().zip(&clients) {
+        assert!(
+            eventually(FAILOVER, || async {
+                client
+                    .status()
+                    .await
+                    .is_ok_and(|s| s.key_count == 1 && s.stored_records == 1)
+            })
+            .await,
+            "node {} still holds expired records",
+            node.id
+        );
+    }
 }

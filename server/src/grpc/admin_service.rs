@@ -110,8 +110,8 @@ impl AdminService {
 impl Admin for AdminService {
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let store = self.store.clone();
-        let (key_count, data_dir_bytes) = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::kv::KvError>((store.count_live_keys()?, store.engine().disk_usage()))
+        let ((key_count, stored_records), data_dir_bytes) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::kv::KvError>((store.count_keys()?, store.engine().disk_usage()))
         })
         .await
         .map_err(|e| status(ErrorCode::Internal, e.to_string()))??;
@@ -125,6 +125,7 @@ impl Admin for AdminService {
             last_versionstamp: self.store.last_versionstamp().map(|v| v.to_hex()).unwrap_or_default(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             sync_writes: self.info.sync_writes,
+            stored_records,
         }))
     }
 

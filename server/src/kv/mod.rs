@@ -284,20 +284,22 @@ impl KvStore {
         }
     }
 
-    /// Counts live keys. O(keys): an admin operation, not a hot path.
-    pub fn count_live_keys(&self) -> KvResult<u64> {
+    /// Counts live keys and stored records (live plus expired ones not reclaimed yet).
+    /// O(keys): an admin operation, not a hot path.
+    pub fn count_keys(&self) -> KvResult<(u64, u64)> {
         let now = self.clock.now_ms();
-        let mut count = 0;
+        let (mut live, mut stored) = (0, 0);
         for item in self
             .engine
             .scan(ColumnFamily::Data, crate::storage::ScanRange::all(), false)
         {
             let (_, bytes) = item?;
+            stored += 1;
             if Envelope::decode(&bytes)?.is_live(now) {
-                count += 1;
+                live += 1;
             }
         }
-        Ok(count)
+        Ok((live, stored))
     }
 }
 

@@ -303,7 +303,7 @@ async fn delete_range_removes_keys_and_their_index_entries() {
         }],
     )
     .await;
-    assert_eq!(store.count_live_keys().unwrap(), 0);
+    assert_eq!(store.count_keys().unwrap().0, 0);
     assert_eq!(
         engine
             .scan(ColumnFamily::Expiry, crate::storage::ScanRange::all(), false)

@@ -38,7 +38,7 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=5))]
         nodes_per_region: u16,
         /// Log filter, e.g. warn or edgekv_server=debug.
-        #[arg(long = "log", env = "EDGEKV_LOG", default_value = "warn")]
+        #[arg(long = "log", env = "EDGEKV_LOG", default_value = "warn,openraft=error")]
         log_level: String,
     },
     /// Run a node from a configuration file (production).

@@ -70,6 +70,9 @@ impl KvConnectError {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
                 ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+                // The write may or may not have been applied: the leader did not confirm it
+                // in time, as a gateway whose upstream timed out.
+                ErrorCode::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::BAD_REQUEST,
             },
         }

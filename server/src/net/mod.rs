@@ -23,8 +23,12 @@ pub const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// The message was never delivered: the link is cut or the connection was refused.
     #[error("peer {addr} is unreachable: {reason}")]
     Unreachable { addr: String, reason: String },
+    /// The call failed after it may have been delivered (connection lost mid-call).
+    #[error("the call to peer {addr} failed midway: {reason}")]
+    Broken { addr: String, reason: String },
     #[error("peer {addr} answered: {status}")]
     Status { addr: String, status: tonic::Status },
     #[error("peer {addr} did not answer within {timeout:?}")]
@@ -134,17 +138,22 @@ impl PeerTransport {
                 tokio::time::sleep(inbound).await;
             }
             answer.map(tonic::Response::into_inner).map_err(|status| {
-                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
-                    && status.metadata().get(edgekv_proto::ERROR_CODE_METADATA).is_none()
-                {
+                let from_transport = matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+                    && status.metadata().get(edgekv_proto::ERROR_CODE_METADATA).is_none();
+                if !from_transport {
+                    TransportError::Status {
+                        addr: to.peer_addr.into(),
+                        status,
+                    }
+                } else if never_connected(&status) {
                     TransportError::Unreachable {
                         addr: to.peer_addr.into(),
                         reason: status.message().into(),
                     }
                 } else {
-                    TransportError::Status {
+                    TransportError::Broken {
                         addr: to.peer_addr.into(),
-                        status,
+                        reason: status.message().into(),
                     }
                 }
             })
@@ -156,4 +165,28 @@ impl PeerTransport {
                 timeout,
             })?
     }
+}
+
+/// Whether a failed call never got a connection (refused, no route): then nothing was
+/// delivered and the caller may safely try elsewhere.
+fn never_connected(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    let mut source = status.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            );
+        }
+        // hyper-util's connector wraps the io error in its own ConnectError.
+        if cause.to_string().starts_with("tcp connect error") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }

@@ -549,7 +549,9 @@ impl RaftNode {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
                     }
-                    Err(error @ TransportError::Unreachable { .. }) if tokio::time::Instant::now() < deadline => {
+                    Err(error @ (TransportError::Unreachable { .. } | TransportError::Broken { .. }))
+                        if tokio::time::Instant::now() < deadline =>
+                    {
                         tracing::debug!(%error, "read index: leader unreachable; retrying");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;

@@ -336,11 +336,18 @@ impl Client {
 
     /// The nearest node's own report: id, region, version, data size, key count.
     pub async fn status(&self) -> Result<pb::StatusResponse> {
-        let mut admin = AdminClient::new(self.router.pick(Route::Local, 0).channel);
-        let response = admin
-            .status(self.request(pb::StatusRequest {}))
-            .await
-            .map_err(|s| Error::from_status(s, false))?;
+        let request = self.request(pb::StatusRequest {});
+        self.admin(|mut admin| async move { admin.status(request).await }).await
+    }
+
+    /// An admin call to the nearest node.
+    async fn admin<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnOnce(AdminClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let admin = AdminClient::new(self.router.pick(Route::Local, 0).channel);
+        let response = call(admin).await.map_err(|s| Error::from_status(s, false))?;
         Ok(response.into_inner())
     }
 }
@@ -348,12 +355,9 @@ impl Client {
 impl Client {
     /// The Raft cluster as the nearest node sees it: members, leader, term, indexes.
     pub async fn cluster_status(&self) -> Result<pb::ClusterStatusResponse> {
-        let mut admin = AdminClient::new(self.router.pick(Route::Local, 0).channel);
-        let response = admin
-            .cluster_status(self.request(pb::ClusterStatusRequest {}))
+        let request = self.request(pb::ClusterStatusRequest {});
+        self.admin(|mut admin| async move { admin.cluster_status(request).await })
             .await
-            .map_err(|s| Error::from_status(s, false))?;
-        Ok(response.into_inner())
     }
 }
 

@@ -19,8 +19,12 @@ pub mod v1 {
 
 /// The generated internal `edgekv.peer.v1` API (node to node; Raft and forwarding).
 pub mod peer {
-    #![allow(clippy::all)]
-    tonic::include_proto!("edgekv.peer.v1");
+    /// Nested as the package path is, so its references to `edgekv.v1` types resolve.
+    pub mod v1 {
+        #![allow(clippy::all)]
+        tonic::include_proto!("edgekv.peer.v1");
+    }
+    pub use v1::*;
 }
 
 pub use error_code::{ERROR_CODE_METADATA, ErrorCode, LEADER_METADATA};

@@ -176,7 +176,13 @@ fn main() -> ExitCode {
         log_level,
     } = cli.command
     {
-        return demo(regions, nodes_per_region, &log_level);
+        let plan = edgekv_server::demo::DemoPlan {
+            regions,
+            nodes_per_region: nodes_per_region.into(),
+        };
+        return run_until_signal("edgekv demo", &log_level, |shutdown| {
+            edgekv_server::demo::run(plan, shutdown)
+        });
     }
     let config = match load(cli.command) {
         Ok(config) => config,
@@ -185,29 +191,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = match tracing_subscriber::EnvFilter::try_new(&config.log.level) {
-        Ok(filter) => filter,
-        Err(error) => {
-            eprintln!("edgekv: invalid log filter {:?}: {error}", config.log.level);
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("edgekv: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let log_level = config.log.level.clone();
+    run_until_signal("edgekv", &log_level, |shutdown| async move {
         // The ready line goes to stdout, one line, so scripts and tests can wait for it.
         let on_ready = Box::new(|ready: edgekv_server::node::Ready| {
             println!("edgekv ready: peer listener on {}", ready.peer);
@@ -216,47 +201,48 @@ fn main() -> ExitCode {
             }
             println!("edgekv ready: client API on http://{}", ready.api);
         });
-        let result = edgekv_server::node::run(config, shutdown, on_ready).await;
-        signals.abort();
-        result
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("edgekv: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        edgekv_server::node::run(config, shutdown, on_ready).await
+    })
 }
 
-fn demo(regions: Vec<String>, nodes_per_region: u16, log_level: &str) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_new(log_level).unwrap_or_else(|_| "warn".into());
+/// Sets up logging and the runtime, runs `work` until it ends or a signal asks it to, and
+/// turns the outcome into the exit code (2 for a bad log filter, 1 for a failure).
+fn run_until_signal<F, Fut, E>(name: &str, log_level: &str, work: F) -> ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let filter = match tracing_subscriber::EnvFilter::try_new(log_level) {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!("{name}: invalid log filter {log_level:?}: {error}");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("edgekv: cannot start the async runtime: {error}");
+            eprintln!("{name}: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let plan = edgekv_server::demo::DemoPlan {
-            regions,
-            nodes_per_region: nodes_per_region.into(),
-        };
-        let result = edgekv_server::demo::run(plan, shutdown).await;
+        let result = work(shutdown).await;
         signals.abort();
         result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("edgekv demo: {error}");
+            eprintln!("{name}: {error}");
             ExitCode::FAILURE
         }
     }

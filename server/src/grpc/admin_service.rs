@@ -8,15 +8,15 @@ use edgekv_proto::ErrorCode;
 use edgekv_proto::peer::FaultState;
 use edgekv_proto::v1::admin_server::Admin;
 use edgekv_proto::v1::{
-    AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, FaultLink, InjectFaultRequest, InjectFaultResponse,
+    AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, InjectFaultRequest, InjectFaultResponse,
     Member as WireMember, MemberRequest, StatusRequest, StatusResponse, inject_fault_request::Fault,
 };
 use tonic::{Request, Response, Status};
 
 use super::status::status;
 use crate::kv::KvStore;
-use crate::net::{Destination, Links};
-use crate::raft::{ClusterStatus, Member, RaftNode};
+use crate::net::Destination;
+use crate::raft::{ClusterStatus, Member, RaftNode, links_to_proto};
 
 /// Who this node is, as reported in read answers and status.
 #[derive(Clone, Debug)]
@@ -63,19 +63,6 @@ fn cluster_to_wire(status: ClusterStatus) -> ClusterStatusResponse {
         applied_index: status.applied_index,
         last_log_index: status.last_log_index,
     }
-}
-
-fn links_to_wire(links: &Links) -> Vec<FaultLink> {
-    links
-        .iter()
-        .map(|((from, to), link)| FaultLink {
-            from_region: from.clone(),
-            to_region: to.clone(),
-            one_way_delay_ms: link.one_way_delay_ms,
-            jitter_ms: link.jitter_ms,
-            cut: link.cut,
-        })
-        .collect()
 }
 
 impl AdminService {
@@ -203,7 +190,7 @@ impl Admin for AdminService {
         // fault control is out of band, like a test harness's own network.
         let links = wan.links();
         let state = FaultState {
-            links: crate::raft::links_to_peer(&links),
+            links: links_to_proto(&links),
             broadcast: false,
         };
         let raft = self.raft();
@@ -232,7 +219,7 @@ impl Admin for AdminService {
             .map(|(id, _)| id)
             .collect();
         Ok(Response::new(InjectFaultResponse {
-            links: links_to_wire(&links),
+            links: links_to_proto(&links),
             unreached,
         }))
     }

@@ -38,7 +38,7 @@ use tokio::sync::{Mutex, mpsc};
 
 pub use self::log_store::LogStore;
 pub use self::proposer::Proposer;
-pub use self::service::{PeerService, links_to_proto as links_to_peer};
+pub use self::service::{PeerService, links_to_proto};
 pub use self::state_machine::{AppliedBatch, Applier, CommittedProposal, ReplicatedClock, StateMachine};
 pub use self::types::{Member, NodeId};
 use self::types::{Raft, RaftMetrics};
@@ -274,8 +274,8 @@ impl RaftNode {
         self.raft.metrics().borrow().clone()
     }
 
-    /// Forms the cluster or joins one. Returns once this node is a member (joining retries
-    /// until the cluster takes it, or `give_up` fires).
+    /// Forms the cluster or joins one. Returns once this node is a member; joining retries
+    /// until the cluster takes it (the caller races this against its shutdown signal).
     pub async fn bootstrap(&self, bootstrap: &Bootstrap) -> Result<(), ConsensusError> {
         match bootstrap {
             Bootstrap::InitialCluster(members) => {

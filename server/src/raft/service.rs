@@ -8,8 +8,9 @@ use edgekv_proto::ERROR_CODE_METADATA;
 use edgekv_proto::peer::peer_server::{Peer, PeerServer};
 use edgekv_proto::peer::{
     DescribeRequest, DescribeResponse, FaultState, JoinRequest, JoinResponse, RaftPayload, ReadIndexRequest,
-    ReadIndexResponse, RegionLink,
+    ReadIndexResponse,
 };
+use edgekv_proto::v1::FaultLink;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tonic::{Request, Response, Status};
 
@@ -62,10 +63,11 @@ fn consensus_status(error: ConsensusError) -> Status {
     status
 }
 
-pub fn links_to_proto(links: &Links) -> Vec<RegionLink> {
+/// The simulated WAN's links as the admin and peer APIs carry them.
+pub fn links_to_proto(links: &Links) -> Vec<FaultLink> {
     links
         .iter()
-        .map(|((from, to), link)| RegionLink {
+        .map(|((from, to), link)| FaultLink {
             from_region: from.clone(),
             to_region: to.clone(),
             one_way_delay_ms: link.one_way_delay_ms,
@@ -75,7 +77,7 @@ pub fn links_to_proto(links: &Links) -> Vec<RegionLink> {
         .collect()
 }
 
-pub fn links_from_proto(links: &[RegionLink]) -> Links {
+pub fn links_from_proto(links: &[FaultLink]) -> Links {
     links
         .iter()
         .map(|l| {

@@ -7,6 +7,8 @@
 
 /// Real-process multi-node clusters.
 pub mod cluster;
+/// Checks recorded concurrent histories for linearizability (Wing–Gong/Lowe, split per key).
+pub mod linearizability;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

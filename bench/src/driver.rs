@@ -75,6 +75,7 @@ async fn execute(target: &Target, op: Op, value_size: usize, counters: &Counters
     let result: anyhow::Result<()> = async {
         match op {
             Op::Get(k) => target.get(k).await.map(drop),
+            Op::LinearizableGet(k) => target.get_linearizable(k).await.map(drop),
             Op::Put(k) => target.put(k, value(value_size, 0), None).await,
             Op::Scan(k) => target
                 .scan(k, crate::workload::SCAN_LENGTH)

@@ -6,13 +6,17 @@
 //! - [`workload`]: the operations mixes (YCSB A/B/E, point reads and writes, CAS, TTL).
 //! - [`driver`]: closed-loop peak finding and the open-loop, constant-arrival-rate runs
 //!   whose latencies are measured from each request's intended start.
-//! - [`peers`]: starting and stopping every system on loopback, by PID.
+//! - [`peers`]: starting and stopping every system on loopback, by PID (edgekv also as a
+//!   3-voter `edgekv serve` cluster, `edgekv-3`).
+//! - [`regional`]: strong writes from each region of a simulated 3-region cluster against
+//!   that region's physical floor (`edgekv-3-regions`).
 //! - [`machine`]: the conditions every result carries (CPU, fsync baseline, versions).
 //! - [`report`]: `docs/benchmarks.md` and its plots.
 
 pub mod driver;
 pub mod machine;
 pub mod peers;
+pub mod regional;
 pub mod report;
 pub mod run;
 pub mod targets;

@@ -19,12 +19,19 @@ struct Cli {
     /// A short run (under 10 minutes): fewer keys, shorter runs, three load points.
     #[arg(long)]
     quick: bool,
-    /// Systems to run (comma-separated).
+    /// Systems to run (comma-separated), in this order. `edgekv-3` is a 3-voter edgekv
+    /// cluster (compare with `etcd-3`); `edgekv-3-regions` is the regional scenario:
+    /// strong writes from each region of a simulated 3-region cluster against the floor.
     #[arg(long, value_delimiter = ',', default_values_t = SYSTEMS.map(String::from))]
     systems: Vec<String>,
-    /// Workloads to run (comma-separated); all by default.
+    /// Workloads to run (comma-separated); all by default. `write` and
+    /// `read-linearizable` are the strong pair edgekv-3 vs etcd-3 is judged on.
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
+    /// Sequential writes per region in the regional scenario (default: 20 with --quick,
+    /// else 300).
+    #[arg(long)]
+    regional_writes: Option<usize>,
     /// The edgekv binary (a release build).
     #[arg(long)]
     edgekv_bin: PathBuf,
@@ -43,6 +50,25 @@ struct Cli {
     reps: usize,
 }
 
+/// The `cargo x bench` command line that reproduces this run: this process's arguments
+/// without the binaries `cargo x bench` passes itself.
+fn reproduce_command() -> String {
+    let mut command = String::from("cargo x bench");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--edgekv-bin" || arg == "--denokv-bin" {
+            args.next();
+            continue;
+        }
+        if arg.starts_with("--edgekv-bin=") || arg.starts_with("--denokv-bin=") {
+            continue;
+        }
+        command.push(' ');
+        command.push_str(&arg);
+    }
+    command
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -54,6 +80,12 @@ async fn main() -> Result<()> {
             .map(|name| Workload::parse(name).ok_or_else(|| anyhow::anyhow!("unknown workload {name:?}")))
             .collect::<Result<_>>()?
     };
+    if let Some(unknown) = cli.systems.iter().find(|s| !SYSTEMS.contains(&s.as_str())) {
+        bail!("unknown system {unknown:?}; known: {}", SYSTEMS.join(", "));
+    }
+    if cli.regional_writes == Some(0) {
+        bail!("--regional-writes must be at least 1");
+    }
     if cli.reps < 3 {
         bail!("--reps must be at least 3: the report quotes the spread over repetitions");
     }
@@ -87,16 +119,13 @@ async fn main() -> Result<()> {
         fractions,
         reps: cli.reps,
         closed_loop_workers: 64,
+        regional_writes: cli.regional_writes.unwrap_or(if cli.quick { 20 } else { 300 }),
         binaries: Binaries {
             edgekv: cli.edgekv_bin,
             denokv: cli.denokv_bin,
         },
         output: cli.output,
-        command: if cli.quick {
-            "cargo x bench --quick".into()
-        } else {
-            "cargo x bench".into()
-        },
+        command: reproduce_command(),
     };
     // Ctrl-C drops the run, and with it every peer process (stopped by PID on drop).
     let report = tokio::select! {

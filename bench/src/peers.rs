@@ -79,16 +79,29 @@ pub struct Peer {
     _dir: tempfile::TempDir,
 }
 
-/// Which systems the harness knows how to run.
-pub const SYSTEMS: [&str; 7] = [
+/// Which systems the harness knows how to run, in the order a full run measures them
+/// (edgekv-3 right before etcd-3, so the pair runs under the same conditions).
+/// `edgekv-3-regions` is not a workload target: it selects the regional scenario
+/// ([`crate::regional`]).
+pub const SYSTEMS: [&str; 9] = [
     "edgekv",
     "edgekv-kvconnect",
     "denokv",
     "denokv-batched",
     "etcd",
+    "edgekv-3",
     "etcd-3",
     "redis",
+    crate::regional::SYSTEM,
 ];
+
+/// The regions of the 3-node edgekv clusters (`edgekv demo`'s defaults), one voter each.
+pub const CLUSTER_REGIONS: [&str; 3] = edgekv_proto::regions::DEMO_REGIONS;
+
+/// Raft timings of `edgekv-3` on loopback: etcd's defaults (heartbeat 100 ms, election
+/// 1 s), instead of edgekv's cross-region defaults (300 ms, 3 s), so both clusters run
+/// with the same timings.
+const LOOPBACK_RAFT_ARGS: [&str; 4] = ["--heartbeat", "100ms", "--election-timeout", "1s"];
 
 #[derive(Clone, Debug)]
 pub struct Binaries {
@@ -133,6 +146,19 @@ pub async fn start(system: &str, binaries: &Binaries) -> Result<Peer> {
                 vec![process],
                 format!("1 node, {client}"),
                 "WAL fsync before ack (group commit)".to_string(),
+            )
+        }
+        "edgekv-3" => {
+            let cluster =
+                start_edgekv_cluster(&binaries.edgekv, dir.path(), &CLUSTER_REGIONS, &LOOPBACK_RAFT_ARGS, &[]).await?;
+            // One node, like an application given one address; the SDK moves writes and
+            // strong reads to the leader that node names.
+            let target = Target::Edgekv(EdgekvTarget::connect(&cluster.nodes[0].api).await?);
+            (
+                target,
+                cluster.processes,
+                "3 voters on loopback (no WAN delay), Rust SDK given one node, following the leader".to_string(),
+                "Raft log fsync on every voter before it acks (sync writes, the default); commit on 2 of 3".to_string(),
             )
         }
         "denokv" | "denokv-batched" => {
@@ -201,6 +227,7 @@ pub async fn start(system: &str, binaries: &Binaries) -> Result<Peer> {
                 "appendfsync always".to_string(),
             )
         }
+        crate::regional::SYSTEM => bail!("{system} is a scenario of its own (crate::regional), not a workload target"),
         other => bail!("unknown system {other:?}; known: {}", SYSTEMS.join(", ")),
     };
     Ok(Peer {
@@ -230,6 +257,134 @@ fn edgekv_ready(process: &mut Process) -> Result<(String, String)> {
     });
     rx.recv_timeout(Duration::from_secs(120))
         .context("edgekv did not become ready")
+}
+
+/// One node of an `edgekv serve` cluster the harness started.
+#[derive(Clone, Debug)]
+pub struct ClusterNode {
+    pub id: u64,
+    pub region: String,
+    /// Client API URL, `http://127.0.0.1:PORT`.
+    pub api: String,
+}
+
+/// A running `edgekv serve` cluster; its processes stop when it drops.
+pub struct EdgekvCluster {
+    pub nodes: Vec<ClusterNode>,
+    /// The leader every node agreed on once started.
+    pub leader: u64,
+    processes: Vec<Process>,
+}
+
+/// A simulated WAN link between two regions, both directions.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct WanLink {
+    pub a: String,
+    pub b: String,
+    /// Round trip; each direction is delayed by half of it.
+    pub rtt_ms: u32,
+    /// Up to this much more per direction, uniformly drawn.
+    pub jitter_ms: u32,
+}
+
+/// Starts one `edgekv serve` voter per region (ids 1..=n in order) formed with
+/// `--initial-cluster`, data under `dir`, sync writes on (the default). `wan` goes to
+/// every node in a generated config file (`[cluster] wan_links`), so the peer transport
+/// delays node-to-node messages like a WAN would. Returns once every node agrees on a
+/// leader.
+pub async fn start_edgekv_cluster(
+    binary: &Path,
+    dir: &Path,
+    regions: &[&str],
+    raft_args: &[&str],
+    wan: &[WanLink],
+) -> Result<EdgekvCluster> {
+    let peer_ports: Vec<u16> = regions.iter().map(|_| free_port()).collect::<Result<_>>()?;
+    let initial = regions
+        .iter()
+        .zip(&peer_ports)
+        .enumerate()
+        .map(|(i, (region, port))| format!("{}={region}@127.0.0.1:{port}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let config = if wan.is_empty() {
+        None
+    } else {
+        let mut text = String::from("[cluster]\nwan_links = [\n");
+        for link in wan {
+            text.push_str(&format!(
+                "  {{ a = {:?}, b = {:?}, one_way_delay_ms = {}, jitter_ms = {} }},\n",
+                link.a,
+                link.b,
+                link.rtt_ms / 2,
+                link.jitter_ms
+            ));
+        }
+        text.push_str("]\n");
+        let path = dir.join("edgekv-wan.toml");
+        std::fs::write(&path, text)?;
+        Some(path)
+    };
+    let mut processes = Vec::new();
+    let mut nodes = Vec::new();
+    for (i, (region, peer_port)) in regions.iter().zip(&peer_ports).enumerate() {
+        let id = i as u64 + 1;
+        let mut command = Command::new(binary);
+        command.arg("serve");
+        if let Some(config) = &config {
+            command.arg("--config").arg(config);
+        }
+        command
+            .args(["--id", &id.to_string(), "--region", region])
+            .arg("--data-dir")
+            .arg(dir.join(format!("node-{id}")))
+            .args(["--listen", "127.0.0.1:0", "--peer-listen"])
+            .arg(format!("127.0.0.1:{peer_port}"))
+            .args(["--initial-cluster", &initial])
+            .args(["--kv-connect-enabled", "false", "--log", "warn"])
+            // Explicit, so an EDGEKV_SYNC_WRITES in the environment cannot turn fsync off.
+            .args(["--sync-writes", "true"])
+            .args(raft_args)
+            .env_remove("EDGEKV_CONFIG");
+        let name = format!("edgekv node {id} ({region})");
+        let mut process = Process::spawn(&name, &mut command, &dir.join(format!("node-{id}.log")))?;
+        let (api, _) = edgekv_ready(&mut process).with_context(|| name.clone())?;
+        processes.push(process);
+        nodes.push(ClusterNode {
+            id,
+            region: region.to_string(),
+            api,
+        });
+    }
+    let leader = wait_for_leader(&nodes, Duration::from_secs(60)).await?;
+    Ok(EdgekvCluster {
+        nodes,
+        leader,
+        processes,
+    })
+}
+
+/// Waits until every node names the same leader, and returns its id.
+pub async fn wait_for_leader(nodes: &[ClusterNode], timeout: Duration) -> Result<u64> {
+    let deadline = Instant::now() + timeout;
+    let mut clients = Vec::new();
+    for node in nodes {
+        clients.push(edgekv_client::Client::connect(node.api.clone()).await?);
+    }
+    loop {
+        let mut seen = Vec::new();
+        for client in &clients {
+            // Each client asks its own node (cluster_status is never routed elsewhere).
+            seen.push(client.cluster_status().await.map_or(0, |s| s.leader_id));
+        }
+        if seen[0] != 0 && seen.iter().all(|l| *l == seen[0]) {
+            return Ok(seen[0]);
+        }
+        if Instant::now() > deadline {
+            bail!("the edgekv nodes agreed on no leader within {timeout:?}; they see {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn start_etcd(members: usize, dir: &Path) -> Result<(Vec<Process>, Vec<String>)> {

@@ -1,5 +1,6 @@
 //! One benchmark run: for each system, start it, load the keys, find each workload's
-//! peak, sweep open-loop rates around it with repetitions, stop it; then the report.
+//! peak, sweep open-loop rates around it with repetitions, stop it; the regional scenario
+//! (`edgekv-3-regions`) runs in its place in the order; then the report.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct Options {
     pub fractions: Vec<f64>,
     pub reps: usize,
     pub closed_loop_workers: usize,
+    /// Sequential writes per region in the regional scenario.
+    pub regional_writes: usize,
     pub binaries: Binaries,
     pub output: PathBuf,
     pub command: String,
@@ -68,8 +71,15 @@ pub async fn run(options: &Options) -> Result<Report> {
     let machine = crate::machine::describe(versions);
     let mut series = Vec::new();
     let mut skipped = Vec::new();
+    let mut regional = None;
     for system in &options.systems {
         eprintln!("== {system}: starting");
+        if system == crate::regional::SYSTEM {
+            regional = Some(
+                crate::regional::run(&options.binaries.edgekv, options.regional_writes, options.value_size).await?,
+            );
+            continue;
+        }
         let peer = peers::start(system, &options.binaries).await?;
         load(&peer.target, options.keys, options.value_size, 64).await?;
         for &workload in &options.workloads {
@@ -87,7 +97,7 @@ pub async fn run(options: &Options) -> Result<Report> {
             )
             .await;
             eprintln!(
-                "   {:<15} peak {:>9.0} ops/s (errors {})",
+                "   {:<17} peak {:>9.0} ops/s (errors {})",
                 workload.name(),
                 peak.achieved_rate,
                 peak.errors
@@ -144,6 +154,7 @@ pub async fn run(options: &Options) -> Result<Report> {
         },
         series,
         skipped,
+        regional,
     };
     crate::report::write(&report, &options.output)?;
     Ok(report)

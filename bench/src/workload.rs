@@ -13,6 +13,10 @@ pub enum Workload {
     ReadUniform,
     /// Point reads, keys Zipfian.
     ReadZipfian,
+    /// Linearizable point reads, keys uniform: edgekv's strong reads (read index on the
+    /// leader) and etcd's default (quorum) Get, where `ReadUniform` lets etcd serve
+    /// serializable reads from any member.
+    ReadLinearizable,
     /// Durable point writes of whole values, keys uniform.
     Write,
     /// YCSB A: 50% reads, 50% updates, Zipfian.
@@ -28,9 +32,10 @@ pub enum Workload {
     TtlChurn,
 }
 
-pub const ALL: [Workload; 8] = [
+pub const ALL: [Workload; 9] = [
     Workload::ReadUniform,
     Workload::ReadZipfian,
+    Workload::ReadLinearizable,
     Workload::Write,
     Workload::YcsbA,
     Workload::YcsbB,
@@ -54,6 +59,7 @@ impl Workload {
         match self {
             Workload::ReadUniform => "read-uniform",
             Workload::ReadZipfian => "read-zipfian",
+            Workload::ReadLinearizable => "read-linearizable",
             Workload::Write => "write",
             Workload::YcsbA => "ycsb-a",
             Workload::YcsbB => "ycsb-b",
@@ -71,6 +77,9 @@ impl Workload {
         match self {
             Workload::ReadUniform => "point reads, uniform keys",
             Workload::ReadZipfian => "point reads, Zipfian keys (θ=0.99)",
+            Workload::ReadLinearizable => {
+                "linearizable point reads, uniform keys (edgekv strong read / etcd default quorum Get)"
+            }
             Workload::Write => "durable point writes, uniform keys",
             Workload::YcsbA => "YCSB A: 50% read / 50% update, Zipfian",
             Workload::YcsbB => "YCSB B: 95% read / 5% update, Zipfian",
@@ -85,6 +94,8 @@ impl Workload {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     Get(u64),
+    /// A read that reflects every write acknowledged before it started.
+    LinearizableGet(u64),
     Put(u64),
     Scan(u64),
     Cas(u64),
@@ -129,6 +140,7 @@ impl OpGenerator {
         match self.workload {
             Workload::ReadUniform => Op::Get(self.uniform(rng)),
             Workload::ReadZipfian => Op::Get(self.zipfian(rng)),
+            Workload::ReadLinearizable => Op::LinearizableGet(self.uniform(rng)),
             Workload::Write => Op::Put(self.uniform(rng)),
             Workload::YcsbA if p < 0.5 => Op::Get(self.zipfian(rng)),
             Workload::YcsbA => Op::Put(self.zipfian(rng)),

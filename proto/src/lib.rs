@@ -4,11 +4,13 @@
 //! - [`key`]: tuple keys and their order-preserving encoding (the Deno KV codec).
 //! - [`versionstamp`]: the 10-byte commit stamps returned by every write.
 //! - [`limits`]: the size and count limits every front-end enforces.
+//! - [`regions`]: the demo's regions and the round trips between them.
 //! - [`error_code`]: the stable error codes a client can match on.
 
 pub mod error_code;
 pub mod key;
 pub mod limits;
+pub mod regions;
 pub mod versionstamp;
 
 /// The generated `edgekv.v1` API.

@@ -13,8 +13,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, WanLinkConfig};
-use crate::net::wan::demo_round_trip_ms;
 use crate::node::{self, NodeError, Ready};
+use edgekv_proto::regions::demo_round_trip_ms;
 
 /// The KV Connect token of the demo's nodes.
 pub const DEMO_TOKEN: &str = "edgekv-demo-token";

@@ -348,6 +348,8 @@ fn bench(args: &[String]) -> Result<ExitCode> {
             "cargo install denokv",
         )?;
     }
+    // Both binaries by name: with `--bin` given, cargo builds only the named binaries of
+    // the selected packages, so `--package edgekv-bench` alone would leave a stale harness.
     let built = cargo(
         &[
             "build",
@@ -357,6 +359,8 @@ fn bench(args: &[String]) -> Result<ExitCode> {
             "--bin",
             "edgekv",
             "--package",
+            "edgekv-bench",
+            "--bin",
             "edgekv-bench",
         ],
         &[],

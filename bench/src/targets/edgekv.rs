@@ -4,7 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use edgekv_client::{Client, Selector, Value, key};
+use edgekv_client::{Client, Consistency, Selector, Value, key};
 use futures::TryStreamExt as _;
 
 use super::{CasOutcome, counter_value};
@@ -23,8 +23,21 @@ impl EdgekvTarget {
         })
     }
 
+    /// The SDK's default read (strong).
     pub async fn get(&self, n: u64) -> Result<Option<Bytes>> {
         let entry = self.client.get(key!["bench", n]).await?;
+        Ok(entry
+            .and_then(|e| e.value)
+            .and_then(|v| v.as_bytes().map(Bytes::copy_from_slice)))
+    }
+
+    /// A strong read, asked for explicitly: linearizable (read index on the leader).
+    pub async fn get_linearizable(&self, n: u64) -> Result<Option<Bytes>> {
+        let entry = self
+            .client
+            .get(key!["bench", n])
+            .consistency(Consistency::Strong)
+            .await?;
         Ok(entry
             .and_then(|e| e.value)
             .and_then(|v| v.as_bytes().map(Bytes::copy_from_slice)))

@@ -1,6 +1,8 @@
 //! etcd v3 through `etcd-client` (gRPC, like edgekv's SDK). Reads are serializable
 //! (served by the member without a quorum round), the fair match for edgekv's local
-//! reads; writes are etcd's normal durable, quorum-committed puts.
+//! reads, except [`EtcdTarget::get_linearizable`]: etcd's default Get, linearizable
+//! (read index through the leader), the match for edgekv's strong reads. Writes are
+//! etcd's normal durable, quorum-committed puts.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,6 +31,12 @@ impl EtcdTarget {
     pub async fn get(&self, n: u64) -> Result<Option<Bytes>> {
         let mut kv = self.client.kv_client();
         let response = kv.get(key(n), Some(GetOptions::new().with_serializable())).await?;
+        Ok(response.kvs().first().map(|kv| Bytes::copy_from_slice(kv.value())))
+    }
+
+    /// etcd's default Get: linearizable.
+    pub async fn get_linearizable(&self, n: u64) -> Result<Option<Bytes>> {
+        let response = self.client.kv_client().get(key(n), None).await?;
         Ok(response.kvs().first().map(|kv| Bytes::copy_from_slice(kv.value())))
     }
 

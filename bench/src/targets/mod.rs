@@ -40,6 +40,18 @@ impl Target {
         }
     }
 
+    /// A read that reflects every write acknowledged before it started: edgekv's strong
+    /// read, etcd's default Get. KV Connect reads already go to the strong endpoint, and
+    /// Redis here is one node with one copy, so their plain read is this read.
+    pub async fn get_linearizable(&self, key: u64) -> Result<Option<Bytes>> {
+        match self {
+            Target::Edgekv(t) => t.get_linearizable(key).await,
+            Target::KvConnect(t) => t.get(key).await,
+            Target::Etcd(t) => t.get_linearizable(key).await,
+            Target::Redis(t) => t.get(key).await,
+        }
+    }
+
     /// A durable write, expiring at `expire_at_ms` (ms since the epoch) when given.
     pub async fn put(&self, key: u64, value: Bytes, expire_at_ms: Option<u64>) -> Result<()> {
         match self {

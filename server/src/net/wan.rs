@@ -85,21 +85,6 @@ impl Wan {
     }
 }
 
-/// The round-trip times of `edgekv demo`'s default regions (us-east, eu-west, ap-northeast),
-/// roughly what public cloud regions see.
-pub fn demo_round_trip_ms(a: &str, b: &str) -> Option<u32> {
-    let pair = |x: &str, y: &str| (a == x && b == y) || (a == y && b == x);
-    if pair("us-east", "eu-west") {
-        Some(80)
-    } else if pair("us-east", "ap-northeast") {
-        Some(145)
-    } else if pair("eu-west", "ap-northeast") {
-        Some(220)
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

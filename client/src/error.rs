@@ -73,10 +73,13 @@ impl Error {
         }
         let message = format!("{} ({:?})", status.message(), status.code());
         match status.code() {
+            // A write whose call broke without an answer from edgekv (no code): it may
+            // have been applied. Internal covers HTTP/2 protocol errors mid-call.
             tonic::Code::Unavailable
             | tonic::Code::DeadlineExceeded
             | tonic::Code::Cancelled
             | tonic::Code::Unknown
+            | tonic::Code::Internal
                 if write =>
             {
                 Error::Indefinite(message)

@@ -1,7 +1,10 @@
 //! `kvctl`: the edgekv admin CLI.
 //!
 //! Exit codes: 0 success, 1 a key that was asked for does not exist, 2 a usage error,
-//! 3 any other failure (the server's code and message are printed on stderr).
+//! 3 any other failure (the server's code and message are printed on stderr; an unknown
+//! cluster member, for one, is the server's `NOT_FOUND`).
+
+mod admin;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -105,6 +108,21 @@ enum Command {
     Sum { key: String, n: u64 },
     /// Show the node's id, region, version, data size and key count.
     Status,
+    /// The Raft cluster as the answering node sees it.
+    Cluster {
+        #[command(subcommand)]
+        command: admin::ClusterCommand,
+    },
+    /// List, add, promote and remove cluster members (sent to the leader).
+    Member {
+        #[command(subcommand)]
+        command: admin::MemberCommand,
+    },
+    /// Simulated WAN faults between regions (nodes started with --allow-fault-injection).
+    Fault {
+        #[command(subcommand)]
+        command: admin::FaultCommand,
+    },
 }
 
 /// A failure with the exit code it maps to.
@@ -153,6 +171,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let output = cli.output;
     let command = cli.command;
     let plan = Plan::from_command(command)?;
+    // Admin commands speak to the node's Admin service themselves (and may move on to the
+    // leader); everything else goes through the SDK.
+    if let Plan::Admin(admin) = plan {
+        return admin.execute(&cli.endpoint, cli.token, output).await;
+    }
     let client = Client::connect_with_token(&cli.endpoint, cli.token).await?;
     plan.execute(&client, output).await
 }
@@ -183,6 +206,7 @@ enum Plan {
         n: u64,
     },
     Status,
+    Admin(admin::Plan),
 }
 
 impl Plan {
@@ -251,6 +275,9 @@ impl Plan {
                 n,
             },
             Command::Status => Plan::Status,
+            Command::Cluster { command } => Plan::Admin(admin::Plan::cluster(command)),
+            Command::Member { command } => Plan::Admin(admin::Plan::member(command)?),
+            Command::Fault { command } => Plan::Admin(admin::Plan::fault(command)?),
         })
     }
 
@@ -347,6 +374,7 @@ impl Plan {
                     }
                 }
             }
+            Plan::Admin(_) => unreachable!("run() executes admin plans without an SDK client"),
         }
         Ok(())
     }

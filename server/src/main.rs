@@ -100,6 +100,9 @@ struct Settings {
     /// Peer address of a member of an existing cluster to join as a learner.
     #[arg(long, env = "EDGEKV_JOIN")]
     join: Option<String>,
+    /// Start empty and wait to be added with `kvctl member add`.
+    #[arg(long, env = "EDGEKV_AWAIT_MEMBERSHIP", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    await_membership: Option<bool>,
     /// Serve the fault-injection admin call (simulated WAN latency and partitions).
     #[arg(long, env = "EDGEKV_ALLOW_FAULT_INJECTION", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     allow_fault_injection: Option<bool>,
@@ -138,6 +141,7 @@ impl From<Settings> for Overrides {
             peer_advertise: s.peer_advertise,
             initial_cluster: s.initial_cluster,
             join: s.join,
+            await_membership: s.await_membership,
             allow_fault_injection: s.allow_fault_injection,
             heartbeat: s.heartbeat,
             election_timeout: s.election_timeout,

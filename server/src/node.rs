@@ -148,12 +148,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         let stop = peer_stop.clone();
         async move {
             tonic::transport::Server::builder()
-                .tcp_nodelay(true)
                 .add_service(peer_service)
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
-                    stop.cancelled_owned(),
-                )
+                .serve_with_incoming_shutdown(crate::net::accept_nodelay(peer_listener), stop.cancelled_owned())
                 .await
                 .map_err(NodeError::from)
         }
@@ -297,9 +293,12 @@ fn task_failure(done: Result<Result<(), NodeError>, tokio::task::JoinError>) -> 
     }
 }
 
-/// Forms a cluster from `initial_cluster`, joins through `join`, or (neither given) forms
-/// a one-voter cluster of this node.
+/// Waits to be added (`await_membership`), forms a cluster from `initial_cluster`, joins
+/// through `join`, or (none given) forms a one-voter cluster of this node.
 fn bootstrap_plan(config: &Config, me: &Member) -> Result<Bootstrap, NodeError> {
+    if config.cluster.await_membership {
+        return Ok(Bootstrap::AwaitMembership);
+    }
     if !config.cluster.join.is_empty() {
         return Ok(Bootstrap::Join(config.cluster.join.clone()));
     }

@@ -204,15 +204,24 @@ impl Cluster {
 
     /// Starts a new node that joins through `via` as a learner.
     pub fn join(&mut self, region: &str, via: u64, extra: &[&str]) -> Result<u64> {
-        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
         let peer = self.node(via).peer_addr();
+        self.add_node(region, vec!["--join".into(), peer], extra)
+    }
+
+    /// Starts a new node that waits to be added (`kvctl member add`).
+    pub fn start_waiting(&mut self, region: &str, extra: &[&str]) -> Result<u64> {
+        self.add_node(region, vec!["--await-membership".into()], extra)
+    }
+
+    fn add_node(&mut self, region: &str, bootstrap: Vec<String>, extra: &[&str]) -> Result<u64> {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
         let mut node = ClusterNode {
             id,
             region: region.to_string(),
             api_port: free_port()?,
             peer_port: free_port()?,
             data_dir: self.root.join(format!("node-{id}")),
-            bootstrap: vec!["--join".into(), peer],
+            bootstrap,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             options: self.nodes[0].options.clone(),
             namespace_of: self.nodes[0]

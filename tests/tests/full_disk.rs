@@ -57,7 +57,14 @@ async fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         }
     }
     let error = full.expect("24 MiB cannot hold 100 MiB of incompressible values");
-    assert_eq!(error.code(), Some(ErrorCode::StorageFull), "{error}");
+    // The write that met the full disk was already proposed: its outcome is unknown (in a
+    // cluster, followers could still commit it). Every write after it is refused outright.
+    assert!(
+        matches!(error.code(), Some(ErrorCode::StorageFull | ErrorCode::OutcomeUnknown)),
+        "{error}"
+    );
+    let refused = kv.set(key!["after-full"], "x").await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::StorageFull), "{refused}");
     assert!(!acknowledged.is_empty());
 
     // Reads of the local replica keep working, and every acknowledged value is intact.

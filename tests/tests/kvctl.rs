@@ -153,14 +153,16 @@ fn ttl_through_kvctl() {
     // Real time on a real process: wait for the expiry, bounded; never a speed assertion.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let get = kvctl(ep, &["get", "session/1"]);
-        let now = std::time::SystemTime::now()
+        // Taken before the read: the server read the key after this instant, so a value
+        // returned must not have expired by then.
+        let before = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
+        let get = kvctl(ep, &["get", "session/1"]);
         match get.status.code() {
             Some(1) => break,
-            Some(0) => assert!(now < expires_at, "kvctl returned an expired value"),
+            Some(0) => assert!(before < expires_at, "kvctl returned an expired value"),
             other => panic!("unexpected exit {other:?}: {}", stderr(&get)),
         }
         assert!(std::time::Instant::now() < deadline, "the key never expired");

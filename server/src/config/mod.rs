@@ -83,6 +83,8 @@ pub struct ClusterConfig {
     pub initial_cluster: String,
     /// Peer address of any member of an existing cluster; this node joins it as a learner.
     pub join: String,
+    /// Start empty and wait for the cluster to add this node (`kvctl member add`).
+    pub await_membership: bool,
     /// Serve the fault-injection admin call (simulated WAN latency and partitions).
     pub allow_fault_injection: bool,
     /// How often the leader heartbeats its followers.
@@ -193,6 +195,7 @@ impl Default for ClusterConfig {
             peer_advertise: String::new(),
             initial_cluster: String::new(),
             join: String::new(),
+            await_membership: false,
             allow_fault_injection: false,
             heartbeat: raft.heartbeat,
             election_timeout: raft.election_timeout,
@@ -326,6 +329,7 @@ pub struct Overrides {
     pub peer_advertise: Option<String>,
     pub initial_cluster: Option<String>,
     pub join: Option<String>,
+    pub await_membership: Option<bool>,
     pub allow_fault_injection: Option<bool>,
     pub heartbeat: Option<Duration>,
     pub election_timeout: Option<Duration>,
@@ -375,6 +379,7 @@ impl Config {
             peer_advertise,
             initial_cluster,
             join,
+            await_membership,
             allow_fault_injection,
             heartbeat,
             election_timeout,
@@ -406,6 +411,9 @@ impl Config {
         }
         if let Some(v) = allow_fault_injection {
             cluster.allow_fault_injection = v;
+        }
+        if let Some(v) = await_membership {
+            cluster.await_membership = v;
         }
         if let Some(v) = snapshot_after_entries {
             cluster.snapshot_after_entries = v;
@@ -485,10 +493,13 @@ impl Config {
         }
         let cluster = &self.cluster;
         let members = cluster.initial_members()?;
-        if !members.is_empty() && !cluster.join.is_empty() {
+        let ways = [!members.is_empty(), !cluster.join.is_empty(), cluster.await_membership];
+        if ways.iter().filter(|given| **given).count() > 1 {
             return Err(ConfigError::Invalid {
                 key: "cluster.join",
-                reason: "give either an initial cluster (to form one) or a member to join, not both".into(),
+                reason: "give one of initial_cluster (form a cluster), join (join one as a learner) or \
+                         await_membership (wait for `kvctl member add`)"
+                    .into(),
             });
         }
         if !members.is_empty() && !members.iter().any(|m| m.id == self.node.id) {

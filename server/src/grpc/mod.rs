@@ -12,8 +12,6 @@ use edgekv_proto::limits::MAX_REQUEST_BYTES;
 use edgekv_proto::v1::admin_server::AdminServer;
 use edgekv_proto::v1::kv_server::KvServer;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use self::admin_service::AdminService;
@@ -35,14 +33,7 @@ pub async fn serve(
         info,
         started: Instant::now(),
     };
-    // The builder's tcp_nodelay only applies to listeners tonic binds itself; ours need it
-    // set per connection, or Nagle's algorithm meets delayed ACKs and small answers wait
-    // up to 40 ms.
-    let incoming = TcpListenerStream::new(listener).map(|stream| {
-        let stream = stream?;
-        stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(stream)
-    });
+    let incoming = crate::net::accept_nodelay(listener);
     tonic::transport::Server::builder()
         .add_service(
             KvServer::new(kv)

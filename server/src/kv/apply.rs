@@ -330,7 +330,7 @@ fn apply_atomic(
                 pending.insert(key.clone(), Some(envelope));
             }
             Mutation::DeleteRange { start, end } => {
-                for key in keys_in_range(staged, &pending, start, end)? {
+                for key in keys_in_range(staged, &pending, start, end, now)? {
                     pending.insert(key, None);
                 }
             }
@@ -394,13 +394,15 @@ fn resolve_expiry(expiry: Expiry, now: u64) -> u64 {
     }
 }
 
-/// Every key that exists in `[start, end)` in the group's view (expired ones included, so
-/// their records go too).
+/// Every key that is live at `now` in `[start, end)` in the batch's view. Expired records
+/// are left to the sweeper: whether one is still on disk depends on each replica's
+/// compactions, so counting or deleting them would make replicas disagree on the outcome.
 fn keys_in_range(
     staged: &mut Staged<'_>,
     pending: &BTreeMap<Vec<u8>, Option<Envelope>>,
     start: &[u8],
     end: &[u8],
+    now: u64,
 ) -> KvResult<Vec<Vec<u8>>> {
     let mut keys = std::collections::BTreeSet::new();
     let too_large = || KvError::RangeTooLarge {
@@ -410,8 +412,11 @@ fn keys_in_range(
         .engine
         .scan(ColumnFamily::Data, ScanRange::new(start.to_vec(), end.to_vec()), false)
     {
-        let key = item?.0;
-        // A key an earlier write of this group already deleted is not in the range any more.
+        let (key, value) = item?;
+        if Envelope::peek_expiry(&value).is_some_and(|at| at <= now) {
+            continue;
+        }
+        // A key an earlier write of this batch already deleted is not in the range any more.
         let deleted = pending
             .get(&key)
             .or_else(|| staged.written.get(&key))
@@ -425,7 +430,7 @@ fn keys_in_range(
     }
     let range = start.to_vec()..end.to_vec();
     for (key, value) in staged.written.range(range.clone()).chain(pending.range(range)) {
-        if value.is_some() {
+        if value.as_ref().is_some_and(|envelope| envelope.is_live(now)) {
             keys.insert(key.clone());
         }
     }

@@ -121,8 +121,11 @@ impl KvStore {
         self.changes.subscribe()
     }
 
+    /// The time reads judge expiry by: this node's clock, or the leader's as replicated if
+    /// that is ahead, so a node whose clock runs slow never serves a value the cluster has
+    /// already expired.
     pub fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
+        self.clock.now_ms().max(self.raft.replicated_now_ms())
     }
 
     pub fn raft(&self) -> &Arc<RaftNode> {
@@ -166,7 +169,7 @@ impl KvStore {
     pub async fn get(&self, key: &[u8], consistency: Consistency) -> KvResult<(Option<Entry>, ReadInfo)> {
         validate::read_key(key)?;
         let info = self.prepare_read(consistency).await?;
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let entry = self.live(key, self.engine.get(ColumnFamily::Data, key)?, now)?;
         Ok((entry, info))
     }
@@ -187,7 +190,7 @@ impl KvStore {
             validate::read_key(key)?;
         }
         let info = self.prepare_read(consistency).await?;
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let snapshot = self.engine.snapshot();
         let entries = keys
             .iter()
@@ -202,7 +205,7 @@ impl KvStore {
         let bounds = range::resolve(&query.selector)?;
         let scan_range = range::after_cursor(&bounds, query.cursor.as_deref(), query.reverse)?;
         let info = self.prepare_read(consistency).await?;
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let snapshot: Box<dyn Snapshot + '_> = self.engine.snapshot();
         let mut entries = Vec::with_capacity(query.limit.min(1024));
         let mut more = false;
@@ -240,7 +243,7 @@ impl KvStore {
             validate::range_bound(&range.end)?;
         }
         let info = self.prepare_read(consistency).await?;
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let snapshot = self.engine.snapshot();
         let mut results = Vec::with_capacity(ranges.len());
         for range in ranges {
@@ -287,7 +290,7 @@ impl KvStore {
     /// Counts live keys and stored records (live plus expired ones not reclaimed yet).
     /// O(keys): an admin operation, not a hot path.
     pub fn count_keys(&self) -> KvResult<(u64, u64)> {
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let (mut live, mut stored) = (0, 0);
         for item in self
             .engine

@@ -18,6 +18,20 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use self::wan::{Link, Links, Wan};
 
+/// Accepted connections of `listener` with TCP_NODELAY set. The tonic builder's
+/// `tcp_nodelay` only applies to listeners tonic binds itself; ours need it per
+/// connection, or Nagle's algorithm meets delayed ACKs and small answers wait up to 40 ms.
+pub fn accept_nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
+
 /// Largest message on the peer port: append-entries batches and snapshot chunks.
 pub const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
 
@@ -132,8 +146,18 @@ impl PeerTransport {
             }
             let answer = rpc(client).await;
             // The answer travels back over the reverse link, which may have been cut or
-            // slowed while the request was out.
-            let inbound = self.wan.delay(to.region, &self.local_region).ok_or_else(cut)?;
+            // slowed while the request was out. A lost answer is not a lost request: the
+            // peer may have acted on it.
+            let inbound = self
+                .wan
+                .delay(to.region, &self.local_region)
+                .ok_or_else(|| TransportError::Broken {
+                    addr: to.peer_addr.into(),
+                    reason: format!(
+                        "the answer was lost: the simulated link from {} to {} is cut",
+                        to.region, self.local_region
+                    ),
+                })?;
             if !inbound.is_zero() {
                 tokio::time::sleep(inbound).await;
             }

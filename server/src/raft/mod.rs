@@ -165,6 +165,8 @@ pub enum Bootstrap {
     InitialCluster(BTreeMap<NodeId, Member>),
     /// Ask the member at this peer address to add this node as a learner.
     Join(String),
+    /// Start empty and wait for the cluster to add this node (`kvctl member add`).
+    AwaitMembership,
 }
 
 pub struct RaftNode {
@@ -180,6 +182,8 @@ pub struct RaftNode {
     last_leader_contact_ms: AtomicU64,
     /// Serializes membership changes made through this node.
     membership_lock: Mutex<()>,
+    /// The latest leader clock applied here.
+    replicated_clock: ReplicatedClock,
     /// The client API address of the leader, as it last told us (id, address).
     leader_api: std::sync::Mutex<Option<(NodeId, String)>>,
 }
@@ -192,7 +196,7 @@ fn raft_config(settings: &RaftSettings) -> Result<openraft::Config, ConsensusErr
         election_timeout_min: election_ms,
         election_timeout_max: election_ms * 2,
         // Snapshot chunks and append batches stay well under the peer message limit.
-        max_payload_entries: 64,
+        max_payload_entries: 16,
         snapshot_max_chunk_size: 4 * 1024 * 1024,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_after_entries),
         max_in_snapshot_log_to_keep: settings.entries_kept_after_snapshot,
@@ -222,7 +226,7 @@ impl RaftNode {
     ) -> Result<(Arc<Self>, Proposer), ConsensusError> {
         let config = Arc::new(raft_config(&settings)?);
         let log_store = LogStore::new(engine.clone(), durability);
-        let state_machine = StateMachine::open(engine, applier, replicated_clock)
+        let state_machine = StateMachine::open(engine, applier, replicated_clock.clone())
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let raft = Raft::new(
             id,
@@ -245,6 +249,7 @@ impl RaftNode {
             started: Instant::now(),
             last_leader_contact_ms: AtomicU64::new(0),
             membership_lock: Mutex::new(()),
+            replicated_clock,
             leader_api: std::sync::Mutex::new(None),
         });
         Ok((node, proposer))
@@ -298,6 +303,22 @@ impl RaftNode {
                         }
                     }
                     Err(e) => return Err(ConsensusError::Invalid(format!("cannot form the cluster: {e}"))),
+                }
+                Ok(())
+            }
+            Bootstrap::AwaitMembership => {
+                if !self
+                    .raft
+                    .is_initialized()
+                    .await
+                    .map_err(|_| ConsensusError::ShuttingDown)?
+                {
+                    tracing::info!(
+                        "waiting to be added: run `kvctl member add {} {} {}` against the cluster",
+                        self.id,
+                        self.member.region,
+                        self.member.peer_addr
+                    );
                 }
                 Ok(())
             }
@@ -358,8 +379,11 @@ impl RaftNode {
                 {
                     return Ok((leader, member.clone()));
                 }
-                if current.state == ServerState::Shutdown {
-                    return Err(ConsensusError::ShuttingDown);
+                if current.state == ServerState::Shutdown || current.running_state.is_err() {
+                    return Err(match &current.running_state {
+                        Err(openraft::error::Fatal::StorageError(error)) => ConsensusError::Storage(error.to_string()),
+                        _ => ConsensusError::ShuttingDown,
+                    });
                 }
             }
             match tokio::time::timeout_at(deadline, metrics.changed()).await {
@@ -434,18 +458,40 @@ impl RaftNode {
         body: Vec<u8>,
         deadline: tokio::time::Instant,
     ) -> Result<Vec<u8>, ConsensusError> {
+        self.check_running()?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.proposals
-            .send(proposer::Pending { body, reply })
-            .await
-            .map_err(|_| ConsensusError::ShuttingDown)?;
+        let claim = Arc::new(proposer::Claim::default());
+        let pending = proposer::Pending {
+            body,
+            reply,
+            claim: claim.clone(),
+        };
+        let timeout_ms = self.settings.request_timeout.as_millis() as u64;
+        match tokio::time::timeout_at(deadline, self.proposals.send(pending)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(ConsensusError::ShuttingDown),
+            // The queue stayed full (the leader cannot commit): nothing was queued.
+            Err(_) => return Err(ConsensusError::NoQuorum(timeout_ms)),
+        }
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ConsensusError::ShuttingDown),
+            // Still queued: withdrawn, so it is certainly not written. Already proposed: it
+            // may commit after we stop waiting.
+            Err(_) if claim.abandon() => Err(ConsensusError::NoQuorum(timeout_ms)),
             Err(_) => Err(ConsensusError::OutcomeUnknown(format!(
-                "not committed within {} ms",
-                self.settings.request_timeout.as_millis()
+                "proposed but not committed within {timeout_ms} ms"
             ))),
+        }
+    }
+
+    /// Fails when the Raft member has stopped (a storage failure stops it for good):
+    /// nothing can be proposed, so the answer is definite.
+    fn check_running(&self) -> Result<(), ConsensusError> {
+        match &self.raft.metrics().borrow().running_state {
+            Ok(()) => Ok(()),
+            Err(openraft::error::Fatal::StorageError(error)) => Err(ConsensusError::Storage(error.to_string())),
+            Err(_) => Err(ConsensusError::ShuttingDown),
         }
     }
 
@@ -520,6 +566,14 @@ impl RaftNode {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
                     }
+                    // One round of heartbeats went unanswered by a quorum (a slow link, a
+                    // follower restarting): try again until the deadline.
+                    Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))))
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
                     Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) | Err(_) => {
                         return Err(no_quorum());
                     }
@@ -576,21 +630,33 @@ impl RaftNode {
     /// The leader side of a follower's read barrier.
     pub(crate) async fn read_index(&self) -> Result<u64, ConsensusError> {
         let timeout = self.settings.request_timeout;
-        match tokio::time::timeout(timeout, self.raft.get_read_log_id()).await {
-            Ok(Ok((read_log_id, _))) => Ok(read_log_id.map_or(0, |id| id.index)),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => Err(ConsensusError::NotLeader),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) | Err(_) => {
-                Err(ConsensusError::NoQuorum(timeout.as_millis() as u64))
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.raft.get_read_log_id()).await {
+                Ok(Ok((read_log_id, _))) => return Ok(read_log_id.map_or(0, |id| id.index)),
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                    return Err(ConsensusError::NotLeader);
+                }
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) | Err(_) => {
+                    return Err(ConsensusError::NoQuorum(timeout.as_millis() as u64));
+                }
+                Ok(Err(RaftError::Fatal(_))) => return Err(ConsensusError::ShuttingDown),
             }
-            Ok(Err(RaftError::Fatal(_))) => Err(ConsensusError::ShuttingDown),
         }
     }
 
-    /// How stale this node's replica may be, in milliseconds: 0 on the leader; on a
-    /// follower, the time since it last heard from a leader.
+    /// How stale this node's replica may be, in milliseconds: on the leader, the time since
+    /// a quorum last acknowledged it (a leader cut off may have been deposed unknowingly);
+    /// on a follower, the time since it last heard from a leader.
     pub fn staleness_ms(&self) -> u64 {
-        if self.is_leader() {
-            return 0;
+        let metrics = self.metrics();
+        if metrics.current_leader == Some(self.id) {
+            return metrics.millis_since_quorum_ack.unwrap_or(0);
         }
         let now = self.started.elapsed().as_millis() as u64;
         now.saturating_sub(self.last_leader_contact_ms.load(Ordering::Relaxed))
@@ -625,7 +691,9 @@ impl RaftNode {
             )
             .await
             .map_err(|_| {
-                ConsensusError::Membership(format!("node {id} did not catch up in time; it stays a learner"))
+                ConsensusError::OutcomeUnknown(format!(
+                    "node {id} was not confirmed as a learner in time; check `kvctl member list`"
+                ))
             })?;
             added.map_err(Self::membership_error)?;
         }
@@ -746,6 +814,11 @@ impl RaftNode {
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
             last_log_index,
         }
+    }
+
+    /// The leader's clock as of the latest entry applied here (0 before any).
+    pub fn replicated_now_ms(&self) -> u64 {
+        self.replicated_clock.now_ms()
     }
 
     /// Every member (voters and learners) with its address.

@@ -7,6 +7,7 @@
 //! whole batch, which is what makes durable strong writes cheap.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -18,8 +19,10 @@ use crate::clock::Clock;
 
 /// Most requests in one entry.
 const MAX_BATCH: usize = 512;
-/// Byte budget of one entry (a single larger request still goes, alone).
-const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Byte budget of one entry (a single larger request still goes, alone). Together with
+/// openraft's `max_payload_entries` it bounds an append-entries message well under the
+/// peer message limit.
+pub(crate) const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// Entries proposed but not yet applied.
 const MAX_IN_FLIGHT: usize = 4;
 /// Requests waiting for the proposer before callers are pushed back on.
@@ -28,6 +31,33 @@ const QUEUE: usize = 8192;
 pub(crate) struct Pending {
     pub body: Vec<u8>,
     pub reply: oneshot::Sender<Result<Vec<u8>, ConsensusError>>,
+    /// Who got to the request first: the proposer (it is proposed) or its caller giving up
+    /// (it never will be). Decides whether a timed-out caller may say "not written".
+    pub claim: Arc<Claim>,
+}
+
+/// A queued request's fate, settled exactly once.
+#[derive(Default)]
+pub(crate) struct Claim(AtomicU8);
+
+const QUEUED: u8 = 0;
+const PROPOSED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Claim {
+    /// The proposer takes the request; false if its caller already gave up.
+    fn propose(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, PROPOSED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// The caller gives up; true if the request was never proposed (and now never will be).
+    pub(crate) fn abandon(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
 }
 
 /// The proposer task; [`Proposer::run`] ends when every sender is gone.
@@ -59,16 +89,22 @@ impl Proposer {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break;
             };
-            let mut bytes = first.body.len();
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-                match self.requests.try_recv() {
-                    Ok(next) => {
-                        bytes += next.body.len();
-                        batch.push(next);
-                    }
-                    Err(_) => break,
+            let mut bytes = 0;
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                // A request whose caller timed out while it waited is dropped here, so a
+                // write the caller was told "not written" can never land later.
+                if request.claim.propose() {
+                    bytes += request.body.len();
+                    batch.push(request);
                 }
+                if batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                    next = self.requests.try_recv().ok();
+                }
+            }
+            if batch.is_empty() {
+                continue;
             }
             let raft = self.raft.clone();
             let now_ms = self.clock.now_ms();
@@ -110,7 +146,8 @@ async fn propose(raft: Raft, now_ms: u64, batch: Vec<Pending>) {
                 RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
                     ConsensusError::Membership(e.to_string())
                 }
-                RaftError::Fatal(openraft::error::Fatal::StorageError(e)) => ConsensusError::Storage(e.to_string()),
+                // The member stopped (a storage failure, or shutdown) with the entry possibly
+                // appended and replicated already: followers may still commit it.
                 RaftError::Fatal(fatal) => ConsensusError::OutcomeUnknown(format!("the Raft member stopped: {fatal}")),
             };
             for reply in replies {

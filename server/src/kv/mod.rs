@@ -115,6 +115,13 @@ impl KvStore {
         self.database_id
     }
 
+    /// The durable change feed: up to `limit` records after log index `after`, oldest first,
+    /// each the keys one applied batch changed. Node-local; kept for the last
+    /// [`crate::raft::CHANGE_FEED_RETENTION`] log entries and restarted by a snapshot install.
+    pub fn changes_since(&self, after: u64, limit: usize) -> KvResult<Vec<(u64, Vec<Vec<u8>>)>> {
+        Ok(crate::raft::changes_since(self.engine.as_ref(), after, limit)?)
+    }
+
     /// Notices of the keys each commit changed, from now on. A receiver that lags behind
     /// gets `RecvError::Lagged` and must assume every key changed.
     pub fn subscribe(&self) -> broadcast::Receiver<ChangedKeys> {

@@ -621,3 +621,29 @@ async fn prefix_selectors_exclude_the_prefix_key_itself() {
     }
     thread.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_applied_batch_is_in_the_change_feed_in_commit_order() {
+    let clock = ManualClock::new(1_000);
+    let (store, thread, _) = store(&clock).await;
+    let a = key!["feed", "a"].encode();
+    let b = key!["feed", "b"].encode();
+    let first = commit(&store, vec![set(a.clone(), "1", None)]).await;
+    let second = commit(
+        &store,
+        vec![set(b.clone(), "2", None), Mutation::Delete { key: a.clone() }],
+    )
+    .await;
+    let feed = store.changes_since(0, 100).unwrap();
+    let written: Vec<(u64, Vec<Vec<u8>>)> = feed.into_iter().filter(|(_, keys)| !keys.is_empty()).collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert_eq!(written[0], (first.commit(), vec![a.clone()]));
+    assert_eq!(written[1].0, second.commit());
+    assert_eq!(written[1].1, vec![a.clone(), b.clone()], "keys in key order");
+    assert_eq!(
+        store.changes_since(first.commit(), 100).unwrap().len(),
+        1,
+        "resumes after an index"
+    );
+    thread.shutdown().await;
+}

@@ -39,7 +39,9 @@ use tokio::sync::{Mutex, mpsc};
 pub use self::log_store::LogStore;
 pub use self::proposer::Proposer;
 pub use self::service::{PeerService, links_to_proto};
-pub use self::state_machine::{AppliedBatch, Applier, CommittedProposal, ReplicatedClock, StateMachine};
+pub use self::state_machine::{
+    AppliedBatch, Applier, CHANGE_FEED_RETENTION, CommittedProposal, ReplicatedClock, StateMachine, changes_since,
+};
 pub use self::types::{Member, NodeId};
 use self::types::{Raft, RaftMetrics};
 use crate::clock::Clock;

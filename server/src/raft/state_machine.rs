@@ -4,6 +4,11 @@
 //! therefore leaves either all of a batch or none of it, and the applied log id always
 //! says which.
 //!
+//! The same batch records the keys it changed in the change feed (`changes` column family,
+//! keyed by applied log index), so a reader can follow every change in commit order from
+//! any recent index ([`changes_since`]); the feed keeps the last [`CHANGE_FEED_RETENTION`]
+//! log entries and, being node-local history, starts over after a snapshot install.
+//!
 //! Snapshots are a copy of the data and expiry column families read from one RocksDB
 //! snapshot, so they are consistent with the applied log id read from the same view.
 //! openraft streams them to followers in chunks; installing one replaces both column
@@ -30,6 +35,60 @@ const SNAPSHOT_FAMILIES: [ColumnFamily; 2] = [ColumnFamily::Data, ColumnFamily::
 /// An end bound above every key of the snapshot families: tuple-encoded keys never start
 /// with 0xff and expiry-index keys start with a big-endian time in milliseconds.
 const ABOVE_EVERY_KEY: [u8; 16] = [0xff; 16];
+
+/// Log entries of history the change feed keeps.
+pub const CHANGE_FEED_RETENTION: u64 = 100_000;
+/// The feed is trimmed when the applied index crosses a multiple of this, so trimming adds
+/// one range deletion per thousands of entries rather than one per batch.
+const CHANGE_FEED_TRIM_EVERY: u64 = 4096;
+
+fn feed_key(index: u64) -> Vec<u8> {
+    index.to_be_bytes().to_vec()
+}
+
+/// Records `changed_keys` at `index` in `batch`, trimming history older than the retention.
+fn record_changes(
+    batch: &mut WriteBatch,
+    previous: Option<u64>,
+    index: u64,
+    changed_keys: &[Vec<u8>],
+) -> Result<(), AnyError> {
+    if !changed_keys.is_empty() {
+        batch.put(ColumnFamily::Changes, feed_key(index), encode(&changed_keys)?);
+    }
+    if previous.unwrap_or(0) / CHANGE_FEED_TRIM_EVERY != index / CHANGE_FEED_TRIM_EVERY && index > CHANGE_FEED_RETENTION
+    {
+        batch.delete_range(
+            ColumnFamily::Changes,
+            feed_key(0),
+            feed_key(index - CHANGE_FEED_RETENTION),
+        );
+    }
+    Ok(())
+}
+
+/// Up to `limit` change-feed records after log index `after`, oldest first: (index, keys
+/// changed by the batch applied at that index).
+pub fn changes_since(engine: &dyn Engine, after: u64, limit: usize) -> StorageResult<Vec<(u64, Vec<Vec<u8>>)>> {
+    let range = ScanRange {
+        start: std::ops::Bound::Excluded(feed_key(after)),
+        end: std::ops::Bound::Unbounded,
+    };
+    engine
+        .scan(ColumnFamily::Changes, range, false)
+        .take(limit)
+        .map(|item| {
+            let (key, value) = item?;
+            let index = u64::from_be_bytes(
+                key.as_slice()
+                    .try_into()
+                    .map_err(|_| crate::storage::StorageError::Corrupted("change feed key is not 8 bytes".into()))?,
+            );
+            let keys = decode(&value).map_err(|e| crate::storage::StorageError::Corrupted(e.to_string()))?;
+            Ok((index, keys))
+        })
+        .collect()
+}
 
 /// One committed request, in log order, as the applier sees it. Requests batched into one
 /// entry share its index; their order within it is their order here.
@@ -265,6 +324,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let engine = self.engine.clone();
         let applier = self.applier.clone();
         let applied_membership = membership.clone();
+        let previous_index = self.last_applied.map(|id| id.index);
         let (answers, changed) = blocking(move || {
             let committed: Vec<CommittedProposal<'_>> = proposals
                 .iter()
@@ -282,6 +342,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .apply(engine.as_ref(), &committed)
                 .map_err(|e| AnyError::new(&e))?;
             bookkeeping(&mut batch, &Some(last), &applied_membership, clock_ms)?;
+            record_changes(&mut batch, previous_index, last.index, &changed_keys)?;
             // No fsync: the entries are durable in the log, and a restart re-applies any
             // batch lost with the page cache (the applied log id is in the same batch).
             engine
@@ -328,6 +389,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for cf in SNAPSHOT_FAMILIES {
             batch.delete_range(cf, Vec::new(), ABOVE_EVERY_KEY.to_vec());
         }
+        // The feed's history does not describe the installed state: it starts over here.
+        batch.delete_range(ColumnFamily::Changes, feed_key(0), feed_key(u64::MAX));
+        batch.delete(ColumnFamily::Changes, feed_key(u64::MAX));
         for (position, key, value) in image.records {
             let cf = *SNAPSHOT_FAMILIES.get(position as usize).ok_or_else(|| {
                 StorageIOError::read_snapshot(

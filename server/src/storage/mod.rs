@@ -30,15 +30,18 @@ pub enum ColumnFamily {
     /// Raft's durable state: vote, committed and purged log ids, and the state machine's
     /// applied log id and membership (written in the same batch as the data they describe).
     RaftState,
+    /// The change feed: applied log index (big-endian u64) -> the keys that batch changed.
+    Changes,
 }
 
 impl ColumnFamily {
-    pub const ALL: [ColumnFamily; 5] = [
+    pub const ALL: [ColumnFamily; 6] = [
         ColumnFamily::Data,
         ColumnFamily::Expiry,
         ColumnFamily::Meta,
         ColumnFamily::RaftLog,
         ColumnFamily::RaftState,
+        ColumnFamily::Changes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl ColumnFamily {
             ColumnFamily::Meta => "meta",
             ColumnFamily::RaftLog => "raft_log",
             ColumnFamily::RaftState => "raft_state",
+            ColumnFamily::Changes => "changes",
         }
     }
 }

@@ -404,25 +404,38 @@ impl RaftNode {
         tokio::time::Instant::now() + self.settings.request_timeout
     }
 
+    /// Looks at the current metrics without copying them (the hot paths ask per request).
+    fn with_metrics<T>(&self, look: impl FnOnce(&RaftMetrics) -> T) -> T {
+        look(&self.raft.metrics().borrow())
+    }
+
     /// Whether this node currently believes it leads.
     pub fn is_leader(&self) -> bool {
-        self.metrics().current_leader == Some(self.id)
+        self.with_metrics(|m| m.current_leader == Some(self.id))
     }
 
     /// Whether this node leads a cluster in which it is the only voter (`edgekv dev`): then
-    /// its local state is always the latest.
+    /// it alone acknowledges writes, each after applying it.
     pub fn is_sole_voter(&self) -> bool {
-        let metrics = self.metrics();
-        let mut voters = metrics.membership_config.membership().voter_ids();
-        metrics.current_leader == Some(self.id) && voters.next() == Some(self.id) && voters.next().is_none()
+        self.with_metrics(|metrics| {
+            let mut voters = metrics.membership_config.membership().voter_ids();
+            metrics.current_leader == Some(self.id) && voters.next() == Some(self.id) && voters.next().is_none()
+        })
+    }
+
+    /// A sole voter that has applied every entry in its log has nothing newer anywhere: a
+    /// strong read needs no read-index round through the Raft core.
+    fn is_caught_up_sole_voter(&self) -> bool {
+        self.is_sole_voter() && self.with_metrics(|m| m.last_applied.map(|id| id.index) == m.last_log_index)
     }
 
     /// The leader this node knows of, if any.
     pub fn known_leader(&self) -> Option<(NodeId, Member)> {
-        let metrics = self.metrics();
-        let leader = metrics.current_leader?;
-        let member = metrics.membership_config.membership().get_node(&leader)?.clone();
-        Some((leader, member))
+        self.with_metrics(|metrics| {
+            let leader = metrics.current_leader?;
+            let member = metrics.membership_config.membership().get_node(&leader)?.clone();
+            Some((leader, member))
+        })
     }
 
     /// Replicates one request through the log and returns the applier's answer. Proposes
@@ -504,7 +517,7 @@ impl RaftNode {
     /// The leader's client API address for clients of a follower; `None` on the leader or
     /// when not known yet.
     pub fn leader_hint(&self) -> Option<String> {
-        let leader = self.metrics().current_leader?;
+        let leader = self.with_metrics(|m| m.current_leader)?;
         if leader == self.id {
             return None;
         }
@@ -554,6 +567,9 @@ impl RaftNode {
     /// call: the leader confirms its leadership with a quorum and names its commit index
     /// (read index); this node waits until it has applied that far.
     pub async fn read_barrier(&self) -> Result<(), ConsensusError> {
+        if self.is_caught_up_sole_voter() {
+            return Ok(());
+        }
         let deadline = self.deadline();
         let no_quorum = || ConsensusError::NoQuorum(self.settings.request_timeout.as_millis() as u64);
         loop {
@@ -656,9 +672,10 @@ impl RaftNode {
     /// a quorum last acknowledged it (a leader cut off may have been deposed unknowingly);
     /// on a follower, the time since it last heard from a leader.
     pub fn staleness_ms(&self) -> u64 {
-        let metrics = self.metrics();
-        if metrics.current_leader == Some(self.id) {
-            return metrics.millis_since_quorum_ack.unwrap_or(0);
+        let leader_staleness =
+            self.with_metrics(|m| (m.current_leader == Some(self.id)).then(|| m.millis_since_quorum_ack.unwrap_or(0)));
+        if let Some(staleness) = leader_staleness {
+            return staleness;
         }
         let now = self.started.elapsed().as_millis() as u64;
         now.saturating_sub(self.last_leader_contact_ms.load(Ordering::Relaxed))
@@ -836,7 +853,7 @@ impl RaftNode {
 
     /// The applied log index (for status and tests).
     pub fn applied_index(&self) -> u64 {
-        self.metrics().last_applied.map_or(0, |id| id.index)
+        self.with_metrics(|m| m.last_applied.map_or(0, |id| id.index))
     }
 
     /// Stops the Raft member: no more votes, appends or applies.

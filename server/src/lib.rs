@@ -5,8 +5,8 @@
 //!   Connect protocol);
 //! - domain: [`kv`] (get, list, atomic writes, limits: the semantics every front-end shares);
 //! - replication: [`raft`] (the openraft member: log store, state machine, peer service,
-//!   proposer), [`net`] (the peer transport and the simulated WAN), [`ttl`] (reclaiming
-//!   expired entries);
+//!   proposer), [`crdt`] (the cache class's clock and value types), [`net`] (the peer
+//!   transport and the simulated WAN), [`ttl`] (reclaiming expired entries);
 //! - base: [`storage`] (the engine trait, RocksDB and in-memory engines, record layout),
 //!   [`config`], [`clock`].
 //!
@@ -16,6 +16,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod crdt;
 pub mod demo;
 pub mod grpc;
 pub mod kv;

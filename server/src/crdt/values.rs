@@ -146,9 +146,9 @@ mod tests {
             let r = distinct_writes(writes);
             prop_assume!(r.len() == 3);
             let (a, b, c) = (&r[0], &r[1], &r[2]);
-            prop_assert_eq!(merged(a, &[b.clone()]), merged(b, &[a.clone()]));
-            prop_assert_eq!(merged(&merged(a, &[b.clone()]), &[c.clone()]), merged(a, &[merged(b, &[c.clone()])]));
-            prop_assert_eq!(merged(a, &[a.clone()]), a.clone());
+            prop_assert_eq!(merged(a, std::slice::from_ref(b)), merged(b, std::slice::from_ref(a)));
+            prop_assert_eq!(merged(&merged(a, std::slice::from_ref(b)), std::slice::from_ref(c)), merged(a, &[merged(b, std::slice::from_ref(c))]));
+            prop_assert_eq!(merged(a, std::slice::from_ref(a)), a.clone());
         }
 
         #[test]
@@ -196,9 +196,9 @@ mod tests {
             }
             prop_assert_eq!(target.read(), num_bigint::BigInt::from(expected));
             let (a, b, c) = (&replicas[0], &replicas[1], &replicas[2]);
-            prop_assert_eq!(merged(a, &[b.clone()]), merged(b, &[a.clone()]));
-            prop_assert_eq!(merged(&merged(a, &[b.clone()]), &[c.clone()]), merged(a, &[merged(b, &[c.clone()])]));
-            prop_assert_eq!(merged(a, &[a.clone()]), a.clone());
+            prop_assert_eq!(merged(a, std::slice::from_ref(b)), merged(b, std::slice::from_ref(a)));
+            prop_assert_eq!(merged(&merged(a, std::slice::from_ref(b)), std::slice::from_ref(c)), merged(a, &[merged(b, std::slice::from_ref(c))]));
+            prop_assert_eq!(merged(a, std::slice::from_ref(a)), a.clone());
         }
 
         #[test]
@@ -224,7 +224,7 @@ mod tests {
             let forward = merged(a, &[b.clone(), c.clone()]);
             let backward = merged(c, &[b.clone(), a.clone(), c.clone()]);
             prop_assert_eq!(forward.read().val, backward.read().val);
-            prop_assert_eq!(merged(a, &[a.clone()]).read().val, a.read().val);
+            prop_assert_eq!(merged(a, std::slice::from_ref(a)).read().val, a.read().val);
         }
     }
 

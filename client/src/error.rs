@@ -126,3 +126,16 @@ pub(crate) fn is_connect_refusal(status: &tonic::Status) -> bool {
     }
     false
 }
+
+/// An error and its causes on one line ("a: b: c"): transport errors hide the useful part
+/// (connection refused, DNS) in their sources.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -143,7 +143,7 @@ impl ClientBuilder {
         endpoint(&first.url)?
             .connect()
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {}", first.url, error_chain(&e))))?;
+            .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {}", first.url, crate::error::chain(&e))))?;
         let authorization = self
             .token
             .map(|t| {
@@ -365,17 +365,6 @@ fn committed(result: CommitResult) -> Result<Versionstamp> {
     result
         .versionstamp
         .ok_or_else(|| Error::Protocol("a write without checks was refused".into()))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

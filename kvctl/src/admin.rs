@@ -288,7 +288,10 @@ impl Node {
             .tcp_nodelay(true);
         let channel = endpoint.connect().await.map_err(|e| Failure {
             code: 3,
-            message: format!("UNAVAILABLE: cannot connect to {url}: {}", error_chain(&e)),
+            message: format!(
+                "UNAVAILABLE: cannot connect to {url}: {}",
+                edgekv_client::error::chain(&e)
+            ),
         })?;
         Ok(Self {
             url: url.to_string(),
@@ -398,17 +401,6 @@ fn failure(status: &tonic::Status) -> Failure {
         },
     };
     Failure { code: 3, message }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn sorted(members: &[pb::Member]) -> Vec<&pb::Member> {

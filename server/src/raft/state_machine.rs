@@ -295,32 +295,37 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
-        let Some(last) = entries.last().map(|e| e.log_id) else {
-            return Ok(Vec::new());
-        };
+        let mut last = None;
         let mut clock_ms = self.clock.now_ms();
         let mut membership = self.membership.clone();
         // How many applier answers each entry gets; blank and membership entries get none.
-        let mut answer_counts = Vec::with_capacity(entries.len());
+        let mut answer_counts = Vec::new();
         let mut proposals = Vec::new();
-        for entry in &entries {
+        // Consumed, so the request bodies move into the apply step instead of being copied.
+        for entry in entries {
+            last = Some(entry.log_id);
             let mut count = 0;
-            match &entry.payload {
+            match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(proposal) => {
                     clock_ms = clock_ms.max(proposal.now_ms);
-                    for body in &proposal.bodies {
-                        proposals.push((entry.log_id.index, clock_ms, body.clone()));
-                    }
                     count = proposal.bodies.len();
+                    proposals.extend(
+                        proposal
+                            .bodies
+                            .into_iter()
+                            .map(|body| (entry.log_id.index, clock_ms, body)),
+                    );
                 }
                 EntryPayload::Membership(m) => {
-                    membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    membership = StoredMembership::new(Some(entry.log_id), m);
                 }
             }
             answer_counts.push(count);
         }
+        let Some(last) = last else {
+            return Ok(Vec::new());
+        };
         let engine = self.engine.clone();
         let applier = self.applier.clone();
         let applied_membership = membership.clone();

@@ -528,6 +528,35 @@ impl Config {
                 ),
             });
         }
+        // With a simulated WAN the worst round trip is known, so the Raft timings can be
+        // checked against it: a heartbeat shorter than a round trip fails every leadership
+        // check (openraft gives each heartbeat that long), and an election timeout under 10x
+        // the round trip calls elections on a healthy but slow link.
+        if let Some(worst_rtt) = cluster
+            .wan_links
+            .iter()
+            .map(|l| Duration::from_millis(2 * u64::from(l.one_way_delay_ms + l.jitter_ms)))
+            .max()
+        {
+            if cluster.heartbeat <= worst_rtt {
+                return Err(ConfigError::Invalid {
+                    key: "cluster.heartbeat",
+                    reason: format!(
+                        "{:?} is not above the slowest simulated round trip ({worst_rtt:?})",
+                        cluster.heartbeat
+                    ),
+                });
+            }
+            if cluster.election_timeout < worst_rtt * 10 {
+                return Err(ConfigError::Invalid {
+                    key: "cluster.election_timeout",
+                    reason: format!(
+                        "{:?} is under 10x the slowest simulated round trip ({worst_rtt:?})",
+                        cluster.election_timeout
+                    ),
+                });
+            }
+        }
         if cluster.request_timeout.is_zero() {
             return Err(ConfigError::Invalid {
                 key: "cluster.request_timeout",
@@ -553,6 +582,30 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raft_timings_must_suit_the_simulated_wan() {
+        let mut config = Config::default();
+        config.kv_connect.enabled = false;
+        config.cluster.wan_links = vec![WanLinkConfig {
+            a: "eu-west".into(),
+            b: "ap-northeast".into(),
+            one_way_delay_ms: 110,
+            jitter_ms: 5,
+        }];
+        config.validate().unwrap();
+        config.cluster.heartbeat = Duration::from_millis(200);
+        assert!(config.validate().unwrap_err().to_string().contains("cluster.heartbeat"));
+        config.cluster.heartbeat = Duration::from_millis(300);
+        config.cluster.election_timeout = Duration::from_secs(2);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cluster.election_timeout")
+        );
+    }
 
     #[test]
     fn initial_cluster_is_parsed_and_checked() {

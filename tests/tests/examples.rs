@@ -31,3 +31,8 @@ fn analytics_events() {
 fn atomic_counter() {
     run_example("atomic_counter");
 }
+
+#[test]
+fn regional_reads() {
+    run_example("regional_reads");
+}

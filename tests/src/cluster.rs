@@ -208,6 +208,11 @@ impl Cluster {
         self.add_node(region, vec!["--join".into(), peer], extra)
     }
 
+    /// Starts a new node with no bootstrap flag: it forms a one-voter cluster of its own.
+    pub fn start_standalone(&mut self, region: &str, extra: &[&str]) -> Result<u64> {
+        self.add_node(region, Vec::new(), extra)
+    }
+
     /// Starts a new node that waits to be added (`kvctl member add`).
     pub fn start_waiting(&mut self, region: &str, extra: &[&str]) -> Result<u64> {
         self.add_node(region, vec!["--await-membership".into()], extra)

@@ -231,6 +231,27 @@ async fn cluster_status_faults_and_membership_through_kvctl() {
     let members = kvctl_json(&leader_ep, &["member", "list"]);
     assert!(member(&members, newcomer).is_none(), "{members}");
 
+    // A node that formed a cluster of its own is refused, and the cluster keeps its leader.
+    let loner = cluster.start_standalone("ap-northeast", &[]).unwrap();
+    let loner_peer = cluster.node(loner).peer_addr();
+    let refused = kvctl(
+        &leader_ep,
+        &["member", "add", &loner.to_string(), "ap-northeast", &loner_peer],
+    );
+    assert_eq!(refused.status.code(), Some(3), "{}", describe(&refused));
+    assert!(
+        stderr(&refused).contains("MEMBERSHIP_CHANGE_FAILED"),
+        "{}",
+        describe(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("--await-membership"),
+        "{}",
+        describe(&refused)
+    );
+    cluster.kill(loner);
+    assert_eq!(cluster.wait_for_leader(&[], TIMEOUT).await.unwrap(), leader);
+
     // A node started with --await-membership is added by kvctl and becomes a voter.
     let waiting = cluster.start_waiting("ap-northeast", &[]).unwrap();
     let peer = cluster.node(waiting).peer_addr();

@@ -702,6 +702,7 @@ impl RaftNode {
         let _serial = self.membership_lock.lock().await;
         let metrics = self.metrics();
         if metrics.membership_config.membership().get_node(&id).is_none() {
+            self.check_newcomer(id, &member).await?;
             // Blocking: returns once the learner has caught up with the log, so promoting
             // it next does not stall commits while it copies.
             let added = tokio::time::timeout(
@@ -718,6 +719,42 @@ impl RaftNode {
         }
         if voter {
             self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks a node about to be added who it is: it must answer with the id it is being added
+    /// as and hold no Raft log yet. A node that formed a cluster of its own (started without
+    /// `--await-membership`) has a log and terms of its own; adding it would make it refuse
+    /// the leader's appends with its higher vote and unsettle the cluster.
+    async fn check_newcomer(&self, id: NodeId, member: &Member) -> Result<(), ConsensusError> {
+        let destination = Destination {
+            region: &member.region,
+            peer_addr: &member.peer_addr,
+        };
+        let answer = self
+            .transport
+            .call(destination, Duration::from_secs(5), |mut c| async move {
+                c.describe(DescribeRequest {}).await
+            })
+            .await
+            .map_err(|e| {
+                ConsensusError::Membership(format!(
+                    "cannot reach node {id} at {}: {e}; start it with --await-membership first",
+                    member.peer_addr
+                ))
+            })?;
+        if answer.node_id != id {
+            return Err(ConsensusError::Membership(format!(
+                "the node at {} is node {}, not {id}",
+                member.peer_addr, answer.node_id
+            )));
+        }
+        if answer.last_log_index > 0 {
+            return Err(ConsensusError::Membership(format!(
+                "node {id} already holds Raft state (its own cluster?); restart it with --await-membership \
+                 on an empty data directory"
+            )));
         }
         Ok(())
     }

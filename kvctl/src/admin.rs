@@ -33,7 +33,8 @@ pub enum MemberCommand {
     /// Add a node; it becomes a voter once it has caught up, or stays a learner (--learner).
     ///
     /// The node must be running, started with `edgekv serve --id ID --region REGION
-    /// --peer-listen PEER_ADDR` and no --initial-cluster. Prints the resulting member list.
+    /// --peer-listen PEER_ADDR --await-membership` on an empty data directory. Prints the
+    /// resulting member list.
     Add {
         /// The id the node was started with (--id).
         #[arg(value_parser = member_id)]

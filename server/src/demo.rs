@@ -42,12 +42,9 @@ struct DemoNode {
     config: Config,
 }
 
-/// A free loopback port: bound and released, so the configuration can name it before the
-/// node binds it (a race with another process is possible but harmless on a dev machine:
-/// the node then fails to start and says which address was taken).
+/// A free loopback port the configuration can name before the node binds it.
 fn free_port() -> Result<SocketAddr, DemoError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(DemoError::Port)?;
-    listener.local_addr().map_err(DemoError::Port)
+    crate::net::unused_loopback_port().map_err(DemoError::Port)
 }
 
 /// The simulated WAN of the demo: the default matrix for known region pairs, 100 ms

@@ -16,10 +16,7 @@ use tokio_util::sync::CancellationToken;
 const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-northeast"];
 
 fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    edgekv_server::net::unused_loopback_port().unwrap()
 }
 
 struct InProcessNode {

@@ -24,9 +24,25 @@ const RAFT_ARGS: [&str; 8] = [
     "100ms",
 ];
 
-/// A free loopback port, bound and released so the command line can name it.
+/// A free loopback port the command line can name before the node binds it. Picked below
+/// Linux's ephemeral range (32768 and up): a port from the kernel's own pick could be
+/// taken, between this check and the node's bind, as the source port of any outgoing
+/// connection (seen in CI). Ports handed out once are not handed out again by this
+/// process, and processes running side by side start at different places in the range.
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = std::process::id().wrapping_mul(7_919) % COUNT;
+    let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free loopback port between 20000 and 32000")
 }
 
 /// How a cluster is started.

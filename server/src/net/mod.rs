@@ -32,6 +32,31 @@ pub fn accept_nodelay(
     })
 }
 
+/// A loopback port that is free now, for a configuration that must name its ports before
+/// the node binds them (`edgekv demo`, tests). Picked below Linux's ephemeral range
+/// (32768 and up), so the source port of some outgoing connection cannot take it in the
+/// moment between this check and the bind; ports handed out once are not handed out again
+/// by this process.
+pub fn unused_loopback_port() -> std::io::Result<std::net::SocketAddr> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Processes running side by side start at different places in the range.
+    let seed = std::process::id().wrapping_mul(7_919) % COUNT;
+    let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..COUNT {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            return listener.local_addr();
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free loopback port between 20000 and 32000",
+    ))
+}
+
 /// Largest message on the peer port: append-entries batches and snapshot chunks.
 pub const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
 

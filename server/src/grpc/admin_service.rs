@@ -15,7 +15,6 @@ use tonic::{Request, Response, Status};
 
 use super::status::status;
 use crate::kv::KvStore;
-use crate::net::Destination;
 use crate::raft::{ClusterStatus, Member, RaftNode, links_to_proto};
 
 /// Who this node is, as reported in read answers and status.
@@ -200,14 +199,9 @@ impl Admin for AdminService {
             async move {
                 let sent = raft
                     .transport()
-                    .call_out_of_band(
-                        Destination {
-                            region: &member.region,
-                            peer_addr: &member.peer_addr,
-                        },
-                        Duration::from_secs(3),
-                        |mut c| async move { c.set_faults(state).await },
-                    )
+                    .call_out_of_band(member.destination(), Duration::from_secs(3), |mut c| async move {
+                        c.set_faults(state).await
+                    })
                     .await;
                 (*id, sent.is_ok())
             }

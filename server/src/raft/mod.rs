@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use edgekv_proto::ErrorCode;
-use edgekv_proto::peer::{DescribeRequest, JoinRequest, RaftPayload, ReadIndexRequest};
+use edgekv_proto::peer::{DescribeRequest, DescribeResponse, JoinRequest, RaftPayload, ReadIndexRequest};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use serde::{Deserialize, Serialize};
@@ -536,13 +536,9 @@ impl RaftNode {
     ) -> Result<Vec<u8>, ConsensusError> {
         let data = log_store::encode(&body).map_err(|e| ConsensusError::Invalid(e.to_string()))?;
         let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let destination = Destination {
-            region: &leader.region,
-            peer_addr: &leader.peer_addr,
-        };
         let answer = self
             .transport
-            .call(destination, timeout, |mut c| async move {
+            .call(leader.destination(), timeout, |mut c| async move {
                 c.forward(RaftPayload { data }).await
             })
             .await;
@@ -599,13 +595,9 @@ impl RaftNode {
                 }
             } else {
                 let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let destination = Destination {
-                    region: &member.region,
-                    peer_addr: &member.peer_addr,
-                };
                 match self
                     .transport
-                    .call(destination, timeout, |mut c| async move {
+                    .call(member.destination(), timeout, |mut c| async move {
                         c.read_index(ReadIndexRequest {}).await
                     })
                     .await
@@ -723,27 +715,26 @@ impl RaftNode {
         Ok(())
     }
 
+    /// What a member says about itself (id, region, addresses, progress).
+    async fn describe(&self, member: &Member, timeout: Duration) -> Result<DescribeResponse, TransportError> {
+        self.transport
+            .call(member.destination(), timeout, |mut c| async move {
+                c.describe(DescribeRequest {}).await
+            })
+            .await
+    }
+
     /// Asks a node about to be added who it is: it must answer with the id it is being added
     /// as and hold no Raft log yet. A node that formed a cluster of its own (started without
     /// `--await-membership`) has a log and terms of its own; adding it would make it refuse
     /// the leader's appends with its higher vote and unsettle the cluster.
     async fn check_newcomer(&self, id: NodeId, member: &Member) -> Result<(), ConsensusError> {
-        let destination = Destination {
-            region: &member.region,
-            peer_addr: &member.peer_addr,
-        };
-        let answer = self
-            .transport
-            .call(destination, Duration::from_secs(5), |mut c| async move {
-                c.describe(DescribeRequest {}).await
-            })
-            .await
-            .map_err(|e| {
-                ConsensusError::Membership(format!(
-                    "cannot reach node {id} at {}: {e}; start it with --await-membership first",
-                    member.peer_addr
-                ))
-            })?;
+        let answer = self.describe(member, Duration::from_secs(5)).await.map_err(|e| {
+            ConsensusError::Membership(format!(
+                "cannot reach node {id} at {}: {e}; start it with --await-membership first",
+                member.peer_addr
+            ))
+        })?;
         if answer.node_id != id {
             return Err(ConsensusError::Membership(format!(
                 "the node at {} is node {}, not {id}",
@@ -825,16 +816,7 @@ impl RaftNode {
                 if id == self.id {
                     return (id, self.api_addr.clone());
                 }
-                let destination = Destination {
-                    region: &member.region,
-                    peer_addr: &member.peer_addr,
-                };
-                let answer = self
-                    .transport
-                    .call(destination, Duration::from_secs(2), |mut c| async move {
-                        c.describe(DescribeRequest {}).await
-                    })
-                    .await;
+                let answer = self.describe(&member, Duration::from_secs(2)).await;
                 (id, answer.map(|a| a.api_addr).unwrap_or_default())
             }
         });

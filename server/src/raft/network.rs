@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::log_store::{decode, encode};
 use super::types::{Member, NodeId, TypeConfig};
-use crate::net::{Destination, PeerTransport, TransportError};
+use crate::net::{PeerTransport, TransportError};
 use edgekv_proto::peer::RaftPayload;
 
 #[derive(Clone)]
@@ -67,13 +67,9 @@ impl Connection {
     {
         let data = encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let payload = RaftPayload { data };
-        let destination = Destination {
-            region: &self.member.region,
-            peer_addr: &self.member.peer_addr,
-        };
         let answer = self
             .transport
-            .call(destination, option.hard_ttl(), |mut client| async move {
+            .call(self.member.destination(), option.hard_ttl(), |mut client| async move {
                 match rpc {
                     Rpc::AppendEntries => client.append_entries(payload).await,
                     Rpc::Vote => client.vote(payload).await,

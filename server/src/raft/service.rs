@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use super::log_store::{decode, encode};
 use super::types::{Member, NodeId, TypeConfig};
 use super::{ConsensusError, ForwardAnswer, RaftNode};
-use crate::net::{Destination, Link, Links, MAX_PEER_MESSAGE};
+use crate::net::{Link, Links, MAX_PEER_MESSAGE};
 
 pub struct PeerService {
     node: Arc<RaftNode>,
@@ -166,16 +166,14 @@ impl Peer for PeerService {
             let Some((leader, member)) = self.node.known_leader() else {
                 return Err(consensus_status(ConsensusError::NoLeader(0)));
             };
-            let destination = Destination {
-                region: &member.region,
-                peer_addr: &member.peer_addr,
-            };
             let answer = self
                 .node
                 .transport()
-                .call(destination, self.node.settings.request_timeout, |mut c| async move {
-                    c.join(request).await
-                })
+                .call(
+                    member.destination(),
+                    self.node.settings.request_timeout,
+                    |mut c| async move { c.join(request).await },
+                )
                 .await
                 .map_err(|e| Status::unavailable(format!("cannot reach leader {leader}: {e}")))?;
             return Ok(Response::new(answer));

@@ -43,6 +43,16 @@ pub struct Member {
     pub peer_addr: String,
 }
 
+impl Member {
+    /// Where the peer transport sends this member's messages.
+    pub fn destination(&self) -> crate::net::Destination<'_> {
+        crate::net::Destination {
+            region: &self.region,
+            peer_addr: &self.peer_addr,
+        }
+    }
+}
+
 impl fmt::Display for Member {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.region, self.peer_addr)

@@ -65,6 +65,10 @@ error_codes! {
     TypeMismatch => "TYPE_MISMATCH", false, "A numeric mutation met a stored value that is not a u64.";
     SumOutOfRange => "SUM_OUT_OF_RANGE", false, "A bounded sum left its min/max range and clamp was off; nothing was written.";
     RangeTooLarge => "RANGE_TOO_LARGE", false, "A delete-range mutation covers more keys than one commit may remove.";
+    UnsupportedForCacheClass => "UNSUPPORTED_FOR_CACHE_CLASS", false, "The operation needs coordination that cache-class keys do not have: a check, min, max, a V8 sum, a versionstamped key or a delete-range on cache keys. Use a strong-class key.";
+    MixedClasses => "MIXED_CLASSES", false, "One atomic write names keys of both the strong and the cache class; split it in two.";
+    KeyspaceNotEmpty => "KEYSPACE_NOT_EMPTY", false, "Changing the class of a key prefix that already holds data of the other class is refused; delete the data first.";
+    ClockSkew => "CLOCK_SKEW", false, "A peer's hybrid clock is further ahead of ours than cache.max_clock_skew allows; its updates are refused until the clocks agree.";
     Unavailable => "UNAVAILABLE", true, "The node cannot serve the request right now (for a strong request: no leader or no quorum within the request timeout); nothing was written; retry, possibly elsewhere.";
     OutcomeUnknown => "OUTCOME_UNKNOWN", false, "The write reached the leader but its outcome is unknown (leadership or quorum was lost before it committed); it may or may not have been applied. Read before retrying.";
     NotFound => "NOT_FOUND", false, "The named cluster member does not exist.";

@@ -9,6 +9,12 @@ pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
 }
 
+impl Clock for Arc<dyn Clock> {
+    fn now_ms(&self) -> u64 {
+        self.as_ref().now_ms()
+    }
+}
+
 /// The operating system's real-time clock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;

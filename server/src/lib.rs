@@ -5,7 +5,8 @@
 //!   Connect protocol);
 //! - domain: [`kv`] (get, list, atomic writes, limits: the semantics every front-end shares);
 //! - replication: [`raft`] (the openraft member: log store, state machine, peer service,
-//!   proposer), [`crdt`] (the cache class's clock and value types), [`net`] (the peer
+//!   proposer), [`replication`] (the cache class: class rules, merged records, outbox,
+//!   shipping, anti-entropy), [`crdt`] (the cache class's clock and value types), [`net`] (the peer
 //!   transport and the simulated WAN), [`ttl`] (reclaiming expired entries);
 //! - base: [`storage`] (the engine trait, RocksDB and in-memory engines, record layout),
 //!   [`config`], [`clock`].
@@ -24,5 +25,6 @@ pub mod kvconnect;
 pub mod net;
 pub mod node;
 pub mod raft;
+pub mod replication;
 pub mod storage;
 pub mod ttl;

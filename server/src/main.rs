@@ -121,6 +121,19 @@ struct Settings {
     /// Log entries kept after a snapshot for followers that lag a little.
     #[arg(long, env = "EDGEKV_ENTRIES_KEPT_AFTER_SNAPSHOT")]
     entries_kept_after_snapshot: Option<u64>,
+    /// How long tombstones of cache keys are kept, e.g. 24h: longer than the longest
+    /// partition the cluster must survive.
+    #[arg(long, env = "EDGEKV_TOMBSTONE_GRACE", value_parser = humantime::parse_duration)]
+    tombstone_grace: Option<Duration>,
+    /// Cache-replication outbox entries kept for peers that do not take them.
+    #[arg(long, env = "EDGEKV_OUTBOX_LIMIT")]
+    outbox_limit: Option<u64>,
+    /// How often cache anti-entropy compares digests with the next peer, e.g. 2s.
+    #[arg(long, env = "EDGEKV_ANTI_ENTROPY_INTERVAL", value_parser = humantime::parse_duration)]
+    anti_entropy_interval: Option<Duration>,
+    /// How far ahead a peer's clock may be before its cache updates are refused, e.g. 1s.
+    #[arg(long, env = "EDGEKV_MAX_CLOCK_SKEW", value_parser = humantime::parse_duration)]
+    max_clock_skew: Option<Duration>,
 }
 
 impl From<Settings> for Overrides {
@@ -148,6 +161,10 @@ impl From<Settings> for Overrides {
             request_timeout: s.request_timeout,
             snapshot_after_entries: s.snapshot_after_entries,
             entries_kept_after_snapshot: s.entries_kept_after_snapshot,
+            tombstone_grace: s.tombstone_grace,
+            outbox_limit: s.outbox_limit,
+            anti_entropy_interval: s.anti_entropy_interval,
+            max_clock_skew: s.max_clock_skew,
         }
     }
 }

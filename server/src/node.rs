@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,9 @@ use crate::kv::{KvError, KvStateMachine};
 use crate::kvconnect;
 use crate::net::{PeerTransport, Wan};
 use crate::raft::{Bootstrap, ConsensusError, Member, PeerService, RaftNode, ReplicatedClock};
+use crate::replication::anti_entropy::AntiEntropy;
+use crate::replication::shipper::{ShipSettings, Shippers};
+use crate::replication::{self, CacheReplicationService, CacheStore};
 use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageError};
 use crate::ttl::{compaction_filter, sweeper::Sweeper};
 
@@ -126,6 +130,15 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         PEER_CONNECT_TIMEOUT,
     ));
     let state_machine = KvStateMachine::new(engine.clone(), clock.clone())?;
+    let cache = Arc::new(CacheStore::open(
+        engine.clone(),
+        config.node.id,
+        clock.clone(),
+        durability,
+        config.cache.settings(),
+        state_machine.keyspace(),
+        state_machine.changes(),
+    )?);
     let (raft, proposer) = RaftNode::start(
         config.node.id,
         member,
@@ -144,11 +157,13 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     let mut raft_tasks: JoinSet<Result<(), NodeError>> = JoinSet::new();
     let peer_stop = CancellationToken::new();
     let peer_service = PeerService::new(raft.clone(), config.cluster.allow_fault_injection).into_server();
+    let cache_service = CacheReplicationService::new(cache.clone()).into_server();
     raft_tasks.spawn({
         let stop = peer_stop.clone();
         async move {
             tonic::transport::Server::builder()
                 .add_service(peer_service)
+                .add_service(cache_service)
                 .serve_with_incoming_shutdown(crate::net::accept_nodelay(peer_listener), stop.cancelled_owned())
                 .await
                 .map_err(NodeError::from)
@@ -187,13 +202,15 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
             return bootstrapped.map(|_| ()).map_err(NodeError::from);
         }
     }
-    let store = state_machine.into_store(raft.clone());
+    let store = state_machine.into_store(raft.clone(), cache.clone());
+    let monitors = replication::Monitors::default();
     let info = NodeInfo {
         node_id: config.node.id.to_string(),
         region: config.node.region.clone(),
         data_dir: config.storage.data_dir.clone(),
         sync_writes: config.storage.sync_writes,
         allow_fault_injection: config.cluster.allow_fault_injection,
+        replication: monitors.clone(),
     };
 
     // The client side. Every background task lives in a set; none is detached.
@@ -236,6 +253,28 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         }
     });
     drop(store);
+    let replication_stop = CancellationToken::new();
+    let shippers = Shippers {
+        store: cache.clone(),
+        engine: engine.clone(),
+        raft: raft.clone(),
+        settings: ShipSettings {
+            cross_region_linger: config.cache.cross_region_linger,
+            batch_entries: 1024,
+            request_timeout: config.cluster.request_timeout,
+        },
+        status: monitors.shipping.clone(),
+    };
+    tasks.spawn(shippers.run(replication_stop.clone()).map(Ok));
+    let anti_entropy = AntiEntropy {
+        store: cache.clone(),
+        raft: raft.clone(),
+        interval: config.cache.anti_entropy_interval,
+        request_timeout: config.cluster.request_timeout,
+        synced: monitors.synced.clone(),
+    };
+    tasks.spawn(anti_entropy.run(replication_stop.clone()).map(Ok));
+    tasks.spawn(replication::sweep(cache.clone(), config.ttl.sweep_interval, replication_stop.clone()).map(Ok));
 
     tracing::info!(
         node = config.node.id,
@@ -262,6 +301,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     tracing::info!("shutting down: draining requests");
     api_stop.cancel();
     sweeper_stop.cancel();
+    replication_stop.cancel();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while let Some(done) = tasks.join_next().await {
             if let Ok(Err(error)) = done {

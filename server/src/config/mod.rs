@@ -29,6 +29,7 @@ pub struct Config {
     pub kv_connect: KvConnectConfig,
     pub cluster: ClusterConfig,
     pub ttl: TtlConfig,
+    pub cache: CacheConfig,
     pub log: LogConfig,
 }
 
@@ -121,6 +122,49 @@ pub struct TtlConfig {
     /// How often the expiry sweeper looks for due entries (reads never depend on it).
     #[serde(with = "humantime_serde_compat")]
     pub sweep_interval: Duration,
+}
+
+/// The cache class's replication (see docs/cluster.md, "Cache class").
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How far ahead of ours a peer's clock may be before its updates are refused.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_clock_skew: Duration,
+    /// How long tombstones of deleted and expired cache keys are kept. Must be longer
+    /// than the longest partition the cluster is meant to survive.
+    #[serde(with = "humantime_serde_compat")]
+    pub tombstone_grace: Duration,
+    /// Outbox entries kept for peers that do not take them (then anti-entropy repairs).
+    pub outbox_limit: u64,
+    /// How often a node compares digests with the next peer in turn.
+    #[serde(with = "humantime_serde_compat")]
+    pub anti_entropy_interval: Duration,
+    /// How long shipping to another region waits to batch writes.
+    #[serde(with = "humantime_serde_compat")]
+    pub cross_region_linger: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_clock_skew: Duration::from_secs(1),
+            tombstone_grace: Duration::from_secs(24 * 3600),
+            outbox_limit: 1_000_000,
+            anti_entropy_interval: Duration::from_secs(2),
+            cross_region_linger: Duration::from_millis(5),
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn settings(&self) -> crate::replication::CacheSettings {
+        crate::replication::CacheSettings {
+            max_clock_skew_ms: self.max_clock_skew.as_millis() as u64,
+            tombstone_grace_ms: self.tombstone_grace.as_millis() as u64,
+            outbox_limit: self.outbox_limit,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -336,6 +380,10 @@ pub struct Overrides {
     pub request_timeout: Option<Duration>,
     pub snapshot_after_entries: Option<u64>,
     pub entries_kept_after_snapshot: Option<u64>,
+    pub tombstone_grace: Option<Duration>,
+    pub outbox_limit: Option<u64>,
+    pub anti_entropy_interval: Option<Duration>,
+    pub max_clock_skew: Option<Duration>,
 }
 
 impl Config {
@@ -386,7 +434,23 @@ impl Config {
             request_timeout,
             snapshot_after_entries,
             entries_kept_after_snapshot,
+            tombstone_grace,
+            outbox_limit,
+            anti_entropy_interval,
+            max_clock_skew,
         } = overrides;
+        for (value, slot) in [
+            (tombstone_grace, &mut self.cache.tombstone_grace),
+            (anti_entropy_interval, &mut self.cache.anti_entropy_interval),
+            (max_clock_skew, &mut self.cache.max_clock_skew),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        if let Some(v) = outbox_limit {
+            self.cache.outbox_limit = v;
+        }
         let cluster = &mut self.cluster;
         for (value, slot) in [
             (peer_advertise, &mut cluster.peer_advertise),
@@ -566,6 +630,24 @@ impl Config {
         if cluster.snapshot_after_entries == 0 {
             return Err(ConfigError::Invalid {
                 key: "cluster.snapshot_after_entries",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        for (key, value) in [
+            ("cache.tombstone_grace", self.cache.tombstone_grace),
+            ("cache.anti_entropy_interval", self.cache.anti_entropy_interval),
+            ("cache.max_clock_skew", self.cache.max_clock_skew),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be greater than zero".into(),
+                });
+            }
+        }
+        if self.cache.outbox_limit == 0 {
+            return Err(ConfigError::Invalid {
+                key: "cache.outbox_limit",
                 reason: "must be greater than zero".into(),
             });
         }

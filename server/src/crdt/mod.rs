@@ -1,8 +1,7 @@
 //! The cache class's building blocks: the hybrid logical clock that orders writes across
-//! nodes ([`hlc`]) and the CRDT value types with their merge laws ([`values`]).
-//!
-//! Replication (outbox, shipper, receiver, anti-entropy) and key routing by class build on
-//! these; until they do, nothing else in the node uses this module.
+//! nodes ([`hlc`]), the CRDT value types with their merge laws ([`values`]) and a cache
+//! key's whole replicated state built from them ([`record`]).
 
 pub mod hlc;
+pub mod record;
 pub mod values;

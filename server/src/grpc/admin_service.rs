@@ -8,13 +8,16 @@ use edgekv_proto::ErrorCode;
 use edgekv_proto::peer::FaultState;
 use edgekv_proto::v1::admin_server::Admin;
 use edgekv_proto::v1::{
-    AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, InjectFaultRequest, InjectFaultResponse,
-    Member as WireMember, MemberRequest, StatusRequest, StatusResponse, inject_fault_request::Fault,
+    AddMemberRequest, CachePeerStatus, CacheReplicationStatus, ClusterStatusRequest, ClusterStatusResponse,
+    InjectFaultRequest, InjectFaultResponse, KeyspaceResponse, KeyspaceRule, ListKeyspaceRequest,
+    Member as WireMember, MemberRequest, SetKeyspaceClassRequest, StatusRequest, StatusResponse,
+    inject_fault_request::Fault,
 };
 use tonic::{Request, Response, Status};
 
 use super::status::status;
 use crate::kv::KvStore;
+use crate::replication::keyspace::Class;
 use crate::raft::{ClusterStatus, Member, RaftNode, links_to_proto};
 
 /// Who this node is, as reported in read answers and status.
@@ -25,12 +28,69 @@ pub struct NodeInfo {
     pub data_dir: PathBuf,
     pub sync_writes: bool,
     pub allow_fault_injection: bool,
+    pub replication: crate::replication::Monitors,
 }
 
 pub(super) struct AdminService {
     pub store: KvStore,
     pub info: NodeInfo,
     pub started: Instant,
+}
+
+/// The cache class's replication as this node sees it: its store's counters, shipping to
+/// each peer and the lag of writes from each peer.
+fn cache_to_wire(store: &KvStore, monitors: &crate::replication::Monitors) -> CacheReplicationStatus {
+    let cache = store.cache().snapshot();
+    let shipping = monitors.shipping.lock().expect("status lock").clone();
+    let synced = monitors.synced.lock().expect("sync lock").clone();
+    let mut peers: Vec<CachePeerStatus> = store
+        .raft()
+        .members()
+        .into_iter()
+        .filter(|(id, _)| *id != store.cache().node())
+        .map(|(id, member)| {
+            let ship = shipping.get(&id);
+            let inbound = cache.inbound.get(&id).copied().unwrap_or_default();
+            CachePeerStatus {
+                node_id: id,
+                region: member.region,
+                backlog: ship.map_or(0, |s| cache.outbox_head.saturating_sub(s.cursor)),
+                inbound_lag_ms: inbound.last_ms,
+                inbound_max_lag_ms: inbound.max_ms,
+                last_error: ship.and_then(|s| s.last_error.clone()).unwrap_or_default(),
+                last_sync_age_ms: synced.get(&id).map(|at| at.elapsed().as_millis() as u64),
+            }
+        })
+        .collect();
+    peers.sort_by_key(|p| p.node_id);
+    CacheReplicationStatus {
+        outbox_depth: peers.iter().map(|p| p.backlog).max().unwrap_or(0),
+        merges: cache.merges,
+        conflicts_resolved: cache.conflicts_resolved,
+        tombstones_pending_gc: cache.tombstones,
+        clock_skew_refusals: cache.clock_skew_refusals,
+        repaired: cache.repaired,
+        outbox_dropped: cache.outbox_dropped,
+        cache_records: cache.records,
+        peers,
+    }
+}
+
+fn keyspace_to_wire(rules: Vec<(Vec<u8>, Class)>) -> KeyspaceResponse {
+    let default_class = rules
+        .iter()
+        .find(|(prefix, _)| prefix.is_empty())
+        .map_or(Class::Strong, |(_, class)| *class);
+    KeyspaceResponse {
+        rules: rules
+            .into_iter()
+            .map(|(prefix, class)| KeyspaceRule {
+                prefix,
+                class: class.as_str().into(),
+            })
+            .collect(),
+        default_class: default_class.as_str().into(),
+    }
 }
 
 fn cluster_to_wire(status: ClusterStatus) -> ClusterStatusResponse {
@@ -61,6 +121,7 @@ fn cluster_to_wire(status: ClusterStatus) -> ClusterStatusResponse {
         commit_index: status.commit_index,
         applied_index: status.applied_index,
         last_log_index: status.last_log_index,
+        cache: None,
     }
 }
 
@@ -88,12 +149,33 @@ impl AdminService {
     }
 
     async fn cluster_answer(&self) -> Response<ClusterStatusResponse> {
-        Response::new(cluster_to_wire(self.raft().status().await))
+        let mut answer = cluster_to_wire(self.raft().status().await);
+        answer.cache = Some(cache_to_wire(&self.store, &self.info.replication));
+        Response::new(answer)
     }
 }
 
 #[tonic::async_trait]
 impl Admin for AdminService {
+    async fn set_keyspace_class(
+        &self,
+        request: Request<SetKeyspaceClassRequest>,
+    ) -> Result<Response<KeyspaceResponse>, Status> {
+        let request = request.into_inner();
+        let class = Class::parse(&request.class).ok_or_else(|| {
+            status(
+                ErrorCode::InvalidArgument,
+                format!("unknown class {:?}: use strong or cache", request.class),
+            )
+        })?;
+        self.store.set_class(&request.prefix, class).await?;
+        Ok(Response::new(keyspace_to_wire(self.store.keyspace_rules())))
+    }
+
+    async fn list_keyspace(&self, _request: Request<ListKeyspaceRequest>) -> Result<Response<KeyspaceResponse>, Status> {
+        Ok(Response::new(keyspace_to_wire(self.store.keyspace_rules())))
+    }
+
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let store = self.store.clone();
         let ((key_count, stored_records), data_dir_bytes) = tokio::task::spawn_blocking(move || {

@@ -140,6 +140,7 @@ impl Kv for KvService {
         Ok(self.with_leader_hint(pb::GetResponse {
             entry: entry.map(|e| entry_to_wire(e, false)),
             read: self.read_info(read),
+            class: self.store.class_of(&request.key).as_str().into(),
         }))
     }
 

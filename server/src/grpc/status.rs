@@ -29,7 +29,12 @@ fn grpc_code(code: ErrorCode) -> Code {
         // already have been applied.
         ErrorCode::OutcomeUnknown => Code::Aborted,
         ErrorCode::NotFound => Code::NotFound,
-        ErrorCode::MembershipChangeFailed | ErrorCode::FaultInjectionDisabled => Code::FailedPrecondition,
+        ErrorCode::MembershipChangeFailed
+        | ErrorCode::FaultInjectionDisabled
+        | ErrorCode::UnsupportedForCacheClass
+        | ErrorCode::MixedClasses
+        | ErrorCode::KeyspaceNotEmpty
+        | ErrorCode::ClockSkew => Code::FailedPrecondition,
         ErrorCode::StorageFull => Code::ResourceExhausted,
         ErrorCode::StorageError | ErrorCode::Internal => Code::Internal,
         ErrorCode::DataCorrupted => Code::DataLoss,

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use edgekv_proto::v1::ValueEncoding;
 use edgekv_proto::{ErrorCode, Key, Versionstamp, limits::MAX_DELETE_RANGE_KEYS};
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::error::{KvError, KvResult};
+use crate::replication::keyspace::{Class, Keyspace};
 use super::types::{AtomicOutcome, AtomicWrite, Expiry, Mutation};
 use super::v8_sum::{self, SumError, SumOperand};
 use crate::raft::{AppliedBatch, Applier, CommittedProposal};
@@ -38,6 +39,9 @@ pub(crate) enum Command {
     /// Delete these due entries whose value still carries that expiry (the leader's
     /// sweeper proposes them; replicas decide by the entry's clock, not their own).
     Expire(Vec<DueExpiry>),
+    /// Puts keys under `prefix` in `class` (refused while strong data there would become
+    /// cache keys; the proposing node checks its cache data the other way).
+    SetClass { prefix: Vec<u8>, class: Class },
 }
 
 /// A request refused while it was applied (a type mismatch, a sum out of range): the same
@@ -52,6 +56,7 @@ pub(crate) struct Refusal {
 pub(crate) enum Answer {
     Atomic(Result<AtomicOutcome, Refusal>),
     Expired(usize),
+    ClassSet(Result<(), Refusal>),
     /// The request did not decode (a node of another version proposed it).
     Undecodable(String),
 }
@@ -83,14 +88,35 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, St
 
 /// The key-value domain as the Raft state machine's [`Applier`].
 pub(crate) struct KvApplier {
+    engine: Arc<dyn Engine>,
     changes: broadcast::Sender<ChangedKeys>,
     /// Log index of the latest entry with a committed atomic write (0: none yet).
     last_commit: Arc<AtomicU64>,
+    keyspace: Arc<Keyspace>,
+    /// Set when a batch changed the class rules: the cache is reloaded once it is written.
+    keyspace_changed: AtomicBool,
 }
 
 impl KvApplier {
-    pub(crate) fn new(changes: broadcast::Sender<ChangedKeys>, last_commit: Arc<AtomicU64>) -> Self {
-        Self { changes, last_commit }
+    pub(crate) fn new(
+        engine: Arc<dyn Engine>,
+        changes: broadcast::Sender<ChangedKeys>,
+        last_commit: Arc<AtomicU64>,
+        keyspace: Arc<Keyspace>,
+    ) -> Self {
+        Self {
+            engine,
+            changes,
+            last_commit,
+            keyspace,
+            keyspace_changed: AtomicBool::new(false),
+        }
+    }
+
+    fn reload_keyspace(&self) {
+        if let Err(error) = self.keyspace.reload(self.engine.as_ref()) {
+            tracing::error!(%error, "cannot reload the keyspace class rules");
+        }
     }
 }
 
@@ -129,10 +155,20 @@ impl Applier for KvApplier {
                 Ok(Command::Expire(due)) => {
                     Answer::Expired(apply_expiry(&mut staged, &due, proposal.now_ms).map_err(storage_failure)?)
                 }
+                Ok(Command::SetClass { prefix, class }) => {
+                    match apply_set_class(&mut staged, &self.keyspace, &prefix, class, proposal.now_ms) {
+                        Ok(()) => Answer::ClassSet(Ok(())),
+                        Err(error @ KvError::Storage(_)) => return Err(storage_failure(error)),
+                        Err(refused) => Answer::ClassSet(Err(Refusal::from_error(&refused))),
+                    }
+                }
             };
             answers.push(encode(&answer));
         }
         let changed_keys: Vec<Vec<u8>> = staged.written.keys().cloned().collect();
+        if !staged.rules.is_empty() {
+            self.keyspace_changed.store(true, Ordering::SeqCst);
+        }
         let batch = staged.into_batch().map_err(storage_failure)?;
         if let Some(index) = last_commit {
             self.last_commit.fetch_max(index, Ordering::SeqCst);
@@ -145,11 +181,19 @@ impl Applier for KvApplier {
     }
 
     fn applied(&self, changed_keys: Vec<Vec<u8>>) {
+        if self.keyspace_changed.swap(false, Ordering::SeqCst) {
+            self.reload_keyspace();
+        }
+        if changed_keys.is_empty() {
+            // An empty notice would mean "everything changed".
+            return;
+        }
         // No receivers is fine: nobody is watching.
         let _ = self.changes.send(Arc::new(changed_keys));
     }
 
     fn replaced(&self) {
+        self.reload_keyspace();
         // Everything may have changed; an empty notice makes watchers re-read all keys.
         let _ = self.changes.send(Arc::new(Vec::new()));
     }
@@ -166,6 +210,8 @@ struct Staged<'a> {
     written: BTreeMap<Vec<u8>, Option<Envelope>>,
     /// Expiry index entries found stale by the sweeper.
     stale_index: Vec<(u64, Vec<u8>)>,
+    /// Class rules the group set, in order.
+    rules: Vec<(Vec<u8>, Class)>,
 }
 
 impl<'a> Staged<'a> {
@@ -175,6 +221,7 @@ impl<'a> Staged<'a> {
             stored: BTreeMap::new(),
             written: BTreeMap::new(),
             stale_index: Vec::new(),
+            rules: Vec::new(),
         }
     }
 
@@ -212,6 +259,9 @@ impl<'a> Staged<'a> {
 
     fn into_batch(mut self) -> KvResult<WriteBatch> {
         let mut batch = WriteBatch::default();
+        for (prefix, class) in std::mem::take(&mut self.rules) {
+            Keyspace::stage(&mut batch, &prefix, class);
+        }
         for (at, key) in std::mem::take(&mut self.stale_index) {
             let current_expiry = match self.written.get(&key) {
                 Some(after) => after.as_ref().and_then(|e| e.expires_at_ms),
@@ -385,6 +435,28 @@ fn apply_atomic(
     }
     staged.written.extend(pending);
     Ok(AtomicOutcome::Committed(stamp))
+}
+
+/// Sets a class rule unless live strong data under `prefix` would become cache keys (that
+/// data would vanish from reads; it is never silently reinterpreted).
+fn apply_set_class(staged: &mut Staged<'_>, keyspace: &Keyspace, prefix: &[u8], class: Class, now: u64) -> KvResult<()> {
+    let mut rules: BTreeMap<Vec<u8>, Class> = keyspace.rules().into_iter().chain(staged.rules.iter().cloned()).collect();
+    rules.insert(prefix.to_vec(), class);
+    let end = Key::prefix_end(prefix);
+    let becomes_cache = |key: &[u8]| crate::replication::keyspace::class_in(&rules, key) == Class::Cache;
+    let pending = BTreeMap::new();
+    for item in staged.engine.scan(ColumnFamily::Data, ScanRange::new(prefix.to_vec(), end), false) {
+        let (key, _) = item?;
+        if becomes_cache(&key) && staged.raw(&key, &pending)?.is_some_and(|e| e.is_live(now)) {
+            return Err(KvError::KeyspaceNotEmpty(format!(
+                "prefix {} holds strong data (for example {}); delete it before making the prefix cache",
+                display_key(prefix),
+                display_key(&key)
+            )));
+        }
+    }
+    staged.rules.push((prefix.to_vec(), class));
+    Ok(())
 }
 
 fn resolve_expiry(expiry: Expiry, now: u64) -> u64 {

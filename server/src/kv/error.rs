@@ -47,6 +47,12 @@ pub enum KvError {
     SumOutOfRange { key: String },
     #[error("delete-range covers more than {limit} keys; delete it in smaller ranges")]
     RangeTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedForCacheClass(String),
+    #[error("{0}")]
+    MixedClasses(String),
+    #[error("{0}")]
+    KeyspaceNotEmpty(String),
     #[error("the node is shutting down")]
     ShuttingDown,
     /// Refused while being applied by the state machine (possibly on another node); the
@@ -79,6 +85,9 @@ impl KvError {
             KvError::TypeMismatch { .. } | KvError::SumTypeMismatch { .. } => ErrorCode::TypeMismatch,
             KvError::SumOutOfRange { .. } => ErrorCode::SumOutOfRange,
             KvError::RangeTooLarge { .. } => ErrorCode::RangeTooLarge,
+            KvError::UnsupportedForCacheClass(_) => ErrorCode::UnsupportedForCacheClass,
+            KvError::MixedClasses(_) => ErrorCode::MixedClasses,
+            KvError::KeyspaceNotEmpty(_) => ErrorCode::KeyspaceNotEmpty,
             KvError::ShuttingDown => ErrorCode::ShuttingDown,
             KvError::Refused { code, .. } => *code,
             KvError::Consensus(error) => error.code(),

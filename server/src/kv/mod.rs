@@ -4,9 +4,13 @@
 //! [`KvStore`] is the one entry point. Reads go to the local engine and filter out expired
 //! values; a strong read first waits for the Raft read index, an eventual one reports how
 //! stale it may be. Writes are validated here and replicated through Raft; every replica
-//! applies them with [`apply`] (the state machine's domain half). When the cache class
-//! arrives, this is where a key's class picks the strong or the cache path; the front-ends
-//! do not change.
+//! applies them with [`apply`] (the state machine's domain half).
+//!
+//! Each key's class (the keyspace rules) picks its path. Strong keys live in the `data`
+//! family and change only through Raft. Cache keys live in the replication store: read
+//! locally whatever consistency was asked (they have no linearizable reads), written by
+//! merging locally and shipping to peers. A read over a range merges both families, each
+//! key taken only from its own class's family, so a class change never mixes semantics.
 
 mod apply;
 pub mod error;
@@ -25,14 +29,19 @@ use edgekv_proto::Versionstamp;
 use edgekv_proto::limits::MAX_GET_MANY_KEYS;
 use tokio::sync::broadcast;
 
+pub(crate) use self::apply::display_key;
 pub use self::apply::ChangedKeys;
 use self::apply::{Answer, Command, KvApplier};
 pub use self::error::{KvError, KvResult};
 pub use self::types::*;
 use crate::clock::Clock;
+use crate::crdt::values::Payload;
 use crate::raft::{Applier, RaftNode};
+use crate::replication::keyspace::{Class, Keyspace};
+use crate::replication::store::CacheError;
+use crate::replication::{CacheOp, CacheStore};
 use crate::storage::codec::Envelope;
-use crate::storage::{ColumnFamily, Durability, Engine, Snapshot};
+use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, Snapshot};
 use crate::ttl::DueExpiry;
 
 /// Change notices kept for slow watchers; one that falls further behind re-reads all its
@@ -49,6 +58,8 @@ pub struct KvStore {
     last_commit: Arc<AtomicU64>,
     changes: broadcast::Sender<ChangedKeys>,
     database_id: uuid::Uuid,
+    keyspace: Arc<Keyspace>,
+    cache: Arc<CacheStore>,
 }
 
 /// The domain's half of the Raft state machine, made before the Raft member starts (it
@@ -60,14 +71,21 @@ pub struct KvStateMachine {
     last_commit: Arc<AtomicU64>,
     changes: broadcast::Sender<ChangedKeys>,
     database_id: uuid::Uuid,
+    keyspace: Arc<Keyspace>,
 }
 
 impl KvStateMachine {
     pub fn new(engine: Arc<dyn Engine>, clock: Arc<dyn Clock>) -> KvResult<Self> {
         let database_id = database_id(engine.as_ref())?;
+        let keyspace = Arc::new(Keyspace::load(engine.as_ref())?);
         let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
         let last_commit = Arc::new(AtomicU64::new(0));
-        let applier = Arc::new(KvApplier::new(changes.clone(), last_commit.clone()));
+        let applier = Arc::new(KvApplier::new(
+            engine.clone(),
+            changes.clone(),
+            last_commit.clone(),
+            keyspace.clone(),
+        ));
         Ok(Self {
             engine,
             clock,
@@ -75,14 +93,25 @@ impl KvStateMachine {
             last_commit,
             changes,
             database_id,
+            keyspace,
         })
+    }
+
+    /// The class rules, kept current by the applier.
+    pub fn keyspace(&self) -> Arc<Keyspace> {
+        self.keyspace.clone()
+    }
+
+    /// Where change notices go (cache writes and merges publish there too).
+    pub fn changes(&self) -> broadcast::Sender<ChangedKeys> {
+        self.changes.clone()
     }
 
     pub fn applier(&self) -> Arc<dyn Applier> {
         self.applier.clone()
     }
 
-    pub fn into_store(self, raft: Arc<RaftNode>) -> KvStore {
+    pub fn into_store(self, raft: Arc<RaftNode>, cache: Arc<CacheStore>) -> KvStore {
         // Until this run commits, the latest versionstamp is at most the applied index.
         self.last_commit.fetch_max(raft.applied_index(), Ordering::SeqCst);
         KvStore {
@@ -92,6 +121,8 @@ impl KvStateMachine {
             last_commit: self.last_commit,
             changes: self.changes,
             database_id: self.database_id,
+            keyspace: self.keyspace,
+            cache,
         }
     }
 }
@@ -139,6 +170,140 @@ impl KvStore {
         &self.raft
     }
 
+    pub fn cache(&self) -> &Arc<CacheStore> {
+        &self.cache
+    }
+
+    pub fn class_of(&self, key: &[u8]) -> Class {
+        self.keyspace.class_of(key)
+    }
+
+    /// The class rules in force on this node.
+    pub fn keyspace_rules(&self) -> Vec<(Vec<u8>, Class)> {
+        self.keyspace.rules()
+    }
+
+    /// Puts keys under `prefix` in `class`, through Raft. Refused while data of the other
+    /// class is there: strong data is checked by every replica as the rule is applied;
+    /// cache data by this node before proposing (cache data is node-local, and replicas
+    /// converge to the same records, so this node's view is the cluster's up to lag).
+    pub async fn set_class(&self, prefix: &[u8], class: Class) -> KvResult<()> {
+        if !prefix.is_empty() {
+            validate::range_bound(prefix)?;
+        }
+        let mut rules: std::collections::BTreeMap<Vec<u8>, Class> = self.keyspace.rules().into_iter().collect();
+        rules.insert(prefix.to_vec(), class);
+        if class == Class::Strong {
+            let cache = self.cache.clone();
+            let owned = prefix.to_vec();
+            let live = tokio::task::spawn_blocking(move || cache.live_keys_under(&owned))
+                .await
+                .map_err(|e| KvError::InvalidArgument(e.to_string()))??;
+            if let Some(key) = live
+                .iter()
+                .find(|k| crate::replication::keyspace::class_in(&rules, k) == Class::Strong)
+            {
+                return Err(KvError::KeyspaceNotEmpty(format!(
+                    "prefix {} holds cache data (for example {}); delete it before making the prefix strong",
+                    display_key(prefix),
+                    display_key(key)
+                )));
+            }
+        }
+        let answer = self
+            .raft
+            .write(apply::encode(&Command::SetClass {
+                prefix: prefix.to_vec(),
+                class,
+            }))
+            .await?;
+        match decode_answer(&answer)? {
+            Answer::ClassSet(Ok(())) => {
+                // Reads here follow the rule at once (the applier reloads on every node).
+                self.raft.read_barrier().await?;
+                Ok(())
+            }
+            Answer::ClassSet(Err(refusal)) => Err(refusal.into_error()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// How a read of cache keys only is served: locally, never linearizable; its
+    /// staleness is the replication lag last seen here.
+    fn cache_read_info(&self, consistency: Consistency) -> ReadInfo {
+        ReadInfo {
+            consistency,
+            strongly_consistent: false,
+            staleness_ms: self.cache.recent_lag_ms(),
+        }
+    }
+
+    /// Reads strongly if asked and any strong key is involved; otherwise as a cache read.
+    async fn prepare_read_of(&self, consistency: Consistency, strong_involved: bool) -> KvResult<ReadInfo> {
+        if strong_involved {
+            self.prepare_read(consistency).await
+        } else {
+            Ok(self.cache_read_info(consistency))
+        }
+    }
+
+    /// The entry of `key` from its own class's family in `view`, if live at `now`.
+    fn read_in(&self, view: &dyn Snapshot, key: &[u8], now: u64) -> KvResult<Option<Entry>> {
+        match self.keyspace.class_of(key) {
+            Class::Strong => self.live(key, view.get(ColumnFamily::Data, key)?, now),
+            Class::Cache => Ok(view
+                .get(ColumnFamily::Cache, key)?
+                .map(|bytes| CacheStore::visible_envelope(key, &bytes, now))
+                .transpose()?
+                .flatten()
+                .map(|envelope| Entry {
+                    key: key.to_vec(),
+                    envelope,
+                })),
+        }
+    }
+
+    /// Live entries in `range`, in order, from both families: each key from its own
+    /// class's family only.
+    fn live_entries<'a>(
+        &'a self,
+        view: &'a dyn Snapshot,
+        range: ScanRange,
+        reverse: bool,
+        now: u64,
+        (strong, cache): (bool, bool),
+    ) -> impl Iterator<Item = KvResult<Entry>> + 'a {
+        let keyspace = self.keyspace.clone();
+        let data = strong
+            .then(|| view.scan(ColumnFamily::Data, range.clone(), reverse))
+            .into_iter()
+            .flatten()
+            .map(|item| item.map(|(k, v)| (k, v, Class::Strong)));
+        let cached = cache
+            .then(|| view.scan(ColumnFamily::Cache, range, reverse))
+            .into_iter()
+            .flatten()
+            .map(|item| item.map(|(k, v)| (k, v, Class::Cache)));
+        merge_sorted(data, cached, reverse).filter_map(move |item| {
+            let (key, bytes, family) = match item {
+                Ok(found) => found,
+                Err(error) => return Some(Err(KvError::from(error))),
+            };
+            if keyspace.class_of(&key) != family {
+                return None;
+            }
+            let envelope = match family {
+                Class::Strong => Envelope::decode(&bytes).map(|e| e.is_live(now).then_some(e)),
+                Class::Cache => CacheStore::visible_envelope(&key, &bytes, now),
+            };
+            match envelope {
+                Ok(Some(envelope)) => Some(Ok(Entry { key, envelope })),
+                Ok(None) => None,
+                Err(error) => Some(Err(error.into())),
+            }
+        })
+    }
+
     /// Makes a read strong if asked (waits for the read index) and says what it was
     /// served with.
     async fn prepare_read(&self, consistency: Consistency) -> KvResult<ReadInfo> {
@@ -175,9 +340,10 @@ impl KvStore {
 
     pub async fn get(&self, key: &[u8], consistency: Consistency) -> KvResult<(Option<Entry>, ReadInfo)> {
         validate::read_key(key)?;
-        let info = self.prepare_read(consistency).await?;
+        let strong = self.keyspace.class_of(key) == Class::Strong;
+        let info = self.prepare_read_of(consistency, strong).await?;
         let now = self.now_ms();
-        let entry = self.live(key, self.engine.get(ColumnFamily::Data, key)?, now)?;
+        let entry = self.read_in(self.engine.snapshot().as_ref(), key, now)?;
         Ok((entry, info))
     }
 
@@ -196,12 +362,13 @@ impl KvStore {
         for key in keys {
             validate::read_key(key)?;
         }
-        let info = self.prepare_read(consistency).await?;
+        let strong = keys.iter().any(|key| self.keyspace.class_of(key) == Class::Strong);
+        let info = self.prepare_read_of(consistency, strong).await?;
         let now = self.now_ms();
         let snapshot = self.engine.snapshot();
         let entries = keys
             .iter()
-            .map(|key| self.live(key, snapshot.get(ColumnFamily::Data, key)?, now))
+            .map(|key| self.read_in(snapshot.as_ref(), key, now))
             .collect::<KvResult<Vec<_>>>()?;
         Ok((entries, info))
     }
@@ -211,16 +378,14 @@ impl KvStore {
     pub async fn list(&self, query: &ListQuery, consistency: Consistency) -> KvResult<(ListPage, ReadInfo)> {
         let bounds = range::resolve(&query.selector)?;
         let scan_range = range::after_cursor(&bounds, query.cursor.as_deref(), query.reverse)?;
-        let info = self.prepare_read(consistency).await?;
+        let classes = self.keyspace.classes_in(&bounds.start, &bounds.end);
+        let info = self.prepare_read_of(consistency, classes.0).await?;
         let now = self.now_ms();
         let snapshot: Box<dyn Snapshot + '_> = self.engine.snapshot();
         let mut entries = Vec::with_capacity(query.limit.min(1024));
         let mut more = false;
-        for item in snapshot.scan(ColumnFamily::Data, scan_range, query.reverse) {
-            let (key, bytes) = item?;
-            let Some(mut entry) = self.live(&key, Some(bytes), now)? else {
-                continue;
-            };
+        for item in self.live_entries(snapshot.as_ref(), scan_range, query.reverse, now, classes) {
+            let mut entry = item?;
             if entries.len() == query.limit {
                 more = true;
                 break;
@@ -249,22 +414,23 @@ impl KvStore {
             validate::range_bound(&range.start)?;
             validate::range_bound(&range.end)?;
         }
-        let info = self.prepare_read(consistency).await?;
+        let classes: Vec<(bool, bool)> = ranges
+            .iter()
+            .map(|r| self.keyspace.classes_in(&r.start, &r.end))
+            .collect();
+        let info = self.prepare_read_of(consistency, classes.iter().any(|c| c.0)).await?;
         let now = self.now_ms();
         let snapshot = self.engine.snapshot();
         let mut results = Vec::with_capacity(ranges.len());
-        for range in ranges {
-            let mut entries = Vec::new();
-            if range.start < range.end {
-                let scan = crate::storage::ScanRange::new(range.start.clone(), range.end.clone());
-                for item in snapshot.scan(ColumnFamily::Data, scan, range.reverse) {
-                    if entries.len() == range.limit {
-                        break;
-                    }
-                    let (key, bytes) = item?;
-                    entries.extend(self.live(&key, Some(bytes), now)?);
-                }
-            }
+        for (range, classes) in ranges.iter().zip(classes) {
+            let entries = if range.start < range.end {
+                let scan = ScanRange::new(range.start.clone(), range.end.clone());
+                self.live_entries(snapshot.as_ref(), scan, range.reverse, now, classes)
+                    .take(range.limit)
+                    .collect::<KvResult<Vec<_>>>()?
+            } else {
+                Vec::new()
+            };
             results.push(entries);
         }
         Ok((results, info))
@@ -272,12 +438,111 @@ impl KvStore {
 
     pub async fn atomic(&self, write: AtomicWrite) -> KvResult<AtomicOutcome> {
         validate::atomic(&write)?;
+        if self.class_of_write(&write)? == Class::Cache {
+            return self.cache_write(&write).await;
+        }
         let answer = self.raft.write(apply::encode(&Command::Atomic(write))).await?;
         match decode_answer(&answer)? {
             Answer::Atomic(Ok(outcome)) => Ok(outcome),
             Answer::Atomic(Err(refusal)) => Err(refusal.into_error()),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// The one class every key of `write` is in; an atomic write never spans both, since
+    /// the two classes cannot commit together.
+    fn class_of_write(&self, write: &AtomicWrite) -> KvResult<Class> {
+        let mut classes = Vec::new();
+        for check in &write.checks {
+            classes.push(self.keyspace.class_of(&check.key));
+        }
+        for mutation in &write.mutations {
+            match mutation {
+                Mutation::Set { key, .. }
+                | Mutation::Delete { key }
+                | Mutation::Numeric { key, .. }
+                | Mutation::SumV8 { key, .. } => classes.push(self.keyspace.class_of(key)),
+                Mutation::SetVersionstampedKey { prefix, .. } => classes.push(self.keyspace.class_of(prefix)),
+                Mutation::DeleteRange { start, end } => {
+                    let (strong, cache) = self.keyspace.classes_in(start, end);
+                    classes.extend(strong.then_some(Class::Strong));
+                    classes.extend(cache.then_some(Class::Cache));
+                }
+            }
+        }
+        let cache = classes.contains(&Class::Cache);
+        if cache && classes.contains(&Class::Strong) {
+            return Err(KvError::MixedClasses(
+                "this atomic write names strong and cache keys (or a delete-range spanning both); \
+                 the classes cannot commit together, so split it"
+                    .into(),
+            ));
+        }
+        Ok(if cache { Class::Cache } else { Class::Strong })
+    }
+
+    /// A write of cache keys: merged here and queued for the peers in one durable batch,
+    /// acknowledged without waiting for any other node.
+    async fn cache_write(&self, write: &AtomicWrite) -> KvResult<AtomicOutcome> {
+        let unsupported = |what: &str| {
+            Err(KvError::UnsupportedForCacheClass(format!(
+                "{what} on cache keys needs coordination the cache class does not have; use a strong key"
+            )))
+        };
+        if !write.checks.is_empty() {
+            return unsupported("a check");
+        }
+        let now = self.clock.now_ms();
+        let mut ops = Vec::with_capacity(write.mutations.len());
+        for mutation in &write.mutations {
+            ops.push(match mutation {
+                Mutation::Set {
+                    key,
+                    encoding,
+                    value,
+                    expiry,
+                    metadata,
+                } => CacheOp::Set {
+                    key: key.clone(),
+                    payload: Payload {
+                        encoding: *encoding as i32,
+                        bytes: value.clone(),
+                        metadata: metadata.clone(),
+                        expires_at_ms: expiry.map(|e| match e {
+                            Expiry::In(ms) => now.saturating_add(ms),
+                            Expiry::At(at) => at,
+                        }),
+                    },
+                },
+                Mutation::Delete { key } => CacheOp::Delete { key: key.clone() },
+                Mutation::Numeric {
+                    op: NumericOp::Sum,
+                    key,
+                    operand,
+                } => CacheOp::Sum {
+                    key: key.clone(),
+                    operand: *operand,
+                },
+                Mutation::Numeric { op, .. } => return unsupported(op.name()),
+                Mutation::SumV8 { .. } => return unsupported("a sum of JavaScript numbers (use Deno.KvU64)"),
+                Mutation::SetVersionstampedKey { .. } => return unsupported("a versionstamped key"),
+                Mutation::DeleteRange { .. } => return unsupported("delete-range"),
+            });
+        }
+        let cache = self.cache.clone();
+        let stamp = tokio::task::spawn_blocking(move || cache.write(&ops))
+            .await
+            .map_err(|e| KvError::InvalidArgument(e.to_string()))?
+            .map_err(|error| match error {
+                CacheError::Storage(e) => KvError::Storage(e),
+                CacheError::SumOnValue(key) => KvError::TypeMismatch {
+                    operation: "sum",
+                    key,
+                    found: "a value written with set (a cache key is either set or summed)".into(),
+                },
+                CacheError::ClockSkew(skew) => KvError::InvalidArgument(skew.to_string()),
+            })?;
+        Ok(AtomicOutcome::Committed(crate::replication::store::versionstamp_of(stamp)))
     }
 
     /// Deletes the given due entries whose value still carries that expiry. Used by the
@@ -311,6 +576,27 @@ impl KvStore {
         }
         Ok((live, stored))
     }
+}
+
+/// Merges two ordered scans into one (descending when `reverse`); on equal keys the first
+/// comes first.
+fn merge_sorted<T, E>(
+    a: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>, T), E>>,
+    b: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>, T), E>>,
+    reverse: bool,
+) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>, T), E>> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        let take_a = match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(Err(_)), _) => true,
+            (_, Some(Err(_))) => false,
+            (Some(Ok((ka, _, _))), Some(Ok((kb, _, _)))) => (ka <= kb) != reverse || ka == kb,
+        };
+        if take_a { a.next() } else { b.next() }
+    })
 }
 
 fn decode_answer(bytes: &[u8]) -> KvResult<Answer> {

@@ -25,6 +25,7 @@ impl TestNode {
         use crate::raft::{Bootstrap, Member, RaftNode, RaftSettings};
         let clock: Arc<dyn Clock> = Arc::new(clock.clone());
         let machine = KvStateMachine::new(engine.clone(), clock.clone()).unwrap();
+        let (engine_for_cache, clock_for_cache): (Arc<dyn Engine>, _) = (engine.clone(), clock.clone());
         let member = Member {
             region: "local".into(),
             peer_addr: "127.0.0.1:1".into(),
@@ -53,7 +54,23 @@ impl TestNode {
             .unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
         let proposer = tokio::spawn(proposer.run(stop.clone()));
-        (machine.into_store(raft.clone()), Self { raft, proposer, stop })
+        let cache = Arc::new(
+            crate::replication::CacheStore::open(
+                engine_for_cache,
+                1,
+                clock_for_cache,
+                Durability::Sync,
+                crate::replication::CacheSettings {
+                    max_clock_skew_ms: 1_000,
+                    tombstone_grace_ms: 60_000,
+                    outbox_limit: 1_000,
+                },
+                machine.keyspace(),
+                machine.changes(),
+            )
+            .unwrap(),
+        );
+        (machine.into_store(raft.clone(), cache), Self { raft, proposer, stop })
     }
 
     async fn shutdown(self) {
@@ -646,4 +663,157 @@ async fn every_applied_batch_is_in_the_change_feed_in_commit_order() {
         "resumes after an index"
     );
     thread.shutdown().await;
+}
+
+mod cache_class {
+    use super::*;
+    use crate::replication::keyspace::Class;
+
+    async fn cache_store(clock: &ManualClock) -> (KvStore, TestNode) {
+        let (store, node, _) = store(clock).await;
+        store.set_class(&key!["c"].encode(), Class::Cache).await.unwrap();
+        (store, node)
+    }
+
+    fn refusal(result: KvResult<AtomicOutcome>) -> edgekv_proto::ErrorCode {
+        result.unwrap_err().code()
+    }
+
+    #[tokio::test]
+    async fn cache_keys_are_written_and_read_locally_with_their_class() {
+        let clock = ManualClock::new(1_000);
+        let (store, node) = cache_store(&clock).await;
+        let k = key!["c", "a"].encode();
+        assert_eq!(store.class_of(&k), Class::Cache);
+        assert_eq!(store.class_of(&key!["s"].encode()), Class::Strong);
+        let first = commit(&store, vec![set(k.clone(), "1", None)]).await;
+        let second = commit(&store, vec![set(k.clone(), "2", Some(Expiry::In(500)))]).await;
+        assert!(second > first, "cache versionstamps follow the hybrid clock");
+        let (entry, info) = store.get(&k, Consistency::Strong).await.unwrap();
+        assert_eq!(entry.unwrap().envelope.value, b"2");
+        assert!(!info.strongly_consistent, "a cache read is never linearizable");
+        clock.advance(500);
+        assert_eq!(value_of(&store, &k).await, None, "expired, never served");
+        commit(&store, vec![set(k.clone(), "3", None)]).await;
+        commit(&store, vec![Mutation::Delete { key: k.clone() }]).await;
+        assert_eq!(value_of(&store, &k).await, None);
+        node.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn checks_min_max_and_mixed_writes_are_refused_with_their_codes() {
+        use edgekv_proto::ErrorCode;
+        let clock = ManualClock::new(1_000);
+        let (store, node) = cache_store(&clock).await;
+        let c = key!["c", "a"].encode();
+        let check = Check {
+            key: c.clone(),
+            versionstamp: None,
+        };
+        assert_eq!(
+            refusal(store.atomic(write(vec![check], vec![set(c.clone(), "x", None)])).await),
+            ErrorCode::UnsupportedForCacheClass
+        );
+        let max = Mutation::Numeric {
+            op: NumericOp::Max,
+            key: c.clone(),
+            operand: 1,
+        };
+        assert_eq!(refusal(store.atomic(write(vec![], vec![max])).await), ErrorCode::UnsupportedForCacheClass);
+        let mixed = vec![set(c.clone(), "x", None), set(key!["s"].encode(), "y", None)];
+        assert_eq!(refusal(store.atomic(write(vec![], mixed)).await), ErrorCode::MixedClasses);
+        let spanning = Mutation::DeleteRange {
+            start: key!["a"].encode(),
+            end: key!["z"].encode(),
+        };
+        assert_eq!(refusal(store.atomic(write(vec![], vec![spanning])).await), ErrorCode::MixedClasses);
+        assert_eq!(value_of(&store, &c).await, None, "nothing of a refused write is applied");
+        node.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn sum_on_a_cache_key_counts_and_a_set_value_is_not_summed() {
+        let clock = ManualClock::new(1_000);
+        let (store, node) = cache_store(&clock).await;
+        let counter = key!["c", "hits"].encode();
+        let sum = |n| Mutation::Numeric {
+            op: NumericOp::Sum,
+            key: counter.clone(),
+            operand: n,
+        };
+        commit(&store, vec![sum(2)]).await;
+        commit(&store, vec![sum(3)]).await;
+        let (entry, _) = store.get(&counter, Consistency::Eventual).await.unwrap();
+        let envelope = entry.unwrap().envelope;
+        assert_eq!(envelope.encoding, ValueEncoding::U64);
+        assert_eq!(envelope.value, 5u64.to_le_bytes());
+        let named = key!["c", "name"].encode();
+        commit(&store, vec![set(named.clone(), "x", None)]).await;
+        let on_value = store
+            .atomic(write(
+                vec![],
+                vec![Mutation::Numeric {
+                    op: NumericOp::Sum,
+                    key: named,
+                    operand: 1,
+                }],
+            ))
+            .await;
+        assert_eq!(on_value.unwrap_err().code(), edgekv_proto::ErrorCode::TypeMismatch);
+        node.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_list_over_both_classes_merges_them_in_key_order() {
+        let clock = ManualClock::new(1_000);
+        let (store, node) = cache_store(&clock).await;
+        commit(&store, vec![set(key!["b"].encode(), "strong b", None)]).await;
+        commit(&store, vec![set(key!["c", "x"].encode(), "cache x", None)]).await;
+        commit(&store, vec![set(key!["d"].encode(), "strong d", None)]).await;
+        for reverse in [false, true] {
+            let query = ListQuery {
+                selector: Selector {
+                    prefix: Some(Vec::new()),
+                    start: None,
+                    end: None,
+                },
+                limit: 10,
+                reverse,
+                cursor: None,
+                keys_only: false,
+                };
+            let (page, _) = store.list(&query, Consistency::Strong).await.unwrap();
+            let mut values: Vec<String> = page
+                .entries
+                .into_iter()
+                .map(|e| String::from_utf8(e.envelope.value).unwrap())
+                .collect();
+            if reverse {
+                values.reverse();
+            }
+            assert_eq!(values, ["strong b", "cache x", "strong d"]);
+        }
+        node.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_prefix_holding_data_keeps_its_class() {
+        let clock = ManualClock::new(1_000);
+        let (store, node) = cache_store(&clock).await;
+        commit(&store, vec![set(key!["s", "1"].encode(), "strong", None)]).await;
+        let refused = store.set_class(&key!["s"].encode(), Class::Cache).await.unwrap_err();
+        assert_eq!(refused.code(), edgekv_proto::ErrorCode::KeyspaceNotEmpty);
+        commit(&store, vec![set(key!["c", "1"].encode(), "cached", None)]).await;
+        let refused = store.set_class(&key!["c"].encode(), Class::Strong).await.unwrap_err();
+        assert_eq!(refused.code(), edgekv_proto::ErrorCode::KeyspaceNotEmpty);
+        // Empty prefixes change freely, and the empty prefix sets the default.
+        store.set_class(&key!["e"].encode(), Class::Cache).await.unwrap();
+        store.set_class(b"", Class::Cache).await.unwrap_err();
+        assert_eq!(store.class_of(&key!["s", "1"].encode()), Class::Strong);
+        commit(&store, vec![Mutation::Delete { key: key!["s", "1"].encode() }]).await;
+        store.set_class(b"", Class::Cache).await.unwrap();
+        assert_eq!(store.class_of(&key!["zz"].encode()), Class::Cache);
+        assert_eq!(store.class_of(&key!["c", "1"].encode()), Class::Cache);
+        node.shutdown().await;
+    }
 }

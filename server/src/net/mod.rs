@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use edgekv_proto::peer::cache_replication_client::CacheReplicationClient;
 use edgekv_proto::peer::peer_client::PeerClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -148,10 +149,44 @@ impl PeerTransport {
         }
     }
 
-    /// Calls a peer, through the simulated WAN, failing after `timeout`.
+    /// Calls a peer's `Peer` service, through the simulated WAN, failing after `timeout`.
     pub async fn call<T, F, Fut>(&self, to: Destination<'_>, timeout: Duration, rpc: F) -> Result<T, TransportError>
     where
         F: FnOnce(PeerClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let client = |channel| {
+            PeerClient::new(channel)
+                .max_decoding_message_size(MAX_PEER_MESSAGE)
+                .max_encoding_message_size(MAX_PEER_MESSAGE)
+        };
+        self.call_service(to, timeout, client, rpc).await
+    }
+
+    /// Calls a peer's `CacheReplication` service, through the simulated WAN.
+    pub async fn call_cache<T, F, Fut>(&self, to: Destination<'_>, timeout: Duration, rpc: F) -> Result<T, TransportError>
+    where
+        F: FnOnce(CacheReplicationClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let client = |channel| {
+            CacheReplicationClient::new(channel)
+                .max_decoding_message_size(MAX_PEER_MESSAGE)
+                .max_encoding_message_size(MAX_PEER_MESSAGE)
+        };
+        self.call_service(to, timeout, client, rpc).await
+    }
+
+    /// Calls any service on a peer's listener, through the simulated WAN.
+    async fn call_service<C, T, F, Fut>(
+        &self,
+        to: Destination<'_>,
+        timeout: Duration,
+        make_client: impl FnOnce(Channel) -> C,
+        rpc: F,
+    ) -> Result<T, TransportError>
+    where
+        F: FnOnce(C) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let cut = || TransportError::Unreachable {
@@ -162,9 +197,7 @@ impl PeerTransport {
             ),
         };
         let outbound = self.wan.delay(&self.local_region, to.region).ok_or_else(cut)?;
-        let client = PeerClient::new(self.channel(to.peer_addr)?)
-            .max_decoding_message_size(MAX_PEER_MESSAGE)
-            .max_encoding_message_size(MAX_PEER_MESSAGE);
+        let client = make_client(self.channel(to.peer_addr)?);
         let exchange = async {
             if !outbound.is_zero() {
                 tokio::time::sleep(outbound).await;

@@ -31,7 +31,7 @@ const MEMBERSHIP_KEY: &[u8] = b"membership";
 const CLOCK_KEY: &[u8] = b"clock";
 /// The column families a snapshot carries: the replicated state. Meta (node-local) and
 /// the Raft families are not part of it.
-const SNAPSHOT_FAMILIES: [ColumnFamily; 2] = [ColumnFamily::Data, ColumnFamily::Expiry];
+const SNAPSHOT_FAMILIES: [ColumnFamily; 3] = [ColumnFamily::Data, ColumnFamily::Expiry, ColumnFamily::Keyspace];
 /// An end bound above every key of the snapshot families: tuple-encoded keys never start
 /// with 0xff and expiry-index keys start with a big-endian time in milliseconds.
 const ABOVE_EVERY_KEY: [u8; 16] = [0xff; 16];
@@ -117,7 +117,7 @@ pub struct AppliedBatch {
 /// this node's Raft member.
 pub trait Applier: Send + Sync + 'static {
     fn apply(&self, engine: &dyn Engine, proposals: &[CommittedProposal<'_>]) -> StorageResult<AppliedBatch>;
-    /// Called once the batch is written.
+    /// Called once the batch is written (also when it changed no keys).
     fn applied(&self, changed_keys: Vec<Vec<u8>>);
     /// Called after a snapshot replaced the whole state.
     fn replaced(&self);
@@ -361,9 +361,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.last_applied = Some(last);
         self.membership = membership;
         self.clock.0.store(clock_ms, Ordering::SeqCst);
-        if !changed.is_empty() {
-            self.applier.applied(changed);
-        }
+        self.applier.applied(changed);
         let mut answers = answers.into_iter();
         Ok(answer_counts
             .into_iter()

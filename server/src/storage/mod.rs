@@ -32,16 +32,30 @@ pub enum ColumnFamily {
     RaftState,
     /// The change feed: applied log index (big-endian u64) -> the keys that batch changed.
     Changes,
+    /// Class rules (replicated through Raft): encoded key prefix -> class.
+    Keyspace,
+    /// Cache-class keys: encoded key -> merged CRDT record (node-local, converged by
+    /// replication, never in a Raft snapshot).
+    Cache,
+    /// The cache class's work list: due time (big-endian ms) + encoded key -> empty, for
+    /// values to expire and tombstones to collect.
+    CacheDue,
+    /// The replication outbox: sequence number (big-endian u64) -> encoded key written.
+    Outbox,
 }
 
 impl ColumnFamily {
-    pub const ALL: [ColumnFamily; 6] = [
+    pub const ALL: [ColumnFamily; 10] = [
         ColumnFamily::Data,
         ColumnFamily::Expiry,
         ColumnFamily::Meta,
         ColumnFamily::RaftLog,
         ColumnFamily::RaftState,
         ColumnFamily::Changes,
+        ColumnFamily::Keyspace,
+        ColumnFamily::Cache,
+        ColumnFamily::CacheDue,
+        ColumnFamily::Outbox,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +66,10 @@ impl ColumnFamily {
             ColumnFamily::RaftLog => "raft_log",
             ColumnFamily::RaftState => "raft_state",
             ColumnFamily::Changes => "changes",
+            ColumnFamily::Keyspace => "keyspace",
+            ColumnFamily::Cache => "cache",
+            ColumnFamily::CacheDue => "cache_due",
+            ColumnFamily::Outbox => "outbox",
         }
     }
 }

@@ -1,0 +1,353 @@
+//! A cache key's whole replicated state, [`CacheRecord`]: what a node stores for the key,
+//! ships to its peers and merges from them.
+//!
+//! The record is the product of three lattices: the value [`Register`] (set and delete),
+//! the sum [`Counter`] (a PN-counter) and the stamp of the latest sum (a max register).
+//! Merging merges each part on its own, so the record's merge inherits their laws:
+//! commutative, associative and idempotent (property-tested below, through the wire
+//! format, with tombstones and TTLs).
+//!
+//! What a read sees is decided by the stamps, identically on every replica holding the
+//! same record: the register when its stamp is the later one (a value, or nothing for a
+//! tombstone or an expired value), otherwise the counter as a u64.
+//!
+//! Rules for the operations on one node (all documented in docs/api.md):
+//! - `set` writes the register; the later write (by hybrid timestamp) wins everywhere,
+//!   TTL and metadata included.
+//! - `delete` writes a tombstone and resets the counter by what this node has observed, so
+//!   a later `sum` counts from zero; increments made concurrently elsewhere survive, as an
+//!   add survives a concurrent remove in an OR-set.
+//! - `sum` adds to the counter; on a key that shows a live `set` value it is refused
+//!   (`TYPE_MISMATCH`), since adding to a register value cannot merge with concurrent sums.
+
+use crdts::CvRDT;
+use num_bigint::BigInt;
+use serde::{Deserialize, Serialize};
+
+use super::hlc::Timestamp;
+use super::values::{Counter, Payload, Register, register};
+
+/// `edgekv.v1.ValueEncoding.VALUE_ENCODING_U64` as its protobuf number.
+const U64_ENCODING: i32 = 4;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheRecord {
+    pub register: Register,
+    pub counter: Counter,
+    /// The stamp of the latest `sum`: the counter shows when it is above the register's.
+    pub counter_stamp: Timestamp,
+}
+
+/// What a read of a cache key shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Visible {
+    pub payload: Payload,
+    /// The write that decided it (the versionstamp a reader sees).
+    pub stamp: Timestamp,
+}
+
+/// Why a `sum` on a cache key was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SumOnValue;
+
+impl Default for CacheRecord {
+    fn default() -> Self {
+        Self {
+            register: register(None, Timestamp::default()),
+            counter: Counter::new(),
+            counter_stamp: Timestamp::default(),
+        }
+    }
+}
+
+impl CacheRecord {
+    pub fn merge(&mut self, other: CacheRecord) {
+        self.register.merge(other.register);
+        self.counter.merge(other.counter);
+        self.counter_stamp = self.counter_stamp.max(other.counter_stamp);
+    }
+
+    /// The latest stamp of any write in the record.
+    pub fn stamp(&self) -> Timestamp {
+        self.register.marker.max(self.counter_stamp)
+    }
+
+    fn counter_shows(&self) -> bool {
+        self.counter_stamp > self.register.marker
+    }
+
+    /// The counter's value the way Deno KV's `sum` wraps: modulo 2^64.
+    fn counter_value(&self) -> u64 {
+        let modulus = BigInt::from(1u128 << 64);
+        let value = ((self.counter.read() % &modulus) + &modulus) % &modulus;
+        u64::try_from(value).expect("reduced modulo 2^64")
+    }
+
+    /// What a read at `now_ms` sees, if anything.
+    pub fn visible(&self, now_ms: u64) -> Option<Visible> {
+        if self.counter_shows() {
+            return Some(Visible {
+                payload: Payload {
+                    encoding: U64_ENCODING,
+                    bytes: self.counter_value().to_le_bytes().to_vec(),
+                    metadata: None,
+                    expires_at_ms: None,
+                },
+                stamp: self.counter_stamp,
+            });
+        }
+        super::values::live(&self.register, now_ms).map(|payload| Visible {
+            payload: payload.clone(),
+            stamp: self.register.marker,
+        })
+    }
+
+    /// Whether the record is a tombstone: deleted, or its expired value reclaimed.
+    pub fn is_tombstone(&self) -> bool {
+        self.register.marker != Timestamp::default() && !self.counter_shows() && self.register.val.is_none()
+    }
+
+    /// Since when the key has shown nothing (deleted, or its value expired): `None` while
+    /// a read can see something or could once its value expires.
+    pub fn dead_since(&self, now_ms: u64) -> Option<u64> {
+        let never_written = self.stamp() == Timestamp::default();
+        if never_written || self.counter_shows() {
+            return None;
+        }
+        match &self.register.val {
+            None => Some(self.register.marker.wall_ms),
+            Some(payload) => payload
+                .expires_at_ms
+                .filter(|at| *at <= now_ms)
+                .map(|at| at.max(self.register.marker.wall_ms)),
+        }
+    }
+
+    /// When the sweeper should next look at this record: when its value expires, or when
+    /// its tombstone may be collected (`grace_ms` after the key died).
+    pub fn next_due(&self, now_ms: u64, grace_ms: u64) -> Option<u64> {
+        if let Some(since) = self.dead_since(now_ms) {
+            return Some(since.saturating_add(grace_ms));
+        }
+        if self.counter_shows() {
+            return None;
+        }
+        self.register.val.as_ref().and_then(|p| p.expires_at_ms)
+    }
+
+    pub fn set(&mut self, payload: Payload, stamp: Timestamp) {
+        self.register.merge(register(Some(payload), stamp));
+    }
+
+    pub fn delete(&mut self, stamp: Timestamp, node: u64) {
+        self.reset_counter(node);
+        self.register.merge(register(None, stamp));
+    }
+
+    /// Drops an expired value's bytes, keeping its stamp (so an older write arriving late
+    /// still loses to it). Returns whether anything changed.
+    pub fn reclaim_expired(&mut self, now_ms: u64) -> bool {
+        let expired = !self.counter_shows()
+            && self
+                .register
+                .val
+                .as_ref()
+                .is_some_and(|p| p.expires_at_ms.is_some_and(|at| at <= now_ms));
+        if expired {
+            self.register.val = None;
+        }
+        expired
+    }
+
+    pub fn sum(&mut self, operand: u64, stamp: Timestamp, node: u64, now_ms: u64) -> Result<(), SumOnValue> {
+        if !self.counter_shows() {
+            if super::values::live(&self.register, now_ms).is_some() {
+                return Err(SumOnValue);
+            }
+            // The key shows nothing: count from zero.
+            self.reset_counter(node);
+        }
+        let op = self.counter.inc_many(node, operand);
+        crdts::CmRDT::apply(&mut self.counter, op);
+        self.counter_stamp = self.counter_stamp.max(stamp);
+        Ok(())
+    }
+
+    /// Subtracts what this node sees, so the counter reads zero here; concurrent
+    /// increments elsewhere are not seen and survive the merge.
+    fn reset_counter(&mut self, node: u64) {
+        let seen = self.counter_value();
+        if seen != 0 {
+            let op = self.counter.dec_many(node, seen);
+            crdts::CmRDT::apply(&mut self.counter, op);
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("records always encode")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Set { bytes: u8, ttl: Option<u64> },
+        Delete,
+        Sum(u64),
+    }
+
+    fn op_strategy() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<u8>(), proptest::option::of(1u64..40)).prop_map(|(bytes, ttl)| Op::Set { bytes, ttl }),
+            Just(Op::Delete),
+            (0u64..1_000).prop_map(Op::Sum),
+        ]
+    }
+
+    /// Three nodes each apply their own operations to their own replica at increasing
+    /// times; the states (after every step) are what replication ships.
+    fn histories(ops: &[(u64, Op)]) -> Vec<CacheRecord> {
+        let mut replicas = [CacheRecord::default(), CacheRecord::default(), CacheRecord::default()];
+        let mut shipped = Vec::new();
+        for (step, (node, op)) in ops.iter().enumerate() {
+            let now = step as u64 * 5;
+            let stamp = Timestamp {
+                wall_ms: now,
+                logical: 0,
+                node: *node,
+            };
+            let replica = &mut replicas[(*node - 1) as usize];
+            match op {
+                Op::Set { bytes, ttl } => replica.set(
+                    Payload {
+                        encoding: 0,
+                        bytes: vec![*bytes],
+                        metadata: None,
+                        expires_at_ms: ttl.map(|t| now + t),
+                    },
+                    stamp,
+                ),
+                Op::Delete => replica.delete(stamp, *node),
+                Op::Sum(n) => {
+                    let _ = replica.sum(*n, stamp, *node, now);
+                }
+            }
+            shipped.push(replica.clone());
+        }
+        shipped
+    }
+
+    fn over_the_wire(record: &CacheRecord) -> CacheRecord {
+        CacheRecord::decode(&record.encode()).unwrap()
+    }
+
+    fn merged(states: &[&CacheRecord]) -> CacheRecord {
+        let mut out = CacheRecord::default();
+        for state in states {
+            out.merge(over_the_wire(state));
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn record_merge_is_commutative_associative_and_idempotent(
+            ops in proptest::collection::vec((1u64..4, op_strategy()), 3..20),
+            picks in proptest::collection::vec(any::<prop::sample::Index>(), 3),
+        ) {
+            let states = histories(&ops);
+            let (a, b, c) = (picks[0].get(&states), picks[1].get(&states), picks[2].get(&states));
+            prop_assert_eq!(merged(&[a, b]), merged(&[b, a]));
+            prop_assert_eq!(merged(&[&merged(&[a, b]), c]), merged(&[a, &merged(&[b, c])]));
+            prop_assert_eq!(merged(&[a, a]), merged(&[a]));
+        }
+
+        #[test]
+        fn replicas_that_receive_any_permutation_with_duplicates_agree_on_what_reads_see(
+            ops in proptest::collection::vec((1u64..4, op_strategy()), 1..20),
+            order in proptest::collection::vec(any::<prop::sample::Index>(), 0..40),
+            now in 0u64..150,
+        ) {
+            let states = histories(&ops);
+            let in_order = merged(&states.iter().collect::<Vec<_>>());
+            let mut shuffled: Vec<&CacheRecord> = order.iter().map(|i| i.get(&states)).collect();
+            shuffled.extend(states.iter().rev());
+            let other = merged(&shuffled);
+            prop_assert_eq!(&in_order, &other);
+            prop_assert_eq!(in_order.visible(now), other.visible(now));
+            // Reclaiming an expired value never changes what a read sees.
+            let mut reclaimed = other.clone();
+            reclaimed.reclaim_expired(now);
+            prop_assert_eq!(reclaimed.visible(now), other.visible(now));
+        }
+    }
+
+    fn stamp(wall_ms: u64, node: u64) -> Timestamp {
+        Timestamp {
+            wall_ms,
+            logical: 0,
+            node,
+        }
+    }
+
+    #[test]
+    fn sums_from_every_node_add_up_and_a_delete_resets_what_it_saw() {
+        let mut here = CacheRecord::default();
+        here.sum(5, stamp(1, 1), 1, 1).unwrap();
+        let mut there = here.clone();
+        there.sum(7, stamp(2, 2), 2, 2).unwrap();
+        here.merge(there.clone());
+        assert_eq!(here.visible(3).unwrap().payload.bytes, 12u64.to_le_bytes());
+        // A delete on node 1 that saw 12, concurrent with +3 on node 2: the +3 survives.
+        here.delete(stamp(4, 1), 1);
+        there.sum(3, stamp(4, 2), 2, 4).unwrap();
+        here.merge(there);
+        assert_eq!(here.visible(5).unwrap().payload.bytes, 3u64.to_le_bytes());
+    }
+
+    #[test]
+    fn sum_on_a_set_value_is_refused_but_counts_from_zero_once_it_expired() {
+        let mut record = CacheRecord::default();
+        record.sum(9, stamp(1, 1), 1, 1).unwrap();
+        record.set(
+            Payload {
+                encoding: 0,
+                bytes: b"x".to_vec(),
+                metadata: None,
+                expires_at_ms: Some(10),
+            },
+            stamp(2, 1),
+        );
+        assert_eq!(record.sum(1, stamp(3, 1), 1, 3), Err(SumOnValue));
+        record.sum(1, stamp(11, 1), 1, 11).unwrap();
+        assert_eq!(record.visible(12).unwrap().payload.bytes, 1u64.to_le_bytes());
+    }
+
+    #[test]
+    fn a_dead_key_is_due_for_collection_a_grace_period_after_it_died() {
+        let mut record = CacheRecord::default();
+        assert_eq!(record.next_due(0, 100), None, "an empty record is never written");
+        record.set(
+            Payload {
+                encoding: 0,
+                bytes: b"x".to_vec(),
+                metadata: None,
+                expires_at_ms: Some(50),
+            },
+            stamp(10, 1),
+        );
+        assert_eq!(record.next_due(20, 100), Some(50), "first: when the value expires");
+        assert_eq!(record.next_due(60, 100), Some(150), "then: a grace period after");
+        record.delete(stamp(200, 1), 1);
+        assert_eq!(record.next_due(201, 100), Some(300));
+    }
+}

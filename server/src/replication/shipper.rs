@@ -1,0 +1,242 @@
+//! The sending side of cache replication: one shipper per peer takes the outbox from that
+//! peer's cursor and pushes the current records of the keys written, at once to peers in
+//! this region and after a short linger (to batch) across regions. The cursor is durable,
+//! so a restart resumes where the peer left off; a peer that is down or cut off keeps its
+//! place while local reads and writes go on untouched.
+//!
+//! A supervisor follows the Raft membership (every member, voter or learner, is a cache
+//! replica), starts and stops shippers, and trims the outbox behind the slowest cursor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edgekv_proto::peer::CachePayload;
+use tokio_util::sync::CancellationToken;
+
+use super::store::CacheStore;
+use super::wire::{self, MergeReply, MergeRequest};
+use crate::raft::{Member, NodeId, RaftNode};
+use crate::storage::{ColumnFamily, Durability, StorageResult, WriteBatch};
+
+/// Tunables of shipping.
+#[derive(Clone, Copy, Debug)]
+pub struct ShipSettings {
+    /// How long a shipper to another region waits after the first new write, so one
+    /// message carries what arrives meanwhile.
+    pub cross_region_linger: Duration,
+    /// Outbox entries per message.
+    pub batch_entries: usize,
+    pub request_timeout: Duration,
+}
+
+/// How shipping to one peer goes, for `kvctl cluster status`.
+#[derive(Clone, Debug, Default)]
+pub struct PeerShipping {
+    pub region: String,
+    /// The outbox sequence number the peer has taken up to.
+    pub cursor: u64,
+    pub last_error: Option<String>,
+}
+
+/// Shipping state per peer, shared with the status API.
+pub type ShippingStatus = Arc<Mutex<HashMap<NodeId, PeerShipping>>>;
+
+fn cursor_key(peer: NodeId) -> Vec<u8> {
+    format!("outbox_cursor/{peer:020}").into_bytes()
+}
+
+fn load_cursor(store: &CacheStore, engine: &dyn crate::storage::Engine, peer: NodeId) -> StorageResult<u64> {
+    Ok(match engine.get(ColumnFamily::Meta, &cursor_key(peer))? {
+        Some(raw) => raw.try_into().map(u64::from_be_bytes).unwrap_or(0),
+        // A new peer starts at the current head: what it missed before it joined comes
+        // from anti-entropy, not from replaying history.
+        None => *store.watch_outbox().borrow(),
+    })
+}
+
+fn save_cursor(engine: &dyn crate::storage::Engine, peer: NodeId, cursor: u64) -> StorageResult<()> {
+    let mut batch = WriteBatch::default();
+    batch.put(ColumnFamily::Meta, cursor_key(peer), cursor.to_be_bytes().to_vec());
+    // Buffered: a cursor lost in a power failure only means shipping some entries twice,
+    // which merging makes harmless.
+    engine.write(batch, Durability::Buffered)
+}
+
+pub struct Shippers {
+    pub store: Arc<CacheStore>,
+    pub engine: Arc<dyn crate::storage::Engine>,
+    pub raft: Arc<RaftNode>,
+    pub settings: ShipSettings,
+    pub status: ShippingStatus,
+}
+
+impl Shippers {
+    /// Runs until `stop`: keeps one shipper per peer and trims the outbox.
+    pub async fn run(self, stop: CancellationToken) {
+        let this = Arc::new(self);
+        let mut running: HashMap<NodeId, (Member, CancellationToken)> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let peers: HashMap<NodeId, Member> = this
+                .raft
+                .members()
+                .into_iter()
+                .filter(|(id, _)| *id != this.store.node())
+                .collect();
+            running.retain(|id, (member, token)| {
+                let keep = peers.get(id) == Some(member);
+                if !keep {
+                    token.cancel();
+                    this.status.lock().expect("status lock").remove(id);
+                }
+                keep
+            });
+            for (id, member) in peers {
+                if running.contains_key(&id) {
+                    continue;
+                }
+                let token = stop.child_token();
+                running.insert(id, (member.clone(), token.clone()));
+                let shipper = this.clone();
+                tokio::spawn(async move { shipper.ship_to(id, member, token).await });
+            }
+            this.trim();
+        }
+        for (_, (_, token)) in running {
+            token.cancel();
+        }
+    }
+
+    fn trim(&self) {
+        let taken = {
+            let status = self.status.lock().expect("status lock");
+            status
+                .values()
+                .map(|p| p.cursor)
+                .min()
+                .unwrap_or(*self.store.watch_outbox().borrow())
+        };
+        match self.store.trim_outbox(taken) {
+            Ok(oldest) => {
+                // Peers behind the oldest kept entry skip ahead; anti-entropy covers the gap.
+                if oldest > 0 {
+                    let mut status = self.status.lock().expect("status lock");
+                    for peer in status.values_mut() {
+                        peer.cursor = peer.cursor.max(oldest - 1);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot trim the replication outbox"),
+        }
+    }
+
+    async fn ship_to(self: Arc<Self>, peer: NodeId, member: Member, stop: CancellationToken) {
+        let same_region = member.region == self.raft.member().region;
+        let mut cursor = match load_cursor(&self.store, self.engine.as_ref(), peer) {
+            Ok(cursor) => cursor,
+            Err(error) => {
+                tracing::error!(%error, peer, "cannot read the replication cursor; not shipping to this peer");
+                return;
+            }
+        };
+        self.status.lock().expect("status lock").insert(
+            peer,
+            PeerShipping {
+                region: member.region.clone(),
+                cursor,
+                last_error: None,
+            },
+        );
+        let mut head = self.store.watch_outbox();
+        let mut failures: u32 = 0;
+        loop {
+            // The trimmer may have moved the cursor past entries it dropped.
+            cursor = cursor.max(self.status.lock().expect("status lock").get(&peer).map_or(0, |p| p.cursor));
+            if *head.borrow_and_update() <= cursor {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    changed = head.changed() => if changed.is_err() { return },
+                }
+                if !same_region {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(self.settings.cross_region_linger) => {}
+                    }
+                }
+                continue;
+            }
+            match self.ship_once(&member, cursor).await {
+                Ok(Some(shipped_to)) => {
+                    cursor = shipped_to;
+                    failures = 0;
+                    if let Err(error) = save_cursor(self.engine.as_ref(), peer, cursor) {
+                        tracing::warn!(%error, peer, "cannot save the replication cursor");
+                    }
+                    if let Some(status) = self.status.lock().expect("status lock").get_mut(&peer) {
+                        status.cursor = cursor;
+                        status.last_error = None;
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::debug!(%error, peer, "shipping cache writes failed; will retry");
+                    if let Some(status) = self.status.lock().expect("status lock").get_mut(&peer) {
+                        status.last_error = Some(error);
+                    }
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(5))).min(Duration::from_secs(2));
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one batch after `cursor`. Returns the new cursor, or `None` when the outbox
+    /// held nothing there.
+    async fn ship_once(&self, member: &Member, cursor: u64) -> Result<Option<u64>, String> {
+        let store = self.store.clone();
+        let limit = self.settings.batch_entries;
+        let (last, records) = tokio::task::spawn_blocking(move || -> StorageResult<_> {
+            let entries = store.outbox_after(cursor, limit)?;
+            let Some((last, _)) = entries.last() else {
+                return Ok((None, Vec::new()));
+            };
+            let last = *last;
+            let mut keys: Vec<Vec<u8>> = entries.into_iter().map(|(_, key)| key).collect();
+            keys.sort();
+            keys.dedup();
+            Ok((Some(last), store.records(&keys)?))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let Some(last) = last else {
+            return Ok(None);
+        };
+        let request = MergeRequest {
+            from_node: self.store.node(),
+            sent_at: self.store.stamp(),
+            from_outbox: true,
+            records,
+        };
+        let data = wire::encode(&request);
+        let answer = self
+            .raft
+            .transport()
+            .call_cache(member.destination(), self.settings.request_timeout, |mut c| async move {
+                c.merge(CachePayload { data }).await
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        wire::decode::<MergeReply>(&answer.data).map_err(|e| e.to_string())?;
+        Ok(Some(last))
+    }
+}

@@ -1,0 +1,591 @@
+//! The cache class's storage: every cache key's merged [`CacheRecord`] in the `cache`
+//! column family, the durable outbox of keys to ship, the due list of values to expire and
+//! tombstones to collect, and the per-bucket digests anti-entropy compares.
+//!
+//! All changes to cache records go through [`CacheStore`] under one lock, so a
+//! read-merge-write of a key is never interleaved with another, and the in-memory digests
+//! and counters always describe what is on disk. A local write puts the record and its
+//! outbox entry in one `WriteBatch`: once acknowledged, it is shipped even across a crash.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use edgekv_proto::Versionstamp;
+use tokio::sync::{broadcast, watch};
+
+use super::digest::{BUCKETS, Buckets, bucket_of, record_hash};
+use crate::clock::Clock;
+use crate::crdt::hlc::{ClockSkew, HybridClock, Timestamp};
+use crate::crdt::record::{CacheRecord, SumOnValue};
+use crate::crdt::values::Payload;
+use super::keyspace::{Class, Keyspace};
+use crate::storage::codec::{Envelope, expiry_index_key};
+use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, StorageError, StorageResult, WriteBatch};
+
+/// Tunables of the cache class (see `[cache]` in docs/config.example.toml).
+#[derive(Clone, Copy, Debug)]
+pub struct CacheSettings {
+    /// A peer's clock may be this far ahead of ours; records stamped further ahead are
+    /// refused (and counted), never merged.
+    pub max_clock_skew_ms: u64,
+    /// How long a deleted or expired key's tombstone is kept: longer than the longest
+    /// partition the cluster must survive, or a write older than the delete, delivered
+    /// after the partition, could bring the key back.
+    pub tombstone_grace_ms: u64,
+    /// Outbox entries kept for a peer that does not take them; beyond that the oldest are
+    /// dropped and anti-entropy repairs that peer instead (nothing is lost, only slower).
+    pub outbox_limit: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("sum on cache key {0}: the key holds a value written with set, not a counter; delete it first")]
+    SumOnValue(String),
+    #[error(transparent)]
+    ClockSkew(#[from] ClockSkew),
+}
+
+/// One change of a local cache write.
+#[derive(Clone, Debug)]
+pub enum CacheOp {
+    Set { key: Vec<u8>, payload: Payload },
+    Delete { key: Vec<u8> },
+    Sum { key: Vec<u8>, operand: u64 },
+}
+
+impl CacheOp {
+    fn key(&self) -> &[u8] {
+        match self {
+            CacheOp::Set { key, .. } | CacheOp::Delete { key } | CacheOp::Sum { key, .. } => key,
+        }
+    }
+}
+
+/// Where merged records came from, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Shipped from a peer's outbox right after it was written.
+    Outbox { from_node: u64 },
+    /// Found different by anti-entropy.
+    Repair,
+}
+
+/// Counters for `kvctl cluster status`.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// Records from peers that changed ours.
+    pub merges: AtomicU64,
+    /// Merges where two different writes of one key met and the stamps picked one.
+    pub conflicts_resolved: AtomicU64,
+    /// Records refused because their stamp was too far ahead of our clock.
+    pub clock_skew_refusals: AtomicU64,
+    /// Records anti-entropy brought in.
+    pub repaired: AtomicU64,
+    /// Outbox entries dropped over the limit (their peers are repaired by anti-entropy).
+    pub outbox_dropped: AtomicU64,
+}
+
+/// Propagation lag observed for writes shipped from one node: wall time from the write's
+/// stamp to its merge here.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InboundLag {
+    pub last_ms: u64,
+    pub max_ms: u64,
+    pub records: u64,
+}
+
+/// What the store holds, as one snapshot of the counters.
+#[derive(Clone, Debug, Default)]
+pub struct CacheSnapshot {
+    pub outbox_head: u64,
+    pub outbox_oldest: u64,
+    pub tombstones: u64,
+    pub records: u64,
+    pub merges: u64,
+    pub conflicts_resolved: u64,
+    pub clock_skew_refusals: u64,
+    pub repaired: u64,
+    pub outbox_dropped: u64,
+    pub inbound: HashMap<u64, InboundLag>,
+}
+
+struct WriterState {
+    /// Sequence number of the newest outbox entry (0: none ever).
+    outbox_head: u64,
+    /// Sequence number of the oldest outbox entry still kept.
+    outbox_oldest: u64,
+    digests: Buckets,
+    /// Tombstones (deleted keys and reclaimed expired values) waiting for collection.
+    tombstones: u64,
+    records: u64,
+}
+
+pub struct CacheStore {
+    engine: Arc<dyn Engine>,
+    node: u64,
+    wall: Arc<dyn Clock>,
+    hlc: HybridClock<Arc<dyn Clock>>,
+    durability: Durability,
+    settings: CacheSettings,
+    keyspace: Arc<Keyspace>,
+    state: Mutex<WriterState>,
+    counters: CacheCounters,
+    inbound: Mutex<HashMap<u64, InboundLag>>,
+    changes: broadcast::Sender<Arc<Vec<Vec<u8>>>>,
+    outbox_head: watch::Sender<u64>,
+}
+
+fn outbox_key(seq: u64) -> Vec<u8> {
+    seq.to_be_bytes().to_vec()
+}
+
+fn seq_of(key: &[u8]) -> StorageResult<u64> {
+    key.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StorageError::Corrupted("outbox key is not 8 bytes".into()))
+}
+
+/// A key as people read it: the tuple, or hex when it does not decode.
+fn display_key(key: &[u8]) -> String {
+    edgekv_proto::Key::decode(key).map_or_else(|_| format!("{key:02x?}"), |k| k.to_string())
+}
+
+fn corrupt(key: &[u8], error: postcard::Error) -> StorageError {
+    StorageError::Corrupted(format!(
+        "cache record of {} does not decode: {error}",
+        display_key(key)
+    ))
+}
+
+/// The versionstamp a read of a cache key reports: the deciding write's hybrid timestamp
+/// (wall ms and counter in the first 8 bytes, node in the last 2), ordered as the stamps
+/// are.
+pub fn versionstamp_of(stamp: Timestamp) -> Versionstamp {
+    let logical = u64::from(stamp.logical.min(u32::from(u16::MAX)));
+    Versionstamp::new((stamp.wall_ms << 16) | logical, stamp.node as u16)
+}
+
+impl CacheStore {
+    /// Opens the store: reads the outbox bounds and computes the digests and counters
+    /// with one scan of the cache records.
+    pub fn open(
+        engine: Arc<dyn Engine>,
+        node: u64,
+        wall: Arc<dyn Clock>,
+        durability: Durability,
+        settings: CacheSettings,
+        keyspace: Arc<Keyspace>,
+        changes: broadcast::Sender<Arc<Vec<Vec<u8>>>>,
+    ) -> StorageResult<Self> {
+        let mut digests = Buckets::default();
+        let (mut tombstones, mut records) = (0, 0);
+        let hlc = HybridClock::new(node, wall.clone(), settings.max_clock_skew_ms);
+        for item in engine.scan(ColumnFamily::Cache, ScanRange::all(), false) {
+            let (key, bytes) = item?;
+            let record = CacheRecord::decode(&bytes).map_err(|e| corrupt(&key, e))?;
+            digests.toggle(bucket_of(&key), record_hash(&key, &bytes));
+            records += 1;
+            tombstones += u64::from(record.is_tombstone());
+            // Stamps this node issued before a restart stay below the ones it issues now.
+            let _ = hlc.observe(record.stamp());
+        }
+        let last = |reverse| -> StorageResult<u64> {
+            match engine.scan(ColumnFamily::Outbox, ScanRange::all(), reverse).next() {
+                Some(item) => seq_of(&item?.0),
+                None => Ok(0),
+            }
+        };
+        let outbox_head = last(true)?;
+        let outbox_oldest = last(false)?;
+        let (head_sender, _) = watch::channel(outbox_head);
+        Ok(Self {
+            engine,
+            node,
+            wall,
+            hlc,
+            durability,
+            settings,
+            keyspace,
+            state: Mutex::new(WriterState {
+                outbox_head,
+                outbox_oldest,
+                digests,
+                tombstones,
+                records,
+            }),
+            counters: CacheCounters::default(),
+            inbound: Mutex::new(HashMap::new()),
+            changes,
+            outbox_head: head_sender,
+        })
+    }
+
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+
+    pub fn settings(&self) -> CacheSettings {
+        self.settings
+    }
+
+    pub fn keyspace(&self) -> &Arc<Keyspace> {
+        &self.keyspace
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.wall.now_ms()
+    }
+
+    /// A stamp for an outgoing message, so the receiver can refuse a clock too far ahead.
+    pub fn stamp(&self) -> Timestamp {
+        self.hlc.now()
+    }
+
+    /// Takes in a peer's message stamp: refused when that peer's clock is too far ahead.
+    pub fn observe(&self, stamp: Timestamp) -> Result<(), ClockSkew> {
+        self.hlc.observe(stamp).inspect_err(|_| {
+            self.counters.clock_skew_refusals.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    /// The newest outbox sequence number, watched by the shippers.
+    pub fn watch_outbox(&self) -> watch::Receiver<u64> {
+        self.outbox_head.subscribe()
+    }
+
+    /// What a read of `key` sees, as an envelope.
+    pub fn visible_envelope(key: &[u8], bytes: &[u8], now_ms: u64) -> StorageResult<Option<Envelope>> {
+        let record = CacheRecord::decode(bytes).map_err(|e| corrupt(key, e))?;
+        Ok(record.visible(now_ms).map(|visible| Envelope {
+            encoding: edgekv_proto::v1::ValueEncoding::try_from(visible.payload.encoding).unwrap_or_default(),
+            versionstamp: versionstamp_of(visible.stamp),
+            expires_at_ms: visible.payload.expires_at_ms,
+            metadata: visible.payload.metadata,
+            value: visible.payload.bytes,
+        }))
+    }
+
+    fn load(&self, key: &[u8]) -> StorageResult<Option<CacheRecord>> {
+        self.engine
+            .get(ColumnFamily::Cache, key)?
+            .map(|bytes| CacheRecord::decode(&bytes).map_err(|e| corrupt(key, e)))
+            .transpose()
+    }
+
+    /// Applies a local write: one stamp for all its changes, merged into the stored
+    /// records and queued in the outbox in one durable batch. Returns the stamp.
+    pub fn write(&self, ops: &[CacheOp]) -> Result<Timestamp, CacheError> {
+        let mut state = self.state.lock().expect("cache store lock");
+        let stamp = self.hlc.now();
+        let now = self.wall.now_ms();
+        let mut changed: BTreeMap<Vec<u8>, (Option<CacheRecord>, CacheRecord)> = BTreeMap::new();
+        for op in ops {
+            let key = op.key().to_vec();
+            let record = match changed.remove(&key) {
+                Some(pair) => pair,
+                None => {
+                    let before = self.load(&key)?;
+                    let after = before.clone().unwrap_or_default();
+                    (before, after)
+                }
+            };
+            let (before, mut after) = record;
+            match op {
+                CacheOp::Set { payload, .. } => after.set(payload.clone(), stamp),
+                CacheOp::Delete { .. } => after.delete(stamp, self.node),
+                CacheOp::Sum { operand, .. } => after
+                    .sum(*operand, stamp, self.node, now)
+                    .map_err(|SumOnValue| CacheError::SumOnValue(display_key(&key)))?,
+            }
+            changed.insert(key, (before, after));
+        }
+        let mut batch = WriteBatch::default();
+        let mut seq = state.outbox_head;
+        for key in changed.keys() {
+            seq += 1;
+            batch.put(ColumnFamily::Outbox, outbox_key(seq), key.clone());
+        }
+        let keys = self.commit(&mut state, batch, changed, now)?;
+        if state.outbox_oldest == 0 {
+            state.outbox_oldest = state.outbox_head + 1;
+        }
+        state.outbox_head = seq;
+        drop(state);
+        self.outbox_head.send_replace(seq);
+        let _ = self.changes.send(Arc::new(keys));
+        Ok(stamp)
+    }
+
+    /// Writes changed records (with their due entries) and updates digests and counters.
+    /// Returns the changed keys.
+    fn commit(
+        &self,
+        state: &mut WriterState,
+        mut batch: WriteBatch,
+        changed: BTreeMap<Vec<u8>, (Option<CacheRecord>, CacheRecord)>,
+        now: u64,
+    ) -> StorageResult<Vec<Vec<u8>>> {
+        let mut updates = Vec::with_capacity(changed.len());
+        for (key, (before, after)) in changed {
+            let bytes = after.encode();
+            if let Some(due) = after.next_due(now, self.settings.tombstone_grace_ms) {
+                batch.put(ColumnFamily::CacheDue, expiry_index_key(due, &key), Vec::new());
+            }
+            batch.put(ColumnFamily::Cache, key.clone(), bytes.clone());
+            updates.push((key, before, after, bytes));
+        }
+        self.engine.write(batch, self.durability)?;
+        let mut keys = Vec::with_capacity(updates.len());
+        for (key, before, after, bytes) in updates {
+            let bucket = bucket_of(&key);
+            if let Some(before) = &before {
+                state.digests.toggle(bucket, record_hash(&key, &before.encode()));
+                state.tombstones -= u64::from(before.is_tombstone());
+            } else {
+                state.records += 1;
+            }
+            state.digests.toggle(bucket, record_hash(&key, &bytes));
+            state.tombstones += u64::from(after.is_tombstone());
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    /// Merges records from a peer (encoded as they travel). Records of keys that are not
+    /// cache keys here, duplicates and records already collectable are skipped; records
+    /// stamped too far ahead of our clock are refused and counted. Returns how many
+    /// changed a record here.
+    pub fn merge(&self, records: &[(Vec<u8>, Vec<u8>)], source: Source) -> StorageResult<usize> {
+        let now = self.wall.now_ms();
+        let mut state = self.state.lock().expect("cache store lock");
+        let mut changed: BTreeMap<Vec<u8>, (Option<CacheRecord>, CacheRecord)> = BTreeMap::new();
+        let mut lags = Vec::new();
+        for (key, bytes) in records {
+            if self.keyspace.class_of(key) != Class::Cache {
+                continue;
+            }
+            let incoming = CacheRecord::decode(bytes).map_err(|e| corrupt(key, e))?;
+            if let Err(skew) = self.observe(incoming.stamp()) {
+                tracing::warn!(%skew, key = %display_key(key), "refused a cache record");
+                continue;
+            }
+            let (before, mut after) = match changed.remove(key) {
+                Some(pair) => pair,
+                None => {
+                    let before = self.load(key)?;
+                    let after = before.clone().unwrap_or_default();
+                    (before, after)
+                }
+            };
+            let collectable = incoming
+                .dead_since(now)
+                .is_some_and(|since| since.saturating_add(self.settings.tombstone_grace_ms) <= now);
+            if before.is_none() && collectable {
+                continue;
+            }
+            let unwritten = Timestamp::default();
+            let two_writes_met = after.register.marker != unwritten
+                && incoming.register.marker != unwritten
+                && after.register.marker != incoming.register.marker;
+            let incoming_stamp = incoming.stamp();
+            after.merge(incoming);
+            if before.as_ref() == Some(&after) {
+                continue;
+            }
+            if two_writes_met {
+                self.counters.conflicts_resolved.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Source::Outbox { from_node } = source {
+                lags.push((from_node, now.saturating_sub(incoming_stamp.wall_ms)));
+            }
+            changed.insert(key.clone(), (before, after));
+        }
+        let count = changed.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        let keys = self.commit(&mut state, WriteBatch::default(), changed, now)?;
+        drop(state);
+        self.counters.merges.fetch_add(count as u64, Ordering::Relaxed);
+        if source == Source::Repair {
+            self.counters.repaired.fetch_add(count as u64, Ordering::Relaxed);
+        }
+        if !lags.is_empty() {
+            let mut inbound = self.inbound.lock().expect("lag lock");
+            for (node, lag) in lags {
+                let entry = inbound.entry(node).or_default();
+                entry.last_ms = lag;
+                entry.max_ms = entry.max_ms.max(lag);
+                entry.records += 1;
+            }
+        }
+        let _ = self.changes.send(Arc::new(keys));
+        Ok(count)
+    }
+
+    /// Up to `limit` outbox entries after `after`: (sequence number, key).
+    pub fn outbox_after(&self, after: u64, limit: usize) -> StorageResult<Vec<(u64, Vec<u8>)>> {
+        let range = ScanRange::new(outbox_key(after.saturating_add(1)), outbox_key(u64::MAX));
+        self.engine
+            .scan(ColumnFamily::Outbox, range, false)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((seq_of(&key)?, value))
+            })
+            .collect()
+    }
+
+    /// The stored records of `keys` (encoded), skipping keys without one.
+    pub fn records(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(bytes) = self.engine.get(ColumnFamily::Cache, key)? {
+                out.push((key.clone(), bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops outbox entries every peer has taken (up to `taken`), and the oldest beyond
+    /// the limit. Returns the oldest sequence number still kept: a peer whose cursor is
+    /// below it missed entries and relies on anti-entropy.
+    pub fn trim_outbox(&self, taken: u64) -> StorageResult<u64> {
+        let mut state = self.state.lock().expect("cache store lock");
+        let over_limit = state.outbox_head.saturating_sub(self.settings.outbox_limit);
+        let upto = taken.max(over_limit).min(state.outbox_head);
+        if state.outbox_oldest == 0 || upto < state.outbox_oldest {
+            return Ok(state.outbox_oldest);
+        }
+        // Entries no peer had taken yet, dropped only because of the limit.
+        let dropped = (upto + 1).saturating_sub(state.outbox_oldest.max(taken + 1));
+        self.counters.outbox_dropped.fetch_add(dropped, Ordering::Relaxed);
+        let mut batch = WriteBatch::default();
+        batch.delete_range(ColumnFamily::Outbox, outbox_key(0), outbox_key(upto + 1));
+        self.engine.write(batch, Durability::Buffered)?;
+        state.outbox_oldest = if upto == state.outbox_head { 0 } else { upto + 1 };
+        Ok(state.outbox_oldest)
+    }
+
+    /// The digest of every bucket.
+    pub fn digests(&self) -> Vec<u64> {
+        self.state.lock().expect("cache store lock").digests.to_vec()
+    }
+
+    /// Records in the chosen buckets, in key order after `after`, up to about `max_bytes`.
+    /// Returns them and the key to continue after, if the scan stopped early.
+    pub fn records_in_buckets(
+        &self,
+        buckets: &[bool; BUCKETS],
+        after: Option<&[u8]>,
+        max_bytes: usize,
+    ) -> StorageResult<(Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>)> {
+        let range = match after {
+            Some(key) => ScanRange {
+                start: std::ops::Bound::Excluded(key.to_vec()),
+                end: std::ops::Bound::Unbounded,
+            },
+            None => ScanRange::all(),
+        };
+        let snapshot = self.engine.snapshot();
+        let mut out = Vec::new();
+        let mut size = 0;
+        for item in snapshot.scan(ColumnFamily::Cache, range, false) {
+            let (key, bytes) = item?;
+            if !buckets[bucket_of(&key)] {
+                continue;
+            }
+            size += key.len() + bytes.len();
+            out.push((key, bytes));
+            if size >= max_bytes {
+                let next = out.last().map(|(k, _)| k.clone());
+                return Ok((out, next));
+            }
+        }
+        Ok((out, None))
+    }
+
+    /// Expires due values (keeping their stamps as tombstones) and collects tombstones
+    /// past the grace period, up to `limit` due entries. Returns how many it worked through.
+    pub fn sweep(&self, limit: usize) -> StorageResult<usize> {
+        let now = self.wall.now_ms();
+        let due: Vec<Vec<u8>> = self
+            .engine
+            .scan(
+                ColumnFamily::CacheDue,
+                ScanRange::new(Vec::new(), expiry_index_key(now.saturating_add(1), &[])),
+                false,
+            )
+            .take(limit)
+            .map(|item| item.map(|(key, _)| key))
+            .collect::<StorageResult<_>>()?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut state = self.state.lock().expect("cache store lock");
+        let mut batch = WriteBatch::default();
+        let mut changed = BTreeMap::new();
+        let worked = due.len();
+        for index_key in due {
+            batch.delete(ColumnFamily::CacheDue, index_key.clone());
+            let key = index_key[8..].to_vec();
+            let Some(record) = self.load(&key)? else { continue };
+            let collectable = record
+                .dead_since(now)
+                .is_some_and(|since| since.saturating_add(self.settings.tombstone_grace_ms) <= now);
+            if collectable {
+                batch.delete(ColumnFamily::Cache, key.clone());
+                state.digests.toggle(bucket_of(&key), record_hash(&key, &record.encode()));
+                state.tombstones -= u64::from(record.is_tombstone());
+                state.records -= 1;
+                continue;
+            }
+            let mut after = record.clone();
+            if after.reclaim_expired(now) {
+                changed.insert(key, (Some(record), after));
+            }
+        }
+        self.commit(&mut state, batch, changed, now)?;
+        Ok(worked)
+    }
+
+    pub fn snapshot(&self) -> CacheSnapshot {
+        let state = self.state.lock().expect("cache store lock");
+        let c = &self.counters;
+        CacheSnapshot {
+            outbox_head: state.outbox_head,
+            outbox_oldest: state.outbox_oldest,
+            tombstones: state.tombstones,
+            records: state.records,
+            merges: c.merges.load(Ordering::Relaxed),
+            conflicts_resolved: c.conflicts_resolved.load(Ordering::Relaxed),
+            clock_skew_refusals: c.clock_skew_refusals.load(Ordering::Relaxed),
+            repaired: c.repaired.load(Ordering::Relaxed),
+            outbox_dropped: c.outbox_dropped.load(Ordering::Relaxed),
+            inbound: self.inbound.lock().expect("lag lock").clone(),
+        }
+    }
+
+    /// Keys under `prefix` that show a value (for class changes).
+    pub fn live_keys_under(&self, prefix: &[u8]) -> StorageResult<Vec<Vec<u8>>> {
+        let now = self.wall.now_ms();
+        let range = ScanRange::new(prefix.to_vec(), edgekv_proto::Key::prefix_end(prefix));
+        let mut live = Vec::new();
+        for item in self.engine.scan(ColumnFamily::Cache, range, false) {
+            let (key, bytes) = item?;
+            if CacheRecord::decode(&bytes).map_err(|e| corrupt(&key, e))?.visible(now).is_some() {
+                live.push(key);
+            }
+        }
+        Ok(live)
+    }
+
+    /// The largest propagation lag among the latest writes merged from each peer.
+    pub fn recent_lag_ms(&self) -> u64 {
+        let inbound = self.inbound.lock().expect("lag lock");
+        inbound.values().map(|lag| lag.last_ms).max().unwrap_or(0)
+    }
+}

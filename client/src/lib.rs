@@ -403,7 +403,9 @@ impl IntoFuture for Get {
                 })
                 .await?;
             let served_by = ServedBy::from_wire(response.read);
-            response.entry.map(|e| Entry::from_wire(e, served_by)).transpose()
+            let class = Some(response.class).filter(|c| !c.is_empty());
+            let entry = response.entry.map(|e| Entry::from_wire(e, served_by)).transpose()?;
+            Ok(entry.map(|entry| Entry { class, ..entry }))
         })
     }
 }

@@ -158,6 +158,9 @@ pub struct Entry {
     pub expires_at_ms: Option<u64>,
     pub metadata: Option<serde_json::Value>,
     pub served_by: Option<ServedBy>,
+    /// The key's consistency class, "strong" or "cache", when the read reported it (`get`
+    /// does).
+    pub class: Option<String>,
 }
 
 impl Entry {
@@ -175,6 +178,7 @@ impl Entry {
             expires_at_ms: entry.expires_at_ms,
             metadata,
             served_by,
+            class: None,
         })
     }
 

@@ -19,6 +19,43 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::{Failure, Output, print_json, usage};
 
+/// Class rules go through Raft: any node takes them (a follower forwards to the leader).
+#[derive(Subcommand)]
+pub enum KeyspaceCommand {
+    /// Put the keys under PREFIX in CLASS. Refused (KEYSPACE_NOT_EMPTY) while the prefix
+    /// holds data of the other class: a class change never reinterprets data.
+    SetClass {
+        /// A key prefix: `sessions` or '["cache", "eu"]'.
+        prefix: String,
+        #[arg(value_enum)]
+        class: ClassArg,
+    },
+    /// The class of keys no other rule matches (strong unless set).
+    SetDefault {
+        #[arg(value_enum)]
+        class: ClassArg,
+    },
+    /// The rules in force: prefix and class, and the default.
+    List,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClassArg {
+    /// Linearizable, through Raft; atomic checks allowed.
+    Strong,
+    /// Multi-master: written locally in any region, merged everywhere (no checks).
+    Cache,
+}
+
+impl ClassArg {
+    fn name(self) -> &'static str {
+        match self {
+            ClassArg::Strong => "strong",
+            ClassArg::Cache => "cache",
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum ClusterCommand {
     /// The answering node's view: leader, term, log indexes and every member with its lag.
@@ -106,6 +143,8 @@ pub enum Plan {
     MemberList,
     Membership(Change),
     Fault(Fault),
+    SetClass(pb::SetKeyspaceClassRequest),
+    ListKeyspace,
 }
 
 /// A membership change, sent to the leader.
@@ -178,6 +217,28 @@ impl Plan {
         })
     }
 
+    pub fn keyspace(command: KeyspaceCommand) -> Result<Self, Failure> {
+        Ok(match command {
+            KeyspaceCommand::SetClass { prefix, class } => {
+                let prefix = crate::parse_key(&prefix)?;
+                if prefix.0.is_empty() {
+                    return Err(usage(
+                        "PREFIX is empty; use `keyspace set-default CLASS` for the default class",
+                    ));
+                }
+                Plan::SetClass(pb::SetKeyspaceClassRequest {
+                    prefix: prefix.encode(),
+                    class: class.name().into(),
+                })
+            }
+            KeyspaceCommand::SetDefault { class } => Plan::SetClass(pb::SetKeyspaceClassRequest {
+                prefix: Vec::new(),
+                class: class.name().into(),
+            }),
+            KeyspaceCommand::List => Plan::ListKeyspace,
+        })
+    }
+
     pub fn fault(command: FaultCommand) -> Result<Self, Failure> {
         Ok(Plan::Fault(match command {
             FaultCommand::Partition { a, b } => {
@@ -235,6 +296,16 @@ impl Plan {
                     }
                 };
                 print_members(&mut out, &status.members, output);
+            }
+            Plan::SetClass(request) => {
+                let request = node.request(request);
+                let rules = node.admin.set_keyspace_class(request).await.map_err(|s| failure(&s))?;
+                print_keyspace(&mut out, &rules.into_inner(), output);
+            }
+            Plan::ListKeyspace => {
+                let request = node.request(pb::ListKeyspaceRequest {});
+                let rules = node.admin.list_keyspace(request).await.map_err(|s| failure(&s))?;
+                print_keyspace(&mut out, &rules.into_inner(), output);
             }
             Plan::Fault(fault) => {
                 let answer = node.inject_fault(fault).await.map_err(|s| failure(&s))?;
@@ -431,7 +502,102 @@ fn cluster_json(status: &pb::ClusterStatusResponse) -> Json {
         "applied_index": status.applied_index,
         "last_log_index": status.last_log_index,
         "members": sorted(&status.members).into_iter().map(member_json).collect::<Vec<_>>(),
+        "cache": status.cache.as_ref().map(cache_json),
     })
+}
+
+fn cache_json(cache: &pb::CacheReplicationStatus) -> Json {
+    json!({
+        "outbox_depth": cache.outbox_depth,
+        "merges": cache.merges,
+        "conflicts_resolved": cache.conflicts_resolved,
+        "tombstones_pending_gc": cache.tombstones_pending_gc,
+        "clock_skew_refusals": cache.clock_skew_refusals,
+        "repaired": cache.repaired,
+        "outbox_dropped": cache.outbox_dropped,
+        "cache_records": cache.cache_records,
+        "peers": cache.peers.iter().map(|p| json!({
+            "node_id": p.node_id,
+            "region": p.region,
+            "backlog": p.backlog,
+            "inbound_lag_ms": p.inbound_lag_ms,
+            "inbound_max_lag_ms": p.inbound_max_lag_ms,
+            "last_error": p.last_error,
+            "last_sync_age_ms": p.last_sync_age_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_cache(out: &mut impl std::io::Write, cache: &pb::CacheReplicationStatus) {
+    let _ = writeln!(out);
+    let fields = [
+        ("cache_records", cache.cache_records),
+        ("outbox_depth", cache.outbox_depth),
+        ("merges", cache.merges),
+        ("conflicts_resolved", cache.conflicts_resolved),
+        ("tombstones_pending", cache.tombstones_pending_gc),
+        ("clock_skew_refused", cache.clock_skew_refusals),
+        ("repaired", cache.repaired),
+        ("outbox_dropped", cache.outbox_dropped),
+    ];
+    for (name, value) in fields {
+        let _ = writeln!(out, "{name:<18} {value}");
+    }
+    let _ = writeln!(out);
+    let rows: Vec<[String; 6]> = cache
+        .peers
+        .iter()
+        .map(|p| {
+            [
+                p.node_id.to_string(),
+                p.region.clone(),
+                p.backlog.to_string(),
+                format!("{}/{}", p.inbound_lag_ms, p.inbound_max_lag_ms),
+                p.last_sync_age_ms.map_or("never".into(), |ms| format!("{ms} ms ago")),
+                p.last_error.clone(),
+            ]
+        })
+        .collect();
+    print_aligned(
+        out,
+        [
+            "PEER",
+            "REGION",
+            "BACKLOG",
+            "LAG_MS(LAST/MAX)",
+            "LAST_SYNC",
+            "SHIP_ERROR",
+        ],
+        &rows,
+    );
+}
+
+fn prefix_json(prefix: &[u8]) -> Json {
+    edgekv_proto::Key::decode(prefix).map_or_else(|_| Json::String(hex::encode(prefix)), |k| k.to_json())
+}
+
+fn print_keyspace(out: &mut impl std::io::Write, rules: &pb::KeyspaceResponse, output: Output) {
+    let named: Vec<&pb::KeyspaceRule> = rules.rules.iter().filter(|r| !r.prefix.is_empty()).collect();
+    match output {
+        Output::Json => print_json(
+            out,
+            &json!({
+                "default_class": rules.default_class,
+                "rules": named
+                    .iter()
+                    .map(|r| json!({ "prefix": prefix_json(&r.prefix), "class": r.class }))
+                    .collect::<Vec<_>>(),
+            }),
+        ),
+        Output::Table => {
+            let mut rows: Vec<[String; 2]> = named
+                .iter()
+                .map(|r| [prefix_json(&r.prefix).to_string(), r.class.clone()])
+                .collect();
+            rows.push(["(default)".into(), rules.default_class.clone()]);
+            print_aligned(out, ["PREFIX", "CLASS"], &rows);
+        }
+    }
 }
 
 fn link_json(link: &pb::FaultLink) -> Json {
@@ -462,6 +628,9 @@ fn print_cluster(out: &mut impl std::io::Write, status: &pb::ClusterStatusRespon
     }
     let _ = writeln!(out);
     print_member_table(out, &status.members);
+    if let Some(cache) = &status.cache {
+        print_cache(out, cache);
+    }
 }
 
 fn print_members(out: &mut impl std::io::Write, members: &[pb::Member], output: Output) {

@@ -123,6 +123,11 @@ enum Command {
         #[command(subcommand)]
         command: admin::FaultCommand,
     },
+    /// Which keys are strong (Raft) and which are cache (multi-master CRDT) keys.
+    Keyspace {
+        #[command(subcommand)]
+        command: admin::KeyspaceCommand,
+    },
 }
 
 /// A failure with the exit code it maps to.
@@ -278,6 +283,7 @@ impl Plan {
             Command::Cluster { command } => Plan::Admin(admin::Plan::cluster(command)),
             Command::Member { command } => Plan::Admin(admin::Plan::member(command)?),
             Command::Fault { command } => Plan::Admin(admin::Plan::fault(command)?),
+            Command::Keyspace { command } => Plan::Admin(admin::Plan::keyspace(command)?),
         })
     }
 
@@ -407,6 +413,7 @@ fn entry_json(entry: &Entry) -> Json {
         "expires_at": entry.expires_at_ms,
         "metadata": entry.metadata,
         "served_by": served,
+        "class": entry.class,
     })
 }
 

@@ -331,6 +331,41 @@ impl Cluster {
         Ok(())
     }
 
+    /// Puts keys under `prefix` in `class` ("strong" or "cache") through node `via`, and
+    /// waits until every running node applies the rule.
+    pub async fn set_class(&self, via: u64, prefix: &edgekv_client::Key, class: &str) -> Result<()> {
+        let request = pb::SetKeyspaceClassRequest {
+            prefix: prefix.encode(),
+            class: class.into(),
+        };
+        AdminClient::connect(self.node(via).endpoint())
+            .await?
+            .set_keyspace_class(request)
+            .await?;
+        for node in self.nodes.iter().filter(|n| n.process.is_some()) {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let rules = AdminClient::connect(node.endpoint())
+                    .await?
+                    .list_keyspace(pb::ListKeyspaceRequest {})
+                    .await?
+                    .into_inner();
+                if rules
+                    .rules
+                    .iter()
+                    .any(|r| r.prefix == prefix.encode() && r.class == class)
+                {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("node {} did not apply the class rule", node.id);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn heal(&self, via: u64) -> Result<()> {
         self.fault(via, pb::inject_fault_request::Fault::Heal(pb::Heal {}))
             .await

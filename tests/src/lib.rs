@@ -7,6 +7,7 @@
 
 /// Real-process multi-node clusters.
 pub mod cluster;
+pub mod convergence;
 /// Checks recorded concurrent histories for linearizability (Wing–Gong/Lowe, split per key).
 pub mod linearizability;
 

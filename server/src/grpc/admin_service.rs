@@ -9,16 +9,15 @@ use edgekv_proto::peer::FaultState;
 use edgekv_proto::v1::admin_server::Admin;
 use edgekv_proto::v1::{
     AddMemberRequest, CachePeerStatus, CacheReplicationStatus, ClusterStatusRequest, ClusterStatusResponse,
-    InjectFaultRequest, InjectFaultResponse, KeyspaceResponse, KeyspaceRule, ListKeyspaceRequest,
-    Member as WireMember, MemberRequest, SetKeyspaceClassRequest, StatusRequest, StatusResponse,
-    inject_fault_request::Fault,
+    InjectFaultRequest, InjectFaultResponse, KeyspaceResponse, KeyspaceRule, ListKeyspaceRequest, Member as WireMember,
+    MemberRequest, SetKeyspaceClassRequest, StatusRequest, StatusResponse, inject_fault_request::Fault,
 };
 use tonic::{Request, Response, Status};
 
 use super::status::status;
 use crate::kv::KvStore;
-use crate::replication::keyspace::Class;
 use crate::raft::{ClusterStatus, Member, RaftNode, links_to_proto};
+use crate::replication::keyspace::Class;
 
 /// Who this node is, as reported in read answers and status.
 #[derive(Clone, Debug)]
@@ -172,7 +171,10 @@ impl Admin for AdminService {
         Ok(Response::new(keyspace_to_wire(self.store.keyspace_rules())))
     }
 
-    async fn list_keyspace(&self, _request: Request<ListKeyspaceRequest>) -> Result<Response<KeyspaceResponse>, Status> {
+    async fn list_keyspace(
+        &self,
+        _request: Request<ListKeyspaceRequest>,
+    ) -> Result<Response<KeyspaceResponse>, Status> {
         Ok(Response::new(keyspace_to_wire(self.store.keyspace_rules())))
     }
 

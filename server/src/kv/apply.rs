@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::error::{KvError, KvResult};
-use crate::replication::keyspace::{Class, Keyspace};
 use super::types::{AtomicOutcome, AtomicWrite, Expiry, Mutation};
 use super::v8_sum::{self, SumError, SumOperand};
 use crate::raft::{AppliedBatch, Applier, CommittedProposal};
+use crate::replication::keyspace::{Class, Keyspace};
 use crate::storage::codec::{Envelope, expiry_index_key};
 use crate::storage::{ColumnFamily, Engine, ScanRange, StorageError, StorageResult, WriteBatch};
 use crate::ttl::DueExpiry;
@@ -41,7 +41,10 @@ pub(crate) enum Command {
     Expire(Vec<DueExpiry>),
     /// Puts keys under `prefix` in `class` (refused while strong data there would become
     /// cache keys; the proposing node checks its cache data the other way).
-    SetClass { prefix: Vec<u8>, class: Class },
+    SetClass {
+        prefix: Vec<u8>,
+        class: Class,
+    },
 }
 
 /// A request refused while it was applied (a type mismatch, a sum out of range): the same
@@ -439,13 +442,26 @@ fn apply_atomic(
 
 /// Sets a class rule unless live strong data under `prefix` would become cache keys (that
 /// data would vanish from reads; it is never silently reinterpreted).
-fn apply_set_class(staged: &mut Staged<'_>, keyspace: &Keyspace, prefix: &[u8], class: Class, now: u64) -> KvResult<()> {
-    let mut rules: BTreeMap<Vec<u8>, Class> = keyspace.rules().into_iter().chain(staged.rules.iter().cloned()).collect();
+fn apply_set_class(
+    staged: &mut Staged<'_>,
+    keyspace: &Keyspace,
+    prefix: &[u8],
+    class: Class,
+    now: u64,
+) -> KvResult<()> {
+    let mut rules: BTreeMap<Vec<u8>, Class> = keyspace
+        .rules()
+        .into_iter()
+        .chain(staged.rules.iter().cloned())
+        .collect();
     rules.insert(prefix.to_vec(), class);
     let end = Key::prefix_end(prefix);
     let becomes_cache = |key: &[u8]| crate::replication::keyspace::class_in(&rules, key) == Class::Cache;
     let pending = BTreeMap::new();
-    for item in staged.engine.scan(ColumnFamily::Data, ScanRange::new(prefix.to_vec(), end), false) {
+    for item in staged
+        .engine
+        .scan(ColumnFamily::Data, ScanRange::new(prefix.to_vec(), end), false)
+    {
         let (key, _) = item?;
         if becomes_cache(&key) && staged.raw(&key, &pending)?.is_some_and(|e| e.is_live(now)) {
             return Err(KvError::KeyspaceNotEmpty(format!(

@@ -29,8 +29,8 @@ use edgekv_proto::Versionstamp;
 use edgekv_proto::limits::MAX_GET_MANY_KEYS;
 use tokio::sync::broadcast;
 
-pub(crate) use self::apply::display_key;
 pub use self::apply::ChangedKeys;
+pub(crate) use self::apply::display_key;
 use self::apply::{Answer, Command, KvApplier};
 pub use self::error::{KvError, KvResult};
 pub use self::types::*;
@@ -542,7 +542,9 @@ impl KvStore {
                 },
                 CacheError::ClockSkew(skew) => KvError::InvalidArgument(skew.to_string()),
             })?;
-        Ok(AtomicOutcome::Committed(crate::replication::store::versionstamp_of(stamp)))
+        Ok(AtomicOutcome::Committed(crate::replication::store::versionstamp_of(
+            stamp,
+        )))
     }
 
     /// Deletes the given due entries whose value still carries that expiry. Used by the

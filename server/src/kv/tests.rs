@@ -719,15 +719,28 @@ mod cache_class {
             key: c.clone(),
             operand: 1,
         };
-        assert_eq!(refusal(store.atomic(write(vec![], vec![max])).await), ErrorCode::UnsupportedForCacheClass);
+        assert_eq!(
+            refusal(store.atomic(write(vec![], vec![max])).await),
+            ErrorCode::UnsupportedForCacheClass
+        );
         let mixed = vec![set(c.clone(), "x", None), set(key!["s"].encode(), "y", None)];
-        assert_eq!(refusal(store.atomic(write(vec![], mixed)).await), ErrorCode::MixedClasses);
+        assert_eq!(
+            refusal(store.atomic(write(vec![], mixed)).await),
+            ErrorCode::MixedClasses
+        );
         let spanning = Mutation::DeleteRange {
             start: key!["a"].encode(),
             end: key!["z"].encode(),
         };
-        assert_eq!(refusal(store.atomic(write(vec![], vec![spanning])).await), ErrorCode::MixedClasses);
-        assert_eq!(value_of(&store, &c).await, None, "nothing of a refused write is applied");
+        assert_eq!(
+            refusal(store.atomic(write(vec![], vec![spanning])).await),
+            ErrorCode::MixedClasses
+        );
+        assert_eq!(
+            value_of(&store, &c).await,
+            None,
+            "nothing of a refused write is applied"
+        );
         node.shutdown().await;
     }
 
@@ -781,7 +794,7 @@ mod cache_class {
                 reverse,
                 cursor: None,
                 keys_only: false,
-                };
+            };
             let (page, _) = store.list(&query, Consistency::Strong).await.unwrap();
             let mut values: Vec<String> = page
                 .entries
@@ -810,7 +823,13 @@ mod cache_class {
         store.set_class(&key!["e"].encode(), Class::Cache).await.unwrap();
         store.set_class(b"", Class::Cache).await.unwrap_err();
         assert_eq!(store.class_of(&key!["s", "1"].encode()), Class::Strong);
-        commit(&store, vec![Mutation::Delete { key: key!["s", "1"].encode() }]).await;
+        commit(
+            &store,
+            vec![Mutation::Delete {
+                key: key!["s", "1"].encode(),
+            }],
+        )
+        .await;
         store.set_class(b"", Class::Cache).await.unwrap();
         assert_eq!(store.class_of(&key!["zz"].encode()), Class::Cache);
         assert_eq!(store.class_of(&key!["c", "1"].encode()), Class::Cache);

@@ -164,7 +164,12 @@ impl PeerTransport {
     }
 
     /// Calls a peer's `CacheReplication` service, through the simulated WAN.
-    pub async fn call_cache<T, F, Fut>(&self, to: Destination<'_>, timeout: Duration, rpc: F) -> Result<T, TransportError>
+    pub async fn call_cache<T, F, Fut>(
+        &self,
+        to: Destination<'_>,
+        timeout: Duration,
+        rpc: F,
+    ) -> Result<T, TransportError>
     where
         F: FnOnce(CacheReplicationClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,

@@ -72,7 +72,9 @@ impl CacheReplication for CacheReplicationService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(storage_status)?;
-        reply(&MergeReply { changed: changed as u64 })
+        reply(&MergeReply {
+            changed: changed as u64,
+        })
     }
 
     async fn digests(&self, payload: Request<CachePayload>) -> Result<Response<CachePayload>, Status> {

@@ -156,7 +156,13 @@ impl Shippers {
         let mut failures: u32 = 0;
         loop {
             // The trimmer may have moved the cursor past entries it dropped.
-            cursor = cursor.max(self.status.lock().expect("status lock").get(&peer).map_or(0, |p| p.cursor));
+            cursor = cursor.max(
+                self.status
+                    .lock()
+                    .expect("status lock")
+                    .get(&peer)
+                    .map_or(0, |p| p.cursor),
+            );
             if *head.borrow_and_update() <= cursor {
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -231,9 +237,11 @@ impl Shippers {
         let answer = self
             .raft
             .transport()
-            .call_cache(member.destination(), self.settings.request_timeout, |mut c| async move {
-                c.merge(CachePayload { data }).await
-            })
+            .call_cache(
+                member.destination(),
+                self.settings.request_timeout,
+                |mut c| async move { c.merge(CachePayload { data }).await },
+            )
             .await
             .map_err(|e| e.to_string())?;
         wire::decode::<MergeReply>(&answer.data).map_err(|e| e.to_string())?;

@@ -15,11 +15,12 @@ use edgekv_proto::Versionstamp;
 use tokio::sync::{broadcast, watch};
 
 use super::digest::{BUCKETS, Buckets, bucket_of, record_hash};
+use super::wire::EncodedRecord;
+use super::keyspace::{Class, Keyspace};
 use crate::clock::Clock;
 use crate::crdt::hlc::{ClockSkew, HybridClock, Timestamp};
 use crate::crdt::record::{CacheRecord, SumOnValue};
 use crate::crdt::values::Payload;
-use super::keyspace::{Class, Keyspace};
 use crate::storage::codec::{Envelope, expiry_index_key};
 use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, StorageError, StorageResult, WriteBatch};
 
@@ -154,10 +155,7 @@ fn display_key(key: &[u8]) -> String {
 }
 
 fn corrupt(key: &[u8], error: postcard::Error) -> StorageError {
-    StorageError::Corrupted(format!(
-        "cache record of {} does not decode: {error}",
-        display_key(key)
-    ))
+    StorageError::Corrupted(format!("cache record of {} does not decode: {error}", display_key(key)))
 }
 
 /// The versionstamp a read of a cache key reports: the deciding write's hybrid timestamp
@@ -358,7 +356,7 @@ impl CacheStore {
     /// cache keys here, duplicates and records already collectable are skipped; records
     /// stamped too far ahead of our clock are refused and counted. Returns how many
     /// changed a record here.
-    pub fn merge(&self, records: &[(Vec<u8>, Vec<u8>)], source: Source) -> StorageResult<usize> {
+    pub fn merge(&self, records: &[EncodedRecord], source: Source) -> StorageResult<usize> {
         let now = self.wall.now_ms();
         let mut state = self.state.lock().expect("cache store lock");
         let mut changed: BTreeMap<Vec<u8>, (Option<CacheRecord>, CacheRecord)> = BTreeMap::new();
@@ -440,7 +438,7 @@ impl CacheStore {
     }
 
     /// The stored records of `keys` (encoded), skipping keys without one.
-    pub fn records(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn records(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<EncodedRecord>> {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             if let Some(bytes) = self.engine.get(ColumnFamily::Cache, key)? {
@@ -482,7 +480,7 @@ impl CacheStore {
         buckets: &[bool; BUCKETS],
         after: Option<&[u8]>,
         max_bytes: usize,
-    ) -> StorageResult<(Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>)> {
+    ) -> StorageResult<(Vec<EncodedRecord>, Option<Vec<u8>>)> {
         let range = match after {
             Some(key) => ScanRange {
                 start: std::ops::Bound::Excluded(key.to_vec()),
@@ -538,7 +536,9 @@ impl CacheStore {
                 .is_some_and(|since| since.saturating_add(self.settings.tombstone_grace_ms) <= now);
             if collectable {
                 batch.delete(ColumnFamily::Cache, key.clone());
-                state.digests.toggle(bucket_of(&key), record_hash(&key, &record.encode()));
+                state
+                    .digests
+                    .toggle(bucket_of(&key), record_hash(&key, &record.encode()));
                 state.tombstones -= u64::from(record.is_tombstone());
                 state.records -= 1;
                 continue;
@@ -576,7 +576,11 @@ impl CacheStore {
         let mut live = Vec::new();
         for item in self.engine.scan(ColumnFamily::Cache, range, false) {
             let (key, bytes) = item?;
-            if CacheRecord::decode(&bytes).map_err(|e| corrupt(&key, e))?.visible(now).is_some() {
+            if CacheRecord::decode(&bytes)
+                .map_err(|e| corrupt(&key, e))?
+                .visible(now)
+                .is_some()
+            {
                 live.push(key);
             }
         }

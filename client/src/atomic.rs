@@ -8,6 +8,7 @@ use edgekv_proto::{Key, Versionstamp};
 
 use crate::Client;
 use crate::error::{Error, Result};
+use crate::routing::Route;
 use crate::value::Value;
 
 /// Options of a set: expiry and Workers KV style metadata.
@@ -160,8 +161,14 @@ impl Atomic {
             mutations: self.mutations,
         };
         let client = &self.client;
+        // Checks need the leader (and a cache key's check is refused there, clearly).
+        let route = if request.checks.is_empty() {
+            client.route_for(&mutation_keys(&request.mutations), true).await
+        } else {
+            Route::Leader
+        };
         let response = client
-            .write(|mut kv| {
+            .write(route, |mut kv| {
                 let request = client.request(request.clone());
                 async move { kv.atomic(request).await }
             })
@@ -183,4 +190,20 @@ impl Atomic {
             })
         }
     }
+}
+
+/// The keys a write's mutations name; none for a range delete, which then goes to the
+/// leader (ranges can span classes).
+fn mutation_keys(mutations: &[pb::Mutation]) -> Vec<&[u8]> {
+    use pb::mutation::Kind;
+    let mut keys = Vec::with_capacity(mutations.len());
+    for mutation in mutations {
+        match &mutation.kind {
+            Some(Kind::Set(set)) => keys.push(set.key.as_slice()),
+            Some(Kind::Delete(delete)) => keys.push(delete.key.as_slice()),
+            Some(Kind::Sum(n) | Kind::Min(n) | Kind::Max(n)) => keys.push(n.key.as_slice()),
+            Some(Kind::DeleteRange(_)) | None => return Vec::new(),
+        }
+    }
+    keys
 }

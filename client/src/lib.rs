@@ -28,6 +28,7 @@
 
 pub mod atomic;
 pub mod error;
+mod keyspace;
 pub mod list;
 mod routing;
 pub mod value;
@@ -81,6 +82,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct Client {
     router: Arc<Router>,
     authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    keyspace: Arc<crate::keyspace::KeyspaceCache>,
 }
 
 /// Builds a [`Client`] for a cluster: its nodes, the client's own region, a token.
@@ -124,8 +126,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects to the first node of the client's region (failing if it cannot be
-    /// reached); the others connect when first used.
+    /// Connects to the nearest node that answers (the client's region first, then the
+    /// others in the order given; failing if none can be reached); the others connect
+    /// when first used.
     pub async fn connect(self) -> Result<Client> {
         if self.nodes.is_empty() {
             return Err(Error::Endpoint {
@@ -139,11 +142,24 @@ impl ClientBuilder {
             nodes.push(Node { url, region, channel });
         }
         let router = Router::new(nodes, self.region.as_deref(), !self.stay_local);
+        // The nearest node that answers: a region whose nodes are down fails over to the
+        // next one given.
         let first = router.pick(Route::Local, 0);
-        endpoint(&first.url)?
-            .connect()
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {}", first.url, crate::error::chain(&e))))?;
+        let mut reached = false;
+        let mut failures = Vec::new();
+        for attempt in 0..router.attempts() {
+            let node = router.pick(Route::Local, attempt);
+            match endpoint(&node.url)?.connect().await {
+                Ok(_) => {
+                    reached = true;
+                    break;
+                }
+                Err(e) => failures.push(format!("{}: {}", node.url, crate::error::chain(&e))),
+            }
+        }
+        if !reached {
+            return Err(Error::Unavailable(format!("cannot connect to {}", failures.join("; "))));
+        }
         let authorization = self
             .token
             .map(|t| {
@@ -156,6 +172,7 @@ impl ClientBuilder {
         Ok(Client {
             router: Arc::new(router),
             authorization,
+            keyspace: Arc::default(),
         })
     }
 }
@@ -201,17 +218,44 @@ impl Client {
         request
     }
 
-    /// Runs an idempotent read, on the nodes its consistency calls for, moving on to the
-    /// next node while one is unreachable.
-    pub(crate) async fn read<T, F, Fut>(&self, consistency: Consistency, mut call: F) -> Result<T>
+    /// Which keys are cache keys, as the nearest node last said. Only a client that can
+    /// choose between the leader and its own region asks.
+    pub(crate) async fn keyspace_rules(&self) -> Arc<crate::keyspace::Rules> {
+        if !self.router.follows_leader() {
+            return Arc::default();
+        }
+        self.keyspace
+            .rules(|| async {
+                let mut admin = AdminClient::new(self.router.pick(Route::Local, 0).channel);
+                Ok(admin
+                    .list_keyspace(self.request(pb::ListKeyspaceRequest {}))
+                    .await?
+                    .into_inner())
+            })
+            .await
+    }
+
+    /// The route of a request on `keys`: its own region when they are all cache keys
+    /// (which have no leader), else what `strong` says.
+    pub(crate) async fn route_for(&self, keys: &[&[u8]], strong: bool) -> Route {
+        if !strong || keys.is_empty() {
+            return if strong { Route::Leader } else { Route::Local };
+        }
+        let rules = self.keyspace_rules().await;
+        if keys.iter().all(|key| crate::keyspace::is_cache(&rules, key)) {
+            Route::Local
+        } else {
+            Route::Leader
+        }
+    }
+
+    /// Runs an idempotent read on `route`, moving on to the next node while one is
+    /// unreachable (own region first, then the others in the order given).
+    pub(crate) async fn read<T, F, Fut>(&self, route: Route, mut call: F) -> Result<T>
     where
         F: FnMut(KvClient<Channel>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        let route = match consistency {
-            Consistency::Strong => Route::Leader,
-            Consistency::Eventual => Route::Local,
-        };
         // One more try than nodes: the first may be a remembered leader.
         let attempts = self.router.attempts() + 1;
         let mut attempt = 0;
@@ -238,9 +282,10 @@ impl Client {
         }
     }
 
-    /// Sends a write once, to the leader when known. Never retried: a lost answer is
-    /// indefinite. Only a refusal to connect (nothing sent) moves on to the next node.
-    pub(crate) async fn write<T, F, Fut>(&self, mut call: F) -> Result<T>
+    /// Sends a write once on `route` (the leader when known, or the own region for cache
+    /// keys). Never retried: a lost answer is indefinite. Only a refusal to connect
+    /// (nothing sent) moves on to the next node.
+    pub(crate) async fn write<T, F, Fut>(&self, route: Route, mut call: F) -> Result<T>
     where
         F: FnMut(KvClient<Channel>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
@@ -248,7 +293,7 @@ impl Client {
         let attempts = self.router.attempts() + 1;
         let mut attempt = 0;
         loop {
-            let node = self.router.pick(Route::Leader, attempt);
+            let node = self.router.pick(route, attempt);
             match call(self.kv(&node)).await {
                 Ok(response) => {
                     self.router.observe(response.metadata());
@@ -291,8 +336,10 @@ impl Client {
         consistency: Consistency,
     ) -> Result<Vec<Option<Entry>>> {
         let keys: Vec<Vec<u8>> = keys.into_iter().map(|k| k.into().encode()).collect();
+        let slices: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let route = self.route_for(&slices, consistency == Consistency::Strong).await;
         let response = self
-            .read(consistency, |mut kv| {
+            .read(route, |mut kv| {
                 let request = self.request(pb::GetManyRequest {
                     keys: keys.clone(),
                     consistency: consistency.to_wire(),
@@ -393,8 +440,9 @@ impl IntoFuture for Get {
             let key = self.key.encode();
             let consistency = self.consistency;
             let client = &self.client;
+            let route = client.route_for(&[&key], consistency == Consistency::Strong).await;
             let response = client
-                .read(consistency, |mut kv| {
+                .read(route, |mut kv| {
                     let request = client.request(pb::GetRequest {
                         key: key.clone(),
                         consistency: consistency.to_wire(),

@@ -7,6 +7,7 @@ use edgekv_proto::v1 as pb;
 use futures::Stream;
 
 use crate::error::{Error, Result};
+use crate::routing::Route;
 use crate::value::{Entry, ServedBy};
 use crate::{Client, Consistency};
 
@@ -125,8 +126,24 @@ impl List {
             consistency: self.consistency.to_wire(),
         };
         let client = &self.client;
+        let route = match self.consistency {
+            crate::Consistency::Eventual => Route::Local,
+            crate::Consistency::Strong => {
+                let rules = client.keyspace_rules().await;
+                let (start, end) = crate::keyspace::selector_range(
+                    request.prefix.as_deref(),
+                    request.start.as_deref(),
+                    request.end.as_deref(),
+                );
+                if crate::keyspace::range_is_cache(&rules, &start, &end) {
+                    Route::Local
+                } else {
+                    Route::Leader
+                }
+            }
+        };
         let response = client
-            .read(self.consistency, |mut kv| {
+            .read(route, |mut kv| {
                 let request = client.request(request.clone());
                 async move { kv.list(request).await }
             })

@@ -94,6 +94,11 @@ impl Router {
         self.nodes[index].clone()
     }
 
+    /// Whether requests may move to a leader (not `stay_local`).
+    pub(crate) fn follows_leader(&self) -> bool {
+        self.follow_leader
+    }
+
     /// How many distinct nodes a request may try.
     pub(crate) fn attempts(&self) -> usize {
         self.nodes.len().max(1)

@@ -188,6 +188,27 @@ async fn writes_from_every_region_converge_and_a_cut_off_region_keeps_serving() 
         );
     }
 
+    // A cluster-aware SDK client serves cache keys from its own region even when it asks
+    // for strong reads and knows the leader; strong keys go to the leader.
+    let leader = cluster.wait_for_leader(&[], FAILOVER).await.unwrap();
+    let elsewhere = cluster
+        .nodes
+        .iter()
+        .find(|n| n.region != cluster.node(leader).region)
+        .unwrap();
+    let routed = cluster.client_in(&elsewhere.region).await.unwrap();
+    let served = |entry: Option<edgekv_client::Entry>| entry.and_then(|e| e.served_by).map(|s| s.region);
+    routed.set(key!["strong"], "s").await.unwrap();
+    assert_eq!(
+        routed.leader(),
+        Some(cluster.node(leader).endpoint()),
+        "the client follows the leader"
+    );
+    let strong = routed.get(key!["strong"]).await.unwrap();
+    assert_eq!(served(strong), Some(cluster.node(leader).region.clone()));
+    let cached = routed.get(key!["c", "k", 0]).await.unwrap();
+    assert_eq!(served(cached), Some(elsewhere.region.clone()));
+
     // Cut ap-northeast (node 4) off. It keeps serving cache keys; strong keys fail fast.
     cluster.isolate("ap-northeast", 1).await.unwrap();
     let cut_off = cluster.node(4).client().await.unwrap();
@@ -256,6 +277,16 @@ async fn a_node_restarted_after_missing_updates_converges_through_anti_entropy()
 
     let stopped = 3;
     cluster.kill(stopped);
+    // A client in the stopped node's region fails over to the next region for cache keys.
+    let local_first = edgekv_client::Client::builder()
+        .region("eu-west")
+        .region_endpoint("eu-west", cluster.node(stopped).endpoint())
+        .region_endpoint("us-east", cluster.node(1).endpoint())
+        .connect()
+        .await
+        .unwrap();
+    let entry = local_first.get(key!["c", "before"]).await.unwrap().unwrap();
+    assert_eq!(entry.served_by.unwrap().region, "us-east");
     for k in 0..300 {
         recorder
             .set(&writer, key!["c", "missed", k], format!("v{k}"), None)

@@ -15,8 +15,8 @@ use edgekv_proto::Versionstamp;
 use tokio::sync::{broadcast, watch};
 
 use super::digest::{BUCKETS, Buckets, bucket_of, record_hash};
-use super::wire::EncodedRecord;
 use super::keyspace::{Class, Keyspace};
+use super::wire::EncodedRecord;
 use crate::clock::Clock;
 use crate::crdt::hlc::{ClockSkew, HybridClock, Timestamp};
 use crate::crdt::record::{CacheRecord, SumOnValue};

@@ -131,6 +131,24 @@ impl Atomic {
         }))
     }
 
+    /// Adds `member` to the set at `key` (a cache key; an add wins over a concurrent
+    /// remove elsewhere). A read of the key shows the members as a sorted JSON array.
+    pub fn sadd(self, key: impl Into<Key>, member: impl Into<String>) -> Self {
+        self.mutation(pb::mutation::Kind::Sadd(pb::SetMemberMutation {
+            key: key.into().encode(),
+            member: member.into(),
+        }))
+    }
+
+    /// Removes `member` from the set at `key` (a cache key), as far as this region has
+    /// seen it.
+    pub fn srem(self, key: impl Into<Key>, member: impl Into<String>) -> Self {
+        self.mutation(pb::mutation::Kind::Srem(pb::SetMemberMutation {
+            key: key.into().encode(),
+            member: member.into(),
+        }))
+    }
+
     /// Deletes every key strictly under `prefix`.
     pub fn delete_prefix(self, prefix: impl Into<Key>) -> Self {
         let range = pb::delete_range_mutation::Range::Prefix(prefix.into().encode());
@@ -202,6 +220,7 @@ fn mutation_keys(mutations: &[pb::Mutation]) -> Vec<&[u8]> {
             Some(Kind::Set(set)) => keys.push(set.key.as_slice()),
             Some(Kind::Delete(delete)) => keys.push(delete.key.as_slice()),
             Some(Kind::Sum(n) | Kind::Min(n) | Kind::Max(n)) => keys.push(n.key.as_slice()),
+            Some(Kind::Sadd(m) | Kind::Srem(m)) => keys.push(m.key.as_slice()),
             Some(Kind::DeleteRange(_)) | None => return Vec::new(),
         }
     }

@@ -367,6 +367,25 @@ impl Client {
     }
 
     /// Deletes a key (deleting an absent key succeeds).
+    /// The members of the set at `key` (a cache key written with `sadd`), sorted; empty
+    /// when the key is absent.
+    pub async fn members(&self, key: impl Into<Key>) -> Result<Vec<String>> {
+        let key = key.into();
+        let Some(entry) = self.get(key.clone()).consistency(Consistency::Eventual).await? else {
+            return Ok(Vec::new());
+        };
+        match entry.value {
+            Some(Value::Json(serde_json::Value::Array(members))) => members
+                .into_iter()
+                .map(|m| match m {
+                    serde_json::Value::String(s) => Ok(s),
+                    other => Err(Error::Protocol(format!("set member {other} is not a string"))),
+                })
+                .collect(),
+            other => Err(Error::Protocol(format!("{key} is not a set: it holds {other:?}"))),
+        }
+    }
+
     pub async fn delete(&self, key: impl Into<Key>) -> Result<Versionstamp> {
         committed(self.atomic().delete(key).commit().await?)
     }

@@ -106,6 +106,21 @@ enum Command {
     },
     /// Add N to a u64 counter (created at N when absent).
     Sum { key: String, n: u64 },
+    /// Add members to the set at a cache key (an OR-set: an add wins over a concurrent
+    /// remove).
+    Sadd {
+        key: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Remove members from the set at a cache key.
+    Srem {
+        key: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// The members of the set at a cache key, one per line (sorted).
+    Smembers { key: String },
     /// Show the node's id, region, version, data size and key count.
     Status,
     /// The Raft cluster as the answering node sees it.
@@ -206,6 +221,14 @@ enum Plan {
         keys_only: bool,
         consistency: Consistency,
     },
+    SetChange {
+        key: Key,
+        members: Vec<String>,
+        add: bool,
+    },
+    Smembers {
+        key: Key,
+    },
     Sum {
         key: Key,
         n: u64,
@@ -275,6 +298,17 @@ impl Plan {
                     consistency: consistency.into(),
                 }
             }
+            Command::Sadd { key, members } => Plan::SetChange {
+                key: parse_key(&key)?,
+                members,
+                add: true,
+            },
+            Command::Srem { key, members } => Plan::SetChange {
+                key: parse_key(&key)?,
+                members,
+                add: false,
+            },
+            Command::Smembers { key } => Plan::Smembers { key: parse_key(&key)? },
             Command::Sum { key, n } => Plan::Sum {
                 key: parse_key(&key)?,
                 n,
@@ -355,6 +389,37 @@ impl Plan {
                 match output {
                     Output::Json => print_json(&mut out, &json!({ "versionstamp": stamp, "value": total })),
                     Output::Table => println!("OK {stamp} value={}", total.map_or("?".into(), |t| t.to_string())),
+                }
+            }
+            Plan::SetChange { key, members, add } => {
+                let mut atomic = client.atomic();
+                for member in members {
+                    atomic = if add {
+                        atomic.sadd(key.clone(), member)
+                    } else {
+                        atomic.srem(key.clone(), member)
+                    };
+                }
+                let stamp = atomic
+                    .commit()
+                    .await?
+                    .versionstamp
+                    .map(|v| v.to_hex())
+                    .unwrap_or_default();
+                match output {
+                    Output::Json => print_json(&mut out, &json!({ "versionstamp": stamp })),
+                    Output::Table => println!("OK {stamp}"),
+                }
+            }
+            Plan::Smembers { key } => {
+                let members = client.members(key).await?;
+                match output {
+                    Output::Json => print_json(&mut out, &json!({ "members": members })),
+                    Output::Table => {
+                        for member in members {
+                            let _ = writeln!(out, "{member}");
+                        }
+                    }
                 }
             }
             Plan::Status => {

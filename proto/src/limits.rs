@@ -14,6 +14,8 @@ pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 pub const MAX_METADATA_BYTES: usize = 1024;
 /// Most mutations in one atomic write.
 pub const MAX_MUTATIONS: usize = 1000;
+/// Largest member of a cache key's set (`sadd`/`srem`), in bytes of UTF-8.
+pub const MAX_SET_MEMBER_BYTES: usize = 1024;
 /// Most checks in one atomic write.
 pub const MAX_CHECKS: usize = 100;
 /// Largest atomic write: keys, values and metadata of all its checks and mutations.

@@ -159,6 +159,18 @@ async fn writes_from_every_region_converge_and_a_cut_off_region_keeps_serving() 
                 recorder.read(&client, key!["c", "k", round]).await;
                 client.atomic().sum(key!["c", "hits"], 1).commit().await.unwrap();
             }
+            client
+                .atomic()
+                .sadd(key!["c", "tags"], format!("n{id}"))
+                .commit()
+                .await
+                .unwrap();
+            client
+                .atomic()
+                .sadd(key!["c", "tags"], "shared")
+                .commit()
+                .await
+                .unwrap();
             recorder.delete(&client, key!["c", "gone", id]).await;
             // Expired long before the final read: must read as absent everywhere.
             recorder
@@ -184,6 +196,19 @@ async fn writes_from_every_region_converge_and_a_cut_off_region_keeps_serving() 
             })
             .await,
             "node {} does not count every sum",
+            node.id
+        );
+    }
+
+    let every_tag: Vec<String> = ["n1", "n2", "n3", "n4", "shared"].map(String::from).to_vec();
+    for node in &cluster.nodes {
+        let client = node.client().await.unwrap();
+        assert!(
+            eventually(CONVERGE, || async {
+                client.members(key!["c", "tags"]).await.unwrap() == every_tag
+            })
+            .await,
+            "node {} misses set members",
             node.id
         );
     }

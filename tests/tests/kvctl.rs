@@ -172,3 +172,66 @@ fn ttl_through_kvctl() {
     assert!(list.status.success());
     assert_eq!(stdout(&list), "");
 }
+
+#[test]
+fn keyspace_classes_and_sets_on_cache_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data")).unwrap();
+    let ep = node.endpoint.as_str();
+    let ok = |args: &[&str]| {
+        let output = kvctl(ep, args);
+        assert!(output.status.success(), "kvctl {args:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+
+    ok(&["put", "accounts/1", "strong data"]);
+    let refused = kvctl(ep, &["keyspace", "set-class", "accounts", "cache"]);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(stderr(&refused).contains("KEYSPACE_NOT_EMPTY"), "{}", stderr(&refused));
+    let usage = kvctl(ep, &["keyspace", "set-class", "sessions", "eventual"]);
+    assert_eq!(usage.status.code(), Some(2), "an unknown class is a usage error");
+
+    let table = ok(&["keyspace", "set-class", "sessions", "cache"]);
+    assert!(table.contains(r#"["sessions"]"#) && table.contains("cache"), "{table}");
+    let listed: serde_json::Value = serde_json::from_str(&ok(&["keyspace", "list", "-o", "json"])).unwrap();
+    assert_eq!(listed["default_class"], "strong");
+    assert_eq!(
+        listed["rules"],
+        serde_json::json!([{ "prefix": ["sessions"], "class": "cache" }])
+    );
+
+    ok(&["put", "sessions/abc", "cached"]);
+    let get: serde_json::Value = serde_json::from_str(&ok(&["get", "sessions/abc", "-o", "json"])).unwrap();
+    assert_eq!(get["class"], "cache");
+    assert_eq!(get["value"], "cached");
+    let get: serde_json::Value = serde_json::from_str(&ok(&["get", "accounts/1", "-o", "json"])).unwrap();
+    assert_eq!(get["class"], "strong");
+
+    ok(&["sadd", "sessions/tags", "b", "a", "c"]);
+    ok(&["srem", "sessions/tags", "c"]);
+    assert_eq!(ok(&["smembers", "sessions/tags"]), "a\nb\n");
+    let members: serde_json::Value = serde_json::from_str(&ok(&["smembers", "sessions/tags", "-o", "json"])).unwrap();
+    assert_eq!(members["members"], serde_json::json!(["a", "b"]));
+    let on_value = kvctl(ep, &["sadd", "sessions/abc", "x"]);
+    assert!(stderr(&on_value).contains("TYPE_MISMATCH"), "{}", stderr(&on_value));
+    let on_strong = kvctl(ep, &["sadd", "accounts/2", "x"]);
+    assert!(
+        stderr(&on_strong).contains("INVALID_ARGUMENT"),
+        "{}",
+        stderr(&on_strong)
+    );
+
+    // The default cannot turn strong data into cache data; pinning its prefix first can.
+    let refused = kvctl(ep, &["keyspace", "set-default", "cache"]);
+    assert!(stderr(&refused).contains("KEYSPACE_NOT_EMPTY"), "{}", stderr(&refused));
+    ok(&["keyspace", "set-class", "accounts", "strong"]);
+    ok(&["keyspace", "set-default", "cache"]);
+    let listed: serde_json::Value = serde_json::from_str(&ok(&["keyspace", "list", "-o", "json"])).unwrap();
+    assert_eq!(listed["default_class"], "cache");
+    let get: serde_json::Value = serde_json::from_str(&ok(&["get", "accounts/1", "-o", "json"])).unwrap();
+    assert_eq!(get["class"], "strong");
+    assert_eq!(get["value"], "strong data");
+    ok(&["put", "other", "x"]);
+    let get: serde_json::Value = serde_json::from_str(&ok(&["get", "other", "-o", "json"])).unwrap();
+    assert_eq!(get["class"], "cache", "unmatched keys now take the default");
+}

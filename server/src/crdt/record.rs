@@ -1,32 +1,37 @@
 //! A cache key's whole replicated state, [`CacheRecord`]: what a node stores for the key,
 //! ships to its peers and merges from them.
 //!
-//! The record is the product of three lattices: the value [`Register`] (set and delete),
-//! the sum [`Counter`] (a PN-counter) and the stamp of the latest sum (a max register).
-//! Merging merges each part on its own, so the record's merge inherits their laws:
-//! commutative, associative and idempotent (property-tested below, through the wire
-//! format, with tombstones and TTLs).
+//! The record is the product of five lattices: the value [`Register`] (set and delete),
+//! the sum [`Counter`] (a PN-counter), the member [`Set`] (an OR-set), and the stamps of
+//! the latest sum and of the latest set change (max registers). Merging merges each part
+//! on its own, so the record's merge inherits their laws: commutative, associative and
+//! idempotent (property-tested below, through the wire format, with tombstones and TTLs).
 //!
 //! What a read sees is decided by the stamps, identically on every replica holding the
-//! same record: the register when its stamp is the later one (a value, or nothing for a
-//! tombstone or an expired value), otherwise the counter as a u64.
+//! same record: the part written last shows. The register shows its value, or nothing for
+//! a tombstone or an expired value; the counter shows as a u64; the set shows as a JSON
+//! array of its members (sorted), or nothing when empty. On equal stamps (one atomic
+//! write touching a key twice) the register wins over the set, the set over the counter.
 //!
 //! Rules for the operations on one node (all documented in docs/api.md):
 //! - `set` writes the register; the later write (by hybrid timestamp) wins everywhere,
 //!   TTL and metadata included.
-//! - `delete` writes a tombstone and resets the counter by what this node has observed, so
-//!   a later `sum` counts from zero; increments made concurrently elsewhere survive, as an
-//!   add survives a concurrent remove in an OR-set.
-//! - `sum` adds to the counter; on a key that shows a live `set` value it is refused
-//!   (`TYPE_MISMATCH`), since adding to a register value cannot merge with concurrent sums.
+//! - `delete` writes a tombstone, resets the counter and removes the set members, as far
+//!   as this node has observed them: a later `sum` counts from zero and a later `sadd`
+//!   starts an empty set, while increments and adds made concurrently elsewhere survive
+//!   (an add survives a concurrent remove, as in any OR-set).
+//! - `sum`, `sadd` and `srem` are refused (`TYPE_MISMATCH`) on a key that shows a value of
+//!   another kind; on a key that shows nothing they start afresh.
 
 use crdts::CvRDT;
 use num_bigint::BigInt;
 use serde::{Deserialize, Serialize};
 
 use super::hlc::Timestamp;
-use super::values::{Counter, Payload, Register, register};
+use super::values::{Counter, Payload, Register, Set, register, set_add, set_remove};
 
+/// `edgekv.v1.ValueEncoding.VALUE_ENCODING_JSON` as its protobuf number.
+const JSON_ENCODING: i32 = 2;
 /// `edgekv.v1.ValueEncoding.VALUE_ENCODING_U64` as its protobuf number.
 const U64_ENCODING: i32 = 4;
 
@@ -34,8 +39,20 @@ const U64_ENCODING: i32 = 4;
 pub struct CacheRecord {
     pub register: Register,
     pub counter: Counter,
-    /// The stamp of the latest `sum`: the counter shows when it is above the register's.
+    /// The stamp of the latest `sum`.
     pub counter_stamp: Timestamp,
+    pub set: Set,
+    /// The stamp of the latest `sadd` or `srem`.
+    pub set_stamp: Timestamp,
+}
+
+/// Which part of a record a read sees: the one written last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shown {
+    Nothing,
+    Register,
+    Set,
+    Counter,
 }
 
 /// What a read of a cache key shows.
@@ -46,9 +63,11 @@ pub struct Visible {
     pub stamp: Timestamp,
 }
 
-/// Why a `sum` on a cache key was refused.
+/// Why a `sum`, `sadd` or `srem` was refused: the key shows a value of another kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SumOnValue;
+pub struct KindMismatch {
+    pub found: &'static str,
+}
 
 impl Default for CacheRecord {
     fn default() -> Self {
@@ -56,6 +75,8 @@ impl Default for CacheRecord {
             register: register(None, Timestamp::default()),
             counter: Counter::new(),
             counter_stamp: Timestamp::default(),
+            set: Set::new(),
+            set_stamp: Timestamp::default(),
         }
     }
 }
@@ -65,15 +86,38 @@ impl CacheRecord {
         self.register.merge(other.register);
         self.counter.merge(other.counter);
         self.counter_stamp = self.counter_stamp.max(other.counter_stamp);
+        self.set.merge(other.set);
+        self.set_stamp = self.set_stamp.max(other.set_stamp);
     }
 
     /// The latest stamp of any write in the record.
     pub fn stamp(&self) -> Timestamp {
-        self.register.marker.max(self.counter_stamp)
+        self.register.marker.max(self.counter_stamp).max(self.set_stamp)
     }
 
-    fn counter_shows(&self) -> bool {
-        self.counter_stamp > self.register.marker
+    fn shown(&self) -> Shown {
+        let (register, set, counter) = (self.register.marker, self.set_stamp, self.counter_stamp);
+        if self.stamp() == Timestamp::default() {
+            Shown::Nothing
+        } else if register >= set && register >= counter {
+            Shown::Register
+        } else if set >= counter {
+            Shown::Set
+        } else {
+            Shown::Counter
+        }
+    }
+
+    /// The members, sorted.
+    pub fn members(&self) -> Vec<Vec<u8>> {
+        let mut members: Vec<Vec<u8>> = self.set.read().val.into_iter().collect();
+        members.sort();
+        members
+    }
+
+    /// What kind of value a read at `now_ms` sees, if any (for refusals).
+    fn live_kind(&self, now_ms: u64) -> Option<Shown> {
+        self.visible(now_ms).map(|_| self.shown())
     }
 
     /// The counter's value the way Deno KV's `sum` wraps: modulo 2^64.
@@ -85,41 +129,66 @@ impl CacheRecord {
 
     /// What a read at `now_ms` sees, if anything.
     pub fn visible(&self, now_ms: u64) -> Option<Visible> {
-        if self.counter_shows() {
-            return Some(Visible {
+        let computed = |encoding, bytes, stamp| {
+            Some(Visible {
                 payload: Payload {
-                    encoding: U64_ENCODING,
-                    bytes: self.counter_value().to_le_bytes().to_vec(),
+                    encoding,
+                    bytes,
                     metadata: None,
                     expires_at_ms: None,
                 },
-                stamp: self.counter_stamp,
-            });
+                stamp,
+            })
+        };
+        match self.shown() {
+            Shown::Nothing => None,
+            Shown::Counter => computed(
+                U64_ENCODING,
+                self.counter_value().to_le_bytes().to_vec(),
+                self.counter_stamp,
+            ),
+            Shown::Set => {
+                let members = self.members();
+                if members.is_empty() {
+                    return None;
+                }
+                let members: Vec<String> = members
+                    .into_iter()
+                    .map(|m| String::from_utf8_lossy(&m).into_owned())
+                    .collect();
+                let json = serde_json::to_vec(&members).expect("strings always serialize");
+                computed(JSON_ENCODING, json, self.set_stamp)
+            }
+            Shown::Register => super::values::live(&self.register, now_ms).map(|payload| Visible {
+                payload: payload.clone(),
+                stamp: self.register.marker,
+            }),
         }
-        super::values::live(&self.register, now_ms).map(|payload| Visible {
-            payload: payload.clone(),
-            stamp: self.register.marker,
-        })
     }
 
-    /// Whether the record is a tombstone: deleted, or its expired value reclaimed.
+    /// Whether the record is a tombstone: deleted, its expired value reclaimed, or its
+    /// set emptied. It stays until collected, so older writes arriving late lose to it.
     pub fn is_tombstone(&self) -> bool {
-        self.register.marker != Timestamp::default() && !self.counter_shows() && self.register.val.is_none()
+        match self.shown() {
+            Shown::Register => self.register.val.is_none(),
+            Shown::Set => self.set.read().val.is_empty(),
+            Shown::Nothing | Shown::Counter => false,
+        }
     }
 
     /// Since when the key has shown nothing (deleted, or its value expired): `None` while
     /// a read can see something or could once its value expires.
     pub fn dead_since(&self, now_ms: u64) -> Option<u64> {
-        let never_written = self.stamp() == Timestamp::default();
-        if never_written || self.counter_shows() {
-            return None;
-        }
-        match &self.register.val {
-            None => Some(self.register.marker.wall_ms),
-            Some(payload) => payload
-                .expires_at_ms
-                .filter(|at| *at <= now_ms)
-                .map(|at| at.max(self.register.marker.wall_ms)),
+        match self.shown() {
+            Shown::Nothing | Shown::Counter => None,
+            Shown::Set => self.is_tombstone().then_some(self.set_stamp.wall_ms),
+            Shown::Register => match &self.register.val {
+                None => Some(self.register.marker.wall_ms),
+                Some(payload) => payload
+                    .expires_at_ms
+                    .filter(|at| *at <= now_ms)
+                    .map(|at| at.max(self.register.marker.wall_ms)),
+            },
         }
     }
 
@@ -129,25 +198,34 @@ impl CacheRecord {
         if let Some(since) = self.dead_since(now_ms) {
             return Some(since.saturating_add(grace_ms));
         }
-        if self.counter_shows() {
+        if self.shown() != Shown::Register {
             return None;
         }
         self.register.val.as_ref().and_then(|p| p.expires_at_ms)
     }
 
+    /// A local write's stamp is above everything this node has seen, so the register
+    /// takes it outright (also when one atomic write touches the key twice with one stamp:
+    /// the later mutation wins, as in Deno KV).
+    fn write_register(&mut self, value: Option<Payload>, stamp: Timestamp) {
+        debug_assert!(stamp >= self.register.marker);
+        self.register = register(value, stamp);
+    }
+
     pub fn set(&mut self, payload: Payload, stamp: Timestamp) {
-        self.register.merge(register(Some(payload), stamp));
+        self.write_register(Some(payload), stamp);
     }
 
     pub fn delete(&mut self, stamp: Timestamp, node: u64) {
         self.reset_counter(node);
-        self.register.merge(register(None, stamp));
+        self.clear_set();
+        self.write_register(None, stamp);
     }
 
     /// Drops an expired value's bytes, keeping its stamp (so an older write arriving late
     /// still loses to it). Returns whether anything changed.
     pub fn reclaim_expired(&mut self, now_ms: u64) -> bool {
-        let expired = !self.counter_shows()
+        let expired = self.shown() == Shown::Register
             && self
                 .register
                 .val
@@ -159,18 +237,59 @@ impl CacheRecord {
         expired
     }
 
-    pub fn sum(&mut self, operand: u64, stamp: Timestamp, node: u64, now_ms: u64) -> Result<(), SumOnValue> {
-        if !self.counter_shows() {
-            if super::values::live(&self.register, now_ms).is_some() {
-                return Err(SumOnValue);
-            }
-            // The key shows nothing: count from zero.
+    /// Refuses an operation on `kind` when the key shows a live value of another kind;
+    /// says whether the key shows nothing (the operation then starts afresh).
+    fn starts_afresh(&self, kind: Shown, now_ms: u64) -> Result<bool, KindMismatch> {
+        match self.live_kind(now_ms) {
+            None => Ok(self.shown() != kind || self.is_tombstone()),
+            Some(shown) if shown == kind => Ok(false),
+            Some(Shown::Register) => Err(KindMismatch {
+                found: "a value written with set",
+            }),
+            Some(Shown::Counter) => Err(KindMismatch { found: "a counter" }),
+            Some(_) => Err(KindMismatch { found: "a set" }),
+        }
+    }
+
+    pub fn sum(&mut self, operand: u64, stamp: Timestamp, node: u64, now_ms: u64) -> Result<(), KindMismatch> {
+        if self.starts_afresh(Shown::Counter, now_ms)? {
             self.reset_counter(node);
         }
         let op = self.counter.inc_many(node, operand);
         crdts::CmRDT::apply(&mut self.counter, op);
         self.counter_stamp = self.counter_stamp.max(stamp);
         Ok(())
+    }
+
+    pub fn add_member(
+        &mut self,
+        member: Vec<u8>,
+        stamp: Timestamp,
+        node: u64,
+        now_ms: u64,
+    ) -> Result<(), KindMismatch> {
+        if self.starts_afresh(Shown::Set, now_ms)? {
+            self.clear_set();
+        }
+        set_add(&mut self.set, node, member);
+        self.set_stamp = self.set_stamp.max(stamp);
+        Ok(())
+    }
+
+    pub fn remove_member(&mut self, member: Vec<u8>, stamp: Timestamp, now_ms: u64) -> Result<(), KindMismatch> {
+        if self.starts_afresh(Shown::Set, now_ms)? {
+            self.clear_set();
+        }
+        set_remove(&mut self.set, member);
+        self.set_stamp = self.set_stamp.max(stamp);
+        Ok(())
+    }
+
+    /// Removes every member this node has seen (concurrent adds elsewhere survive).
+    fn clear_set(&mut self) {
+        for member in self.set.read().val {
+            set_remove(&mut self.set, member);
+        }
     }
 
     /// Subtracts what this node sees, so the counter reads zero here; concurrent
@@ -203,6 +322,8 @@ mod tests {
         Set { bytes: u8, ttl: Option<u64> },
         Delete,
         Sum(u64),
+        Add(u8),
+        Remove(u8),
     }
 
     fn op_strategy() -> impl Strategy<Value = Op> {
@@ -210,6 +331,8 @@ mod tests {
             (any::<u8>(), proptest::option::of(1u64..40)).prop_map(|(bytes, ttl)| Op::Set { bytes, ttl }),
             Just(Op::Delete),
             (0u64..1_000).prop_map(Op::Sum),
+            (0u8..4).prop_map(Op::Add),
+            (0u8..4).prop_map(Op::Remove),
         ]
     }
 
@@ -239,6 +362,12 @@ mod tests {
                 Op::Delete => replica.delete(stamp, *node),
                 Op::Sum(n) => {
                     let _ = replica.sum(*n, stamp, *node, now);
+                }
+                Op::Add(m) => {
+                    let _ = replica.add_member(vec![b'a' + m], stamp, *node, now);
+                }
+                Op::Remove(m) => {
+                    let _ = replica.remove_member(vec![b'a' + m], stamp, now);
                 }
             }
             shipped.push(replica.clone());
@@ -327,9 +456,47 @@ mod tests {
             },
             stamp(2, 1),
         );
-        assert_eq!(record.sum(1, stamp(3, 1), 1, 3), Err(SumOnValue));
+        assert_eq!(
+            record.sum(1, stamp(3, 1), 1, 3),
+            Err(KindMismatch {
+                found: "a value written with set"
+            })
+        );
         record.sum(1, stamp(11, 1), 1, 11).unwrap();
         assert_eq!(record.visible(12).unwrap().payload.bytes, 1u64.to_le_bytes());
+    }
+
+    #[test]
+    fn set_members_read_as_a_sorted_json_array_and_an_add_beats_a_concurrent_delete() {
+        let mut here = CacheRecord::default();
+        here.add_member(b"b".to_vec(), stamp(1, 1), 1, 1).unwrap();
+        here.add_member(b"a".to_vec(), stamp(2, 1), 1, 2).unwrap();
+        assert_eq!(here.visible(3).unwrap().payload.bytes, br#"["a","b"]"#);
+        let mut there = here.clone();
+        here.delete(stamp(4, 1), 1);
+        there.add_member(b"c".to_vec(), stamp(4, 2), 2, 4).unwrap();
+        here.merge(there);
+        assert_eq!(here.visible(5).unwrap().payload.bytes, br#"["c"]"#);
+        assert!(here.sum(1, stamp(6, 1), 1, 6).is_err(), "a set is not a counter");
+        here.remove_member(b"c".to_vec(), stamp(7, 1), 7).unwrap();
+        assert_eq!(here.visible(8), None, "an empty set reads as absent");
+        assert!(here.is_tombstone());
+        here.sum(2, stamp(9, 1), 1, 9).unwrap();
+        assert_eq!(here.visible(10).unwrap().payload.bytes, 2u64.to_le_bytes());
+    }
+
+    #[test]
+    fn one_write_touching_a_key_twice_ends_with_its_last_mutation() {
+        let mut record = CacheRecord::default();
+        let payload = Payload {
+            encoding: 0,
+            bytes: b"x".to_vec(),
+            metadata: None,
+            expires_at_ms: None,
+        };
+        record.set(payload, stamp(1, 1));
+        record.delete(stamp(1, 1), 1);
+        assert_eq!(record.visible(2), None);
     }
 
     #[test]

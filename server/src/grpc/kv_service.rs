@@ -84,7 +84,7 @@ fn mutation_from_wire(index: usize, mutation: pb::Mutation) -> Result<kv::Mutati
     Ok(match mutation.kind {
         None => {
             return Err(invalid(format!(
-                "mutation {index} has no kind (set, delete, sum, min, max or delete_range)"
+                "mutation {index} has no kind (set, delete, sum, min, max, delete_range, sadd or srem)"
             )));
         }
         Some(Kind::Set(set)) => {
@@ -108,6 +108,14 @@ fn mutation_from_wire(index: usize, mutation: pb::Mutation) -> Result<kv::Mutati
             }
         }
         Some(Kind::Delete(delete)) => kv::Mutation::Delete { key: delete.key },
+        Some(Kind::Sadd(m)) => kv::Mutation::SetAdd {
+            key: m.key,
+            member: m.member,
+        },
+        Some(Kind::Srem(m)) => kv::Mutation::SetRemove {
+            key: m.key,
+            member: m.member,
+        },
         Some(Kind::Sum(m)) => numeric(kv::NumericOp::Sum, m),
         Some(Kind::Min(m)) => numeric(kv::NumericOp::Min, m),
         Some(Kind::Max(m)) => numeric(kv::NumericOp::Max, m),

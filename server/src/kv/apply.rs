@@ -415,6 +415,10 @@ fn apply_atomic(
                 };
                 pending.insert(key.clone(), Some(envelope));
             }
+            Mutation::SetAdd { .. } | Mutation::SetRemove { .. } => {
+                // Refused before proposing; a node of another version may still send one.
+                return Err(KvError::InvalidArgument("sadd and srem work on cache keys only".into()));
+            }
             Mutation::SetVersionstampedKey {
                 prefix,
                 encoding,
@@ -465,14 +469,23 @@ fn apply_set_class(
         let (key, _) = item?;
         if becomes_cache(&key) && staged.raw(&key, &pending)?.is_some_and(|e| e.is_live(now)) {
             return Err(KvError::KeyspaceNotEmpty(format!(
-                "prefix {} holds strong data (for example {}); delete it before making the prefix cache",
-                display_key(prefix),
+                "{} holds strong data (for example {}); delete it, or pin its prefix to strong first",
+                prefix_text(prefix),
                 display_key(&key)
             )));
         }
     }
     staged.rules.push((prefix.to_vec(), class));
     Ok(())
+}
+
+/// A class rule's prefix as people read it.
+pub(crate) fn prefix_text(prefix: &[u8]) -> String {
+    if prefix.is_empty() {
+        "the default class (keys no other rule matches)".into()
+    } else {
+        format!("prefix {}", display_key(prefix))
+    }
 }
 
 fn resolve_expiry(expiry: Expiry, now: u64) -> u64 {

@@ -41,6 +41,12 @@ pub enum KvError {
         key: String,
         found: String,
     },
+    #[error("cannot apply {operation} to cache key {key}: it holds {found}; delete it first")]
+    KindMismatch {
+        operation: &'static str,
+        key: String,
+        found: &'static str,
+    },
     #[error("sum on key {key}: {reason}")]
     SumTypeMismatch { key: String, reason: String },
     #[error("sum on key {key} is outside the given min/max bounds (and clamp is off)")]
@@ -82,7 +88,9 @@ impl KvError {
             KvError::InvalidRange(_) => ErrorCode::InvalidRange,
             KvError::InvalidCursor(_) => ErrorCode::InvalidCursor,
             KvError::InvalidExpiry(_) => ErrorCode::InvalidExpiry,
-            KvError::TypeMismatch { .. } | KvError::SumTypeMismatch { .. } => ErrorCode::TypeMismatch,
+            KvError::TypeMismatch { .. } | KvError::SumTypeMismatch { .. } | KvError::KindMismatch { .. } => {
+                ErrorCode::TypeMismatch
+            }
             KvError::SumOutOfRange { .. } => ErrorCode::SumOutOfRange,
             KvError::RangeTooLarge { .. } => ErrorCode::RangeTooLarge,
             KvError::UnsupportedForCacheClass(_) => ErrorCode::UnsupportedForCacheClass,

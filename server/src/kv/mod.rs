@@ -204,8 +204,8 @@ impl KvStore {
                 .find(|k| crate::replication::keyspace::class_in(&rules, k) == Class::Strong)
             {
                 return Err(KvError::KeyspaceNotEmpty(format!(
-                    "prefix {} holds cache data (for example {}); delete it before making the prefix strong",
-                    display_key(prefix),
+                    "{} holds cache data (for example {}); delete it, or pin its prefix to cache first",
+                    apply::prefix_text(prefix),
                     display_key(key)
                 )));
             }
@@ -461,7 +461,9 @@ impl KvStore {
                 Mutation::Set { key, .. }
                 | Mutation::Delete { key }
                 | Mutation::Numeric { key, .. }
-                | Mutation::SumV8 { key, .. } => classes.push(self.keyspace.class_of(key)),
+                | Mutation::SumV8 { key, .. }
+                | Mutation::SetAdd { key, .. }
+                | Mutation::SetRemove { key, .. } => classes.push(self.keyspace.class_of(key)),
                 Mutation::SetVersionstampedKey { prefix, .. } => classes.push(self.keyspace.class_of(prefix)),
                 Mutation::DeleteRange { start, end } => {
                     let (strong, cache) = self.keyspace.classes_in(start, end);
@@ -475,6 +477,18 @@ impl KvStore {
             return Err(KvError::MixedClasses(
                 "this atomic write names strong and cache keys (or a delete-range spanning both); \
                  the classes cannot commit together, so split it"
+                    .into(),
+            ));
+        }
+        if !cache
+            && write
+                .mutations
+                .iter()
+                .any(|m| matches!(m, Mutation::SetAdd { .. } | Mutation::SetRemove { .. }))
+        {
+            return Err(KvError::InvalidArgument(
+                "sadd and srem work on cache keys (OR-sets); put the key under a cache prefix \
+                 (kvctl keyspace set-class PREFIX cache)"
                     .into(),
             ));
         }
@@ -515,6 +529,14 @@ impl KvStore {
                     },
                 },
                 Mutation::Delete { key } => CacheOp::Delete { key: key.clone() },
+                Mutation::SetAdd { key, member } => CacheOp::SetAdd {
+                    key: key.clone(),
+                    member: member.as_bytes().to_vec(),
+                },
+                Mutation::SetRemove { key, member } => CacheOp::SetRemove {
+                    key: key.clone(),
+                    member: member.as_bytes().to_vec(),
+                },
                 Mutation::Numeric {
                     op: NumericOp::Sum,
                     key,
@@ -535,11 +557,7 @@ impl KvStore {
             .map_err(|e| KvError::InvalidArgument(e.to_string()))?
             .map_err(|error| match error {
                 CacheError::Storage(e) => KvError::Storage(e),
-                CacheError::SumOnValue(key) => KvError::TypeMismatch {
-                    operation: "sum",
-                    key,
-                    found: "a value written with set (a cache key is either set or summed)".into(),
-                },
+                CacheError::KindMismatch { operation, key, found } => KvError::KindMismatch { operation, key, found },
                 CacheError::ClockSkew(skew) => KvError::InvalidArgument(skew.to_string()),
             })?;
         Ok(AtomicOutcome::Committed(crate::replication::store::versionstamp_of(

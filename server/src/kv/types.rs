@@ -97,6 +97,16 @@ pub enum Mutation {
         max: Vec<u8>,
         clamp: bool,
     },
+    /// Adds a member to a cache key's OR-set (cache class only).
+    SetAdd {
+        key: Vec<u8>,
+        member: String,
+    },
+    /// Removes a member from a cache key's OR-set (cache class only).
+    SetRemove {
+        key: Vec<u8>,
+        member: String,
+    },
     /// Sets the key `prefix` + a string part holding the write's versionstamp in hex, as
     /// Deno KV's versionstamped keys do (unique, commit-ordered keys without a read).
     SetVersionstampedKey {

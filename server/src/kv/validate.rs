@@ -142,6 +142,16 @@ pub fn atomic(write: &AtomicWrite) -> KvResult<()> {
                 write_key(key)?;
                 key.len() + 8
             }
+            Mutation::SetAdd { key, member } | Mutation::SetRemove { key, member } => {
+                write_key(key)?;
+                if member.len() > edgekv_proto::limits::MAX_SET_MEMBER_BYTES {
+                    return Err(KvError::ValueTooLarge {
+                        len: member.len(),
+                        limit: edgekv_proto::limits::MAX_SET_MEMBER_BYTES,
+                    });
+                }
+                key.len() + member.len()
+            }
             Mutation::SumV8 {
                 key, operand, min, max, ..
             } => {

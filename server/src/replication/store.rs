@@ -19,7 +19,7 @@ use super::keyspace::{Class, Keyspace};
 use super::wire::EncodedRecord;
 use crate::clock::Clock;
 use crate::crdt::hlc::{ClockSkew, HybridClock, Timestamp};
-use crate::crdt::record::{CacheRecord, SumOnValue};
+use crate::crdt::record::{CacheRecord, KindMismatch};
 use crate::crdt::values::Payload;
 use crate::storage::codec::{Envelope, expiry_index_key};
 use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, StorageError, StorageResult, WriteBatch};
@@ -43,8 +43,12 @@ pub struct CacheSettings {
 pub enum CacheError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("sum on cache key {0}: the key holds a value written with set, not a counter; delete it first")]
-    SumOnValue(String),
+    #[error("{operation} on cache key {key}: the key holds {found}; delete it first")]
+    KindMismatch {
+        operation: &'static str,
+        key: String,
+        found: &'static str,
+    },
     #[error(transparent)]
     ClockSkew(#[from] ClockSkew),
 }
@@ -52,15 +56,37 @@ pub enum CacheError {
 /// One change of a local cache write.
 #[derive(Clone, Debug)]
 pub enum CacheOp {
-    Set { key: Vec<u8>, payload: Payload },
-    Delete { key: Vec<u8> },
-    Sum { key: Vec<u8>, operand: u64 },
+    Set {
+        key: Vec<u8>,
+        payload: Payload,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    Sum {
+        key: Vec<u8>,
+        operand: u64,
+    },
+    /// Adds a member to the key's OR-set.
+    SetAdd {
+        key: Vec<u8>,
+        member: Vec<u8>,
+    },
+    /// Removes a member from the key's OR-set, as far as this node has seen it.
+    SetRemove {
+        key: Vec<u8>,
+        member: Vec<u8>,
+    },
 }
 
 impl CacheOp {
     fn key(&self) -> &[u8] {
         match self {
-            CacheOp::Set { key, .. } | CacheOp::Delete { key } | CacheOp::Sum { key, .. } => key,
+            CacheOp::Set { key, .. }
+            | CacheOp::Delete { key }
+            | CacheOp::Sum { key, .. }
+            | CacheOp::SetAdd { key, .. }
+            | CacheOp::SetRemove { key, .. } => key,
         }
     }
 }
@@ -291,12 +317,24 @@ impl CacheStore {
                 }
             };
             let (before, mut after) = record;
+            let shown_key = key.as_slice();
+            let mismatch = |operation| {
+                move |KindMismatch { found }| CacheError::KindMismatch {
+                    operation,
+                    key: display_key(shown_key),
+                    found,
+                }
+            };
             match op {
                 CacheOp::Set { payload, .. } => after.set(payload.clone(), stamp),
                 CacheOp::Delete { .. } => after.delete(stamp, self.node),
-                CacheOp::Sum { operand, .. } => after
-                    .sum(*operand, stamp, self.node, now)
-                    .map_err(|SumOnValue| CacheError::SumOnValue(display_key(&key)))?,
+                CacheOp::Sum { operand, .. } => after.sum(*operand, stamp, self.node, now).map_err(mismatch("sum"))?,
+                CacheOp::SetAdd { member, .. } => after
+                    .add_member(member.clone(), stamp, self.node, now)
+                    .map_err(mismatch("sadd"))?,
+                CacheOp::SetRemove { member, .. } => after
+                    .remove_member(member.clone(), stamp, now)
+                    .map_err(mismatch("srem"))?,
             }
             changed.insert(key, (before, after));
         }

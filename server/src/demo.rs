@@ -3,7 +3,8 @@
 //!
 //! The first node of each region is a voter; further nodes of a region join as learners,
 //! so every region holds a full copy for local eventual reads. Fault injection is on, so
-//! `kvctl fault partition|heal|latency` work against it.
+//! `kvctl fault partition|heal|latency` work against it. Keys under `["cache"]` are in the
+//! cache class (multi-master, merged across regions); every other key is strong.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -153,6 +154,21 @@ pub async fn run(plan: DemoPlan, shutdown: CancellationToken) -> Result<(), Demo
         }
     }
     if !shutdown.is_cancelled() {
+        let first_api = ready
+            .lock()
+            .expect("ready list")
+            .iter()
+            .min_by_key(|(id, _, _)| *id)
+            .map(|(_, _, r)| r.api);
+        if let Some(api) = first_api
+            && let Err(error) = make_cache_prefix(api).await
+        {
+            shutdown.cancel();
+            while running.join_next().await.is_some() {}
+            return Err(DemoError::Plan(format!(
+                "cannot put [\"cache\"] in the cache class: {error}"
+            )));
+        }
         print_summary(&plan, data.path(), &ready.lock().expect("ready list"));
     }
     let mut failure = None;
@@ -167,6 +183,19 @@ pub async fn run(plan: DemoPlan, shutdown: CancellationToken) -> Result<(), Demo
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// The demo's cache keys: everything under `["cache"]`, set through the first node (a
+/// follower forwards it to the leader).
+async fn make_cache_prefix(api: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let mut admin = edgekv_proto::v1::admin_client::AdminClient::connect(format!("http://{api}")).await?;
+    admin
+        .set_keyspace_class(edgekv_proto::v1::SetKeyspaceClassRequest {
+            prefix: edgekv_proto::key!["cache"].encode(),
+            class: "cache".into(),
+        })
+        .await?;
+    Ok(())
 }
 
 fn print_summary(plan: &DemoPlan, data_dir: &std::path::Path, ready: &[(u64, String, Ready)]) {
@@ -203,6 +232,11 @@ fn print_summary(plan: &DemoPlan, data_dir: &std::path::Path, ready: &[(u64, Str
             plan.regions[0],
             plan.regions.get(1).unwrap_or(&plan.regions[0])
         );
+        let last = nodes.last().map_or(first.api, |(_, _, r)| r.api);
+        println!("cache keys (under [\"cache\"]; written locally, merged in every region):");
+        println!("      kvctl --endpoint http://{} put cache/greeting hola", first.api);
+        println!("      kvctl --endpoint http://{last} get cache/greeting --consistency eventual -o json");
+        println!("      kvctl --endpoint http://{last} sadd cache/tags edge fast");
         println!(
             "Deno: DENO_KV_ACCESS_TOKEN={DEMO_TOKEN} and Deno.openKv(\"http://{}\")",
             first.kv_connect.map(|a| a.to_string()).unwrap_or_default()

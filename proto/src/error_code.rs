@@ -65,7 +65,7 @@ error_codes! {
     TypeMismatch => "TYPE_MISMATCH", false, "A numeric mutation met a stored value that is not a u64.";
     SumOutOfRange => "SUM_OUT_OF_RANGE", false, "A bounded sum left its min/max range and clamp was off; nothing was written.";
     RangeTooLarge => "RANGE_TOO_LARGE", false, "A delete-range mutation covers more keys than one commit may remove.";
-    UnsupportedForCacheClass => "UNSUPPORTED_FOR_CACHE_CLASS", false, "The operation needs coordination that cache-class keys do not have: a check, min, max, a V8 sum, a versionstamped key or a delete-range on cache keys. Use a strong-class key.";
+    UnsupportedForCacheClass => "UNSUPPORTED_FOR_CACHE_CLASS", false, "The operation needs coordination that cache-class keys do not have: a check, a V8 sum, a versionstamped key or a delete-range on cache keys. Use a strong-class key.";
     MixedClasses => "MIXED_CLASSES", false, "One atomic write names keys of both the strong and the cache class; split it in two.";
     KeyspaceNotEmpty => "KEYSPACE_NOT_EMPTY", false, "Changing the class of a key prefix that already holds data of the other class is refused; delete the data first.";
     ClockSkew => "CLOCK_SKEW", false, "A peer's hybrid clock is further ahead of ours than cache.max_clock_skew allows; its updates are refused until the clocks agree.";

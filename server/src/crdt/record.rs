@@ -1,17 +1,19 @@
 //! A cache key's whole replicated state, [`CacheRecord`]: what a node stores for the key,
 //! ships to its peers and merges from them.
 //!
-//! The record is the product of five lattices: the value [`Register`] (set and delete),
-//! the sum [`Counter`] (a PN-counter), the member [`Set`] (an OR-set), and the stamps of
-//! the latest sum and of the latest set change (max registers). Merging merges each part
-//! on its own, so the record's merge inherits their laws: commutative, associative and
-//! idempotent (property-tested below, through the wire format, with tombstones and TTLs).
+//! The record is a product of lattices: the value [`Register`] (set and delete), the sum
+//! [`Counter`] (a PN-counter), the member [`Set`] (an OR-set), the `max` and `min`
+//! [`Extremum`]s, and the stamp of the latest write to each part (max registers). Merging
+//! merges each part on its own, so the record's merge inherits their laws: commutative,
+//! associative and idempotent (property-tested below, through the wire format, with
+//! tombstones and TTLs).
 //!
 //! What a read sees is decided by the stamps, identically on every replica holding the
 //! same record: the part written last shows. The register shows its value, or nothing for
 //! a tombstone or an expired value; the counter shows as a u64; the set shows as a JSON
-//! array of its members (sorted), or nothing when empty. On equal stamps (one atomic
-//! write touching a key twice) the register wins over the set, the set over the counter.
+//! array of its members (sorted), or nothing when empty; `max` and `min` show their u64.
+//! On equal stamps (one atomic write touching a key twice) the register wins over the set,
+//! the set over the counter, the counter over `max`, `max` over `min`.
 //!
 //! Rules for the operations on one node (all documented in docs/api.md):
 //! - `set` writes the register; the later write (by hybrid timestamp) wins everywhere,
@@ -20,8 +22,13 @@
 //!   as this node has observed them: a later `sum` counts from zero and a later `sadd`
 //!   starts an empty set, while increments and adds made concurrently elsewhere survive
 //!   (an add survives a concurrent remove, as in any OR-set).
-//! - `sum`, `sadd` and `srem` are refused (`TYPE_MISMATCH`) on a key that shows a value of
-//!   another kind; on a key that shows nothing they start afresh.
+//! - `max`/`min` keep the largest/smallest operand of the current run. A run starts when
+//!   the key showed nothing or something else, in the epoch of the record's latest stamp
+//!   then (the empty stamp for a key never written, so first writes from every region
+//!   combine); a later epoch replaces an earlier one, so a `max` concurrent with a
+//!   `delete` it had not seen is dropped with the run it belonged to.
+//! - `sum`, `sadd`, `srem`, `max` and `min` are refused (`TYPE_MISMATCH`) on a key that
+//!   shows a value of another kind; on a key that shows nothing they start afresh.
 
 use crdts::CvRDT;
 use num_bigint::BigInt;
@@ -44,6 +51,35 @@ pub struct CacheRecord {
     pub set: Set,
     /// The stamp of the latest `sadd` or `srem`.
     pub set_stamp: Timestamp,
+    pub max: Extremum,
+    pub max_stamp: Timestamp,
+    pub min: Extremum,
+    pub min_stamp: Timestamp,
+}
+
+/// The largest (or smallest) operand of one run of `max` (or `min`) writes. Merge laws:
+/// the later epoch wins outright; within one epoch the values combine by max (or min),
+/// with `None` as the identity. That is the lexicographic product of a total order and a
+/// semilattice, itself a semilattice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extremum {
+    pub epoch: Timestamp,
+    pub value: Option<u64>,
+}
+
+impl Extremum {
+    fn merge(&mut self, other: Extremum, combine: fn(u64, u64) -> u64) {
+        match self.epoch.cmp(&other.epoch) {
+            std::cmp::Ordering::Less => *self = other,
+            std::cmp::Ordering::Equal => {
+                self.value = match (self.value, other.value) {
+                    (Some(a), Some(b)) => Some(combine(a, b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            std::cmp::Ordering::Greater => {}
+        }
+    }
 }
 
 /// Which part of a record a read sees: the one written last.
@@ -53,6 +89,8 @@ enum Shown {
     Register,
     Set,
     Counter,
+    Max,
+    Min,
 }
 
 /// What a read of a cache key shows.
@@ -77,6 +115,10 @@ impl Default for CacheRecord {
             counter_stamp: Timestamp::default(),
             set: Set::new(),
             set_stamp: Timestamp::default(),
+            max: Extremum::default(),
+            max_stamp: Timestamp::default(),
+            min: Extremum::default(),
+            min_stamp: Timestamp::default(),
         }
     }
 }
@@ -88,23 +130,33 @@ impl CacheRecord {
         self.counter_stamp = self.counter_stamp.max(other.counter_stamp);
         self.set.merge(other.set);
         self.set_stamp = self.set_stamp.max(other.set_stamp);
+        self.max.merge(other.max, u64::max);
+        self.max_stamp = self.max_stamp.max(other.max_stamp);
+        self.min.merge(other.min, u64::min);
+        self.min_stamp = self.min_stamp.max(other.min_stamp);
     }
 
     /// The latest stamp of any write in the record.
     pub fn stamp(&self) -> Timestamp {
-        self.register.marker.max(self.counter_stamp).max(self.set_stamp)
+        [self.counter_stamp, self.set_stamp, self.max_stamp, self.min_stamp]
+            .into_iter()
+            .fold(self.register.marker, Timestamp::max)
     }
 
     fn shown(&self) -> Shown {
-        let (register, set, counter) = (self.register.marker, self.set_stamp, self.counter_stamp);
-        if self.stamp() == Timestamp::default() {
-            Shown::Nothing
-        } else if register >= set && register >= counter {
-            Shown::Register
-        } else if set >= counter {
-            Shown::Set
-        } else {
-            Shown::Counter
+        let latest = self.stamp();
+        // In order of precedence on equal stamps.
+        let parts = [
+            (self.register.marker, Shown::Register),
+            (self.set_stamp, Shown::Set),
+            (self.counter_stamp, Shown::Counter),
+            (self.max_stamp, Shown::Max),
+            (self.min_stamp, Shown::Min),
+        ];
+        match parts.into_iter().find(|(stamp, _)| *stamp == latest) {
+            Some(_) if latest == Timestamp::default() => Shown::Nothing,
+            Some((_, shown)) => shown,
+            None => Shown::Nothing,
         }
     }
 
@@ -147,6 +199,14 @@ impl CacheRecord {
                 self.counter_value().to_le_bytes().to_vec(),
                 self.counter_stamp,
             ),
+            Shown::Max => self
+                .max
+                .value
+                .and_then(|v| computed(U64_ENCODING, v.to_le_bytes().to_vec(), self.max_stamp)),
+            Shown::Min => self
+                .min
+                .value
+                .and_then(|v| computed(U64_ENCODING, v.to_le_bytes().to_vec(), self.min_stamp)),
             Shown::Set => {
                 let members = self.members();
                 if members.is_empty() {
@@ -172,7 +232,7 @@ impl CacheRecord {
         match self.shown() {
             Shown::Register => self.register.val.is_none(),
             Shown::Set => self.set.read().val.is_empty(),
-            Shown::Nothing | Shown::Counter => false,
+            Shown::Nothing | Shown::Counter | Shown::Max | Shown::Min => false,
         }
     }
 
@@ -180,7 +240,7 @@ impl CacheRecord {
     /// a read can see something or could once its value expires.
     pub fn dead_since(&self, now_ms: u64) -> Option<u64> {
         match self.shown() {
-            Shown::Nothing | Shown::Counter => None,
+            Shown::Nothing | Shown::Counter | Shown::Max | Shown::Min => None,
             Shown::Set => self.is_tombstone().then_some(self.set_stamp.wall_ms),
             Shown::Register => match &self.register.val {
                 None => Some(self.register.marker.wall_ms),
@@ -247,6 +307,12 @@ impl CacheRecord {
                 found: "a value written with set",
             }),
             Some(Shown::Counter) => Err(KindMismatch { found: "a counter" }),
+            Some(Shown::Max) => Err(KindMismatch {
+                found: "a max register",
+            }),
+            Some(Shown::Min) => Err(KindMismatch {
+                found: "a min register",
+            }),
             Some(_) => Err(KindMismatch { found: "a set" }),
         }
     }
@@ -258,6 +324,34 @@ impl CacheRecord {
         let op = self.counter.inc_many(node, operand);
         crdts::CmRDT::apply(&mut self.counter, op);
         self.counter_stamp = self.counter_stamp.max(stamp);
+        Ok(())
+    }
+
+    /// `max` (`largest`) or `min` (not `largest`) of the current run and `operand`.
+    pub fn extremum(&mut self, largest: bool, operand: u64, stamp: Timestamp, now_ms: u64) -> Result<(), KindMismatch> {
+        let kind = if largest { Shown::Max } else { Shown::Min };
+        let epoch = self.stamp();
+        let afresh = self.starts_afresh(kind, now_ms)?;
+        let (part, part_stamp, combine): (&mut Extremum, &mut Timestamp, fn(u64, u64) -> u64) = if largest {
+            (&mut self.max, &mut self.max_stamp, u64::max)
+        } else {
+            (&mut self.min, &mut self.min_stamp, u64::min)
+        };
+        if afresh {
+            *part = Extremum {
+                epoch,
+                value: Some(operand),
+            };
+        } else {
+            part.merge(
+                Extremum {
+                    epoch: part.epoch,
+                    value: Some(operand),
+                },
+                combine,
+            );
+        }
+        *part_stamp = (*part_stamp).max(stamp);
         Ok(())
     }
 
@@ -324,6 +418,8 @@ mod tests {
         Sum(u64),
         Add(u8),
         Remove(u8),
+        Max(u64),
+        Min(u64),
     }
 
     fn op_strategy() -> impl Strategy<Value = Op> {
@@ -333,6 +429,8 @@ mod tests {
             (0u64..1_000).prop_map(Op::Sum),
             (0u8..4).prop_map(Op::Add),
             (0u8..4).prop_map(Op::Remove),
+            (0u64..100).prop_map(Op::Max),
+            (0u64..100).prop_map(Op::Min),
         ]
     }
 
@@ -368,6 +466,12 @@ mod tests {
                 }
                 Op::Remove(m) => {
                     let _ = replica.remove_member(vec![b'a' + m], stamp, now);
+                }
+                Op::Max(n) => {
+                    let _ = replica.extremum(true, *n, stamp, now);
+                }
+                Op::Min(n) => {
+                    let _ = replica.extremum(false, *n, stamp, now);
                 }
             }
             shipped.push(replica.clone());
@@ -483,6 +587,37 @@ mod tests {
         assert!(here.is_tombstone());
         here.sum(2, stamp(9, 1), 1, 9).unwrap();
         assert_eq!(here.visible(10).unwrap().payload.bytes, 2u64.to_le_bytes());
+    }
+
+    #[test]
+    fn max_from_every_region_keeps_the_largest_and_a_delete_starts_a_new_run() {
+        let mut here = CacheRecord::default();
+        let mut there = CacheRecord::default();
+        here.extremum(true, 5, stamp(1, 1), 1).unwrap();
+        there.extremum(true, 9, stamp(1, 2), 1).unwrap();
+        here.merge(there.clone());
+        assert_eq!(
+            here.visible(2).unwrap().payload.bytes,
+            9u64.to_le_bytes(),
+            "first writes combine"
+        );
+        here.delete(stamp(3, 1), 1);
+        here.extremum(true, 2, stamp(4, 1), 4).unwrap();
+        there.merge(here.clone());
+        assert_eq!(
+            there.visible(5).unwrap().payload.bytes,
+            2u64.to_le_bytes(),
+            "the new run replaced the old"
+        );
+        assert!(
+            there.sum(1, stamp(6, 2), 2, 6).is_err(),
+            "a max register is not a counter"
+        );
+        let mut low = CacheRecord::default();
+        low.extremum(false, 7, stamp(1, 1), 1).unwrap();
+        low.extremum(false, 3, stamp(2, 1), 2).unwrap();
+        low.extremum(false, 4, stamp(3, 1), 3).unwrap();
+        assert_eq!(low.visible(4).unwrap().payload.bytes, 3u64.to_le_bytes());
     }
 
     #[test]

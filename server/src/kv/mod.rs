@@ -545,7 +545,11 @@ impl KvStore {
                     key: key.clone(),
                     operand: *operand,
                 },
-                Mutation::Numeric { op, .. } => return unsupported(op.name()),
+                Mutation::Numeric { op, key, operand } => CacheOp::Extremum {
+                    key: key.clone(),
+                    operand: *operand,
+                    largest: *op == NumericOp::Max,
+                },
                 Mutation::SumV8 { .. } => return unsupported("a sum of JavaScript numbers (use Deno.KvU64)"),
                 Mutation::SetVersionstampedKey { .. } => return unsupported("a versionstamped key"),
                 Mutation::DeleteRange { .. } => return unsupported("delete-range"),

@@ -701,7 +701,7 @@ mod cache_class {
     }
 
     #[tokio::test]
-    async fn checks_min_max_and_mixed_writes_are_refused_with_their_codes() {
+    async fn checks_versionstamped_keys_and_mixed_writes_are_refused_with_their_codes() {
         use edgekv_proto::ErrorCode;
         let clock = ManualClock::new(1_000);
         let (store, node) = cache_store(&clock).await;
@@ -714,13 +714,14 @@ mod cache_class {
             refusal(store.atomic(write(vec![check], vec![set(c.clone(), "x", None)])).await),
             ErrorCode::UnsupportedForCacheClass
         );
-        let max = Mutation::Numeric {
-            op: NumericOp::Max,
-            key: c.clone(),
-            operand: 1,
+        let versionstamped = Mutation::SetVersionstampedKey {
+            prefix: key!["c"].encode(),
+            encoding: ValueEncoding::Utf8,
+            value: b"x".to_vec(),
+            expiry: None,
         };
         assert_eq!(
-            refusal(store.atomic(write(vec![], vec![max])).await),
+            refusal(store.atomic(write(vec![], vec![versionstamped])).await),
             ErrorCode::UnsupportedForCacheClass
         );
         let mixed = vec![set(c.clone(), "x", None), set(key!["s"].encode(), "y", None)];
@@ -760,6 +761,17 @@ mod cache_class {
         let envelope = entry.unwrap().envelope;
         assert_eq!(envelope.encoding, ValueEncoding::U64);
         assert_eq!(envelope.value, 5u64.to_le_bytes());
+        let highest = key!["c", "highest"].encode();
+        for operand in [4, 9, 2] {
+            let max = Mutation::Numeric {
+                op: NumericOp::Max,
+                key: highest.clone(),
+                operand,
+            };
+            commit(&store, vec![max]).await;
+        }
+        let (entry, _) = store.get(&highest, Consistency::Eventual).await.unwrap();
+        assert_eq!(entry.unwrap().envelope.value, 9u64.to_le_bytes());
         let named = key!["c", "name"].encode();
         commit(&store, vec![set(named.clone(), "x", None)]).await;
         let on_value = store

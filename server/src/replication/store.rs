@@ -77,6 +77,12 @@ pub enum CacheOp {
         key: Vec<u8>,
         member: Vec<u8>,
     },
+    /// Keeps the largest (`largest`) or smallest operand of the key's current run.
+    Extremum {
+        key: Vec<u8>,
+        operand: u64,
+        largest: bool,
+    },
 }
 
 impl CacheOp {
@@ -86,7 +92,8 @@ impl CacheOp {
             | CacheOp::Delete { key }
             | CacheOp::Sum { key, .. }
             | CacheOp::SetAdd { key, .. }
-            | CacheOp::SetRemove { key, .. } => key,
+            | CacheOp::SetRemove { key, .. }
+            | CacheOp::Extremum { key, .. } => key,
         }
     }
 }
@@ -335,6 +342,9 @@ impl CacheStore {
                 CacheOp::SetRemove { member, .. } => after
                     .remove_member(member.clone(), stamp, now)
                     .map_err(mismatch("srem"))?,
+                CacheOp::Extremum { operand, largest, .. } => after
+                    .extremum(*largest, *operand, stamp, now)
+                    .map_err(mismatch(if *largest { "max" } else { "min" }))?,
             }
             changed.insert(key, (before, after));
         }

@@ -330,7 +330,11 @@ fn a_single_dev_node_is_its_own_leader_and_refuses_faults() {
     let table = kvctl(ep, &["cluster", "status"]);
     assert!(table.status.success(), "{}", describe(&table));
     let text = stdout(&table);
-    let rows: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("ID  ")).collect();
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("ID  "))
+        .take_while(|l| !l.is_empty())
+        .collect();
     assert_eq!(rows.len(), 2, "{text}");
     assert!(rows[1].contains("  leader  "), "{text}");
 

@@ -126,14 +126,21 @@ impl Recorder {
     }
 }
 
-async fn counter(client: &Client, key: Key) -> Option<u64> {
-    client
-        .get(key)
-        .consistency(Consistency::Eventual)
-        .await
-        .unwrap()
-        .and_then(|e| e.value)
-        .and_then(|v| v.as_u64())
+/// Waits until every node reads the `["c", "hits"]` counter as `total`.
+async fn every_node_counts(cluster: &Cluster, total: u64) {
+    for node in &cluster.nodes {
+        let client = node.client().await.unwrap();
+        let counted = eventually(CONVERGE, || async {
+            let entry = client
+                .get(key!["c", "hits"])
+                .consistency(Consistency::Eventual)
+                .await
+                .unwrap();
+            entry.and_then(|e| e.value).and_then(|v| v.as_u64()) == Some(total)
+        })
+        .await;
+        assert!(counted, "node {} does not count every sum (expected {total})", node.id);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,17 +197,7 @@ async fn writes_from_every_region_converge_and_a_cut_off_region_keeps_serving() 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let violations = recorder.converged(&cluster).await;
     assert!(violations.is_empty(), "{violations:#?}");
-    for node in &cluster.nodes {
-        let client = node.client().await.unwrap();
-        assert!(
-            eventually(CONVERGE, || async {
-                counter(&client, key!["c", "hits"]).await == Some(20)
-            })
-            .await,
-            "node {} does not count every sum",
-            node.id
-        );
-    }
+    every_node_counts(&cluster, 20).await;
 
     let every_tag: Vec<String> = ["n1", "n2", "n3", "n4", "shared"].map(String::from).to_vec();
     for node in &cluster.nodes {
@@ -271,17 +268,7 @@ async fn writes_from_every_region_converge_and_a_cut_off_region_keeps_serving() 
     cluster.heal(1).await.unwrap();
     let violations = recorder.converged(&cluster).await;
     assert!(violations.is_empty(), "{violations:#?}");
-    for node in &cluster.nodes {
-        let client = node.client().await.unwrap();
-        assert!(
-            eventually(CONVERGE, || async {
-                counter(&client, key!["c", "hits"]).await == Some(32)
-            })
-            .await,
-            "node {} lost an increment made during the cut",
-            node.id
-        );
-    }
+    every_node_counts(&cluster, 32).await;
     let status = cluster.status(4).await.unwrap();
     let cache = status.cache.expect("cache replication status");
     assert!(cache.merges > 0 && cache.conflicts_resolved > 0, "{cache:?}");

@@ -488,7 +488,7 @@ pub(crate) fn prefix_text(prefix: &[u8]) -> String {
     }
 }
 
-fn resolve_expiry(expiry: Expiry, now: u64) -> u64 {
+pub(crate) fn resolve_expiry(expiry: Expiry, now: u64) -> u64 {
     match expiry {
         Expiry::In(ms) => now.saturating_add(ms),
         Expiry::At(at) => at,

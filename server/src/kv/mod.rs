@@ -522,10 +522,7 @@ impl KvStore {
                         encoding: *encoding as i32,
                         bytes: value.clone(),
                         metadata: metadata.clone(),
-                        expires_at_ms: expiry.map(|e| match e {
-                            Expiry::In(ms) => now.saturating_add(ms),
-                            Expiry::At(at) => at,
-                        }),
+                        expires_at_ms: expiry.map(|e| apply::resolve_expiry(e, now)),
                     },
                 },
                 Mutation::Delete { key } => CacheOp::Delete { key: key.clone() },

@@ -82,6 +82,18 @@ pub struct Destination<'a> {
     pub peer_addr: &'a str,
 }
 
+/// A constructor of a generated peer client that takes messages as large as the peer
+/// port allows (append-entries batches, snapshot chunks, replication pages).
+macro_rules! peer_client {
+    ($client:ident) => {
+        |channel| {
+            $client::new(channel)
+                .max_decoding_message_size(MAX_PEER_MESSAGE)
+                .max_encoding_message_size(MAX_PEER_MESSAGE)
+        }
+    };
+}
+
 pub struct PeerTransport {
     local_region: String,
     wan: Arc<Wan>,
@@ -155,12 +167,7 @@ impl PeerTransport {
         F: FnOnce(PeerClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let client = |channel| {
-            PeerClient::new(channel)
-                .max_decoding_message_size(MAX_PEER_MESSAGE)
-                .max_encoding_message_size(MAX_PEER_MESSAGE)
-        };
-        self.call_service(to, timeout, client, rpc).await
+        self.call_service(to, timeout, peer_client!(PeerClient), rpc).await
     }
 
     /// Calls a peer's `CacheReplication` service, through the simulated WAN.
@@ -174,12 +181,8 @@ impl PeerTransport {
         F: FnOnce(CacheReplicationClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let client = |channel| {
-            CacheReplicationClient::new(channel)
-                .max_decoding_message_size(MAX_PEER_MESSAGE)
-                .max_encoding_message_size(MAX_PEER_MESSAGE)
-        };
-        self.call_service(to, timeout, client, rpc).await
+        self.call_service(to, timeout, peer_client!(CacheReplicationClient), rpc)
+            .await
     }
 
     /// Calls any service on a peer's listener, through the simulated WAN.

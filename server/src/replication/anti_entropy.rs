@@ -11,12 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use edgekv_proto::peer::CachePayload;
 use tokio_util::sync::CancellationToken;
 
 use super::digest;
 use super::store::{CacheStore, Source};
-use super::wire::{self, DigestsReply, DigestsRequest, FetchReply, FetchRequest, MergeReply, MergeRequest};
+use super::wire::{self, DigestsReply, DigestsRequest, FetchReply, FetchRequest, MergeReply, MergeRequest, Rpc};
 use crate::raft::{Member, NodeId, RaftNode};
 
 /// Bytes per page of records in either direction.
@@ -87,19 +86,12 @@ impl AntiEntropy {
 
     /// One round with `member`: compare digests, pull and push the differing buckets.
     pub async fn sync_with(&self, member: &Member) -> Result<RoundOutcome, String> {
-        let transport = self.raft.transport();
-        let to = member.destination();
-        let data = wire::encode(&DigestsRequest {
+        let (transport, timeout) = (self.raft.transport(), self.request_timeout);
+        let asked = DigestsRequest {
             from_node: self.store.node(),
             sent_at: self.store.stamp(),
-        });
-        let theirs = transport
-            .call_cache(to.clone(), self.request_timeout, |mut c| async move {
-                c.digests(CachePayload { data }).await
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let theirs: DigestsReply = wire::decode(&theirs.data).map_err(|e| e.to_string())?;
+        };
+        let theirs: DigestsReply = wire::call(transport, member, timeout, Rpc::Digests, &asked).await?;
         let buckets = digest::differing(&self.store.digests(), &theirs.digests);
         let mut outcome = RoundOutcome {
             differing_buckets: buckets.iter().filter(|b| **b).count(),
@@ -111,18 +103,12 @@ impl AntiEntropy {
         // Pull theirs.
         let mut after = None;
         loop {
-            let data = wire::encode(&FetchRequest {
+            let fetch = FetchRequest {
                 buckets: buckets.to_vec(),
                 after: after.take(),
                 max_bytes: PAGE_BYTES,
-            });
-            let page = transport
-                .call_cache(to.clone(), self.request_timeout, |mut c| async move {
-                    c.fetch(CachePayload { data }).await
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            let page: FetchReply = wire::decode(&page.data).map_err(|e| e.to_string())?;
+            };
+            let page: FetchReply = wire::call(transport, member, timeout, Rpc::Fetch, &fetch).await?;
             let store = self.store.clone();
             outcome.pulled += tokio::task::spawn_blocking(move || store.merge(&page.records, Source::Repair))
                 .await
@@ -145,19 +131,13 @@ impl AntiEntropy {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
             if !records.is_empty() {
-                let data = wire::encode(&MergeRequest {
+                let push = MergeRequest {
                     from_node: self.store.node(),
                     sent_at: self.store.stamp(),
                     from_outbox: false,
                     records,
-                });
-                let answer = transport
-                    .call_cache(to.clone(), self.request_timeout, |mut c| async move {
-                        c.merge(CachePayload { data }).await
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let answer: MergeReply = wire::decode(&answer.data).map_err(|e| e.to_string())?;
+                };
+                let answer: MergeReply = wire::call(transport, member, timeout, Rpc::Merge, &push).await?;
                 outcome.pushed += answer.changed as usize;
             }
             match next {

@@ -11,11 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use edgekv_proto::peer::CachePayload;
 use tokio_util::sync::CancellationToken;
 
 use super::store::CacheStore;
-use super::wire::{self, MergeReply, MergeRequest};
+use super::wire::{self, MergeReply, MergeRequest, Rpc};
 use crate::raft::{Member, NodeId, RaftNode};
 use crate::storage::{ColumnFamily, Durability, StorageResult, WriteBatch};
 
@@ -233,18 +232,8 @@ impl Shippers {
             from_outbox: true,
             records,
         };
-        let data = wire::encode(&request);
-        let answer = self
-            .raft
-            .transport()
-            .call_cache(
-                member.destination(),
-                self.settings.request_timeout,
-                |mut c| async move { c.merge(CachePayload { data }).await },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        wire::decode::<MergeReply>(&answer.data).map_err(|e| e.to_string())?;
+        let transport = self.raft.transport();
+        let _: MergeReply = wire::call(transport, member, self.settings.request_timeout, Rpc::Merge, &request).await?;
         Ok(Some(last))
     }
 }

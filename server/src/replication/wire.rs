@@ -2,9 +2,14 @@
 //! `CachePayload.data`. Records travel encoded as they are stored, so a receiver decodes
 //! each exactly once and digests hash the same bytes on every node.
 
+use std::time::Duration;
+
+use edgekv_proto::peer::CachePayload;
 use serde::{Deserialize, Serialize};
 
 use crate::crdt::hlc::Timestamp;
+use crate::net::PeerTransport;
+use crate::raft::Member;
 
 /// A key and its encoded [`crate::crdt::record::CacheRecord`].
 pub type EncodedRecord = (Vec<u8>, Vec<u8>);
@@ -58,4 +63,35 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, postcard::Error> {
     postcard::from_bytes(bytes)
+}
+
+/// The calls of the `CacheReplication` service.
+#[derive(Clone, Copy, Debug)]
+pub enum Rpc {
+    Merge,
+    Digests,
+    Fetch,
+}
+
+/// Sends `request` to `to`'s `CacheReplication` service through the simulated WAN and
+/// decodes the answer; a failure is described for logs and status.
+pub async fn call<Req: Serialize, Rep: for<'de> Deserialize<'de>>(
+    transport: &PeerTransport,
+    to: &Member,
+    timeout: Duration,
+    rpc: Rpc,
+    request: &Req,
+) -> Result<Rep, String> {
+    let payload = CachePayload { data: encode(request) };
+    let answer = transport
+        .call_cache(to.destination(), timeout, |mut client| async move {
+            match rpc {
+                Rpc::Merge => client.merge(payload).await,
+                Rpc::Digests => client.digests(payload).await,
+                Rpc::Fetch => client.fetch(payload).await,
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    decode(&answer.data).map_err(|e| e.to_string())
 }

@@ -258,7 +258,13 @@ async fn writes_from_every_region_converge_and_a_cut_off_region_keeps_serving() 
         matches!(strong.code(), Some(ErrorCode::Unavailable | ErrorCode::OutcomeUnknown)),
         "a strong write in a cut-off region fails with a clear code, not {strong:?}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once out of contact for a few election timeouts, strong requests there fail at once.
+    let fails_fast = eventually(CONVERGE, || async {
+        let refused = cut_off.get(key!["strong"]).await.unwrap_err();
+        refused.code() == Some(ErrorCode::Unavailable) && refused.to_string().contains("cut off")
+    })
+    .await;
+    assert!(fails_fast, "a cut-off node refuses strong reads with a clear message");
     assert_ne!(
         recorder.read(&mainland, key!["c", "k", 0]).await,
         Some("cut-off-0".to_string()),

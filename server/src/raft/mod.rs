@@ -90,6 +90,11 @@ pub enum ConsensusError {
         "could not confirm leadership with a quorum within {0} ms; a strong read is refused rather than served stale"
     )]
     NoQuorum(u64),
+    #[error(
+        "no contact with a quorum for {0} ms: this node looks cut off from the rest of the cluster, so strong \
+         requests fail at once until it is back (cache keys keep working)"
+    )]
+    CutOff(u64),
     #[error("the write was proposed but its outcome is unknown ({0}); it may or may not have been applied")]
     OutcomeUnknown(String),
     /// Only between nodes: the one asked is not the leader (the caller retries at the
@@ -114,6 +119,7 @@ impl ConsensusError {
             ConsensusError::NoLeader(_)
             | ConsensusError::LeaderUnreachable(_)
             | ConsensusError::NoQuorum(_)
+            | ConsensusError::CutOff(_)
             | ConsensusError::NotLeader => ErrorCode::Unavailable,
             ConsensusError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             ConsensusError::ShuttingDown => ErrorCode::ShuttingDown,
@@ -441,6 +447,7 @@ impl RaftNode {
     /// Replicates one request through the log and returns the applier's answer. Proposes
     /// here when this node leads, otherwise forwards to the leader.
     pub async fn write(&self, body: Vec<u8>) -> Result<Vec<u8>, ConsensusError> {
+        self.check_contact()?;
         let deadline = self.deadline();
         loop {
             let (leader, member) = self.leader(deadline).await?;
@@ -566,6 +573,7 @@ impl RaftNode {
         if self.is_caught_up_sole_voter() {
             return Ok(());
         }
+        self.check_contact()?;
         let deadline = self.deadline();
         let no_quorum = || ConsensusError::NoQuorum(self.settings.request_timeout.as_millis() as u64);
         loop {
@@ -671,6 +679,20 @@ impl RaftNode {
         }
         let now = self.started.elapsed().as_millis() as u64;
         now.saturating_sub(self.last_leader_contact_ms.load(Ordering::Relaxed))
+    }
+
+    /// Fails at once when this node has had no contact with a quorum (a follower: with a
+    /// leader; the leader: with a quorum of acks) for three election timeouts: by then a
+    /// reachable majority would have elected a leader and contacted it, so waiting out the
+    /// request timeout would only delay the same answer. Nothing was proposed: the answer
+    /// is definite (`UNAVAILABLE`).
+    fn check_contact(&self) -> Result<(), ConsensusError> {
+        let silent_ms = self.staleness_ms();
+        let limit_ms = 3 * self.settings.election_timeout.as_millis() as u64;
+        if silent_ms > limit_ms {
+            return Err(ConsensusError::CutOff(silent_ms));
+        }
+        Ok(())
     }
 
     pub(crate) fn heard_from_leader(&self) {

@@ -122,9 +122,20 @@ async fn execute(target: &Target, op: Op, value_size: usize, counters: &Counters
     }
 }
 
+impl RunStats {
+    /// Sets the latency percentiles from `histogram` (µs).
+    pub fn set_percentiles(&mut self, histogram: &Histogram<u64>) {
+        self.p50_us = histogram.value_at_quantile(0.50);
+        self.p90_us = histogram.value_at_quantile(0.90);
+        self.p99_us = histogram.value_at_quantile(0.99);
+        self.p999_us = histogram.value_at_quantile(0.999);
+        self.max_us = histogram.max();
+    }
+}
+
 fn summarize(histogram: &Histogram<u64>, counters: &Counters, offered_rate: f64, elapsed: Duration) -> RunStats {
     let ok = counters.ok.load(Ordering::Relaxed);
-    RunStats {
+    let mut stats = RunStats {
         offered_rate,
         achieved_rate: ok as f64 / elapsed.as_secs_f64(),
         ok,
@@ -132,16 +143,15 @@ fn summarize(histogram: &Histogram<u64>, counters: &Counters, offered_rate: f64,
         timeouts: counters.timeouts.load(Ordering::Relaxed),
         expired_reads: counters.expired_reads.load(Ordering::Relaxed),
         cas_conflicts: counters.cas_conflicts.load(Ordering::Relaxed),
-        p50_us: histogram.value_at_quantile(0.50),
-        p90_us: histogram.value_at_quantile(0.90),
-        p99_us: histogram.value_at_quantile(0.99),
-        p999_us: histogram.value_at_quantile(0.999),
-        max_us: histogram.max(),
         first_error: counters.first_error.lock().expect("lock").clone(),
-    }
+        ..RunStats::default()
+    };
+    stats.set_percentiles(histogram);
+    stats
 }
 
-fn new_histogram() -> Histogram<u64> {
+/// A latency histogram in µs, 1 µs to 60 s at 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 

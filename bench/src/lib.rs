@@ -10,9 +10,13 @@
 //!   3-voter `edgekv serve` cluster, `edgekv-3`).
 //! - [`regional`]: strong writes from each region of a simulated 3-region cluster against
 //!   that region's physical floor (`edgekv-3-regions`).
+//! - [`cache`]: the cache class on the same simulated cluster: local writes and reads,
+//!   propagation lag between regions, convergence after a healed partition
+//!   (`edgekv-cache-3-regions`).
 //! - [`machine`]: the conditions every result carries (CPU, fsync baseline, versions).
 //! - [`report`]: `docs/benchmarks.md` and its plots.
 
+pub mod cache;
 pub mod driver;
 pub mod machine;
 pub mod peers;

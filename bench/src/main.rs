@@ -21,7 +21,9 @@ struct Cli {
     quick: bool,
     /// Systems to run (comma-separated), in this order. `edgekv-3` is a 3-voter edgekv
     /// cluster (compare with `etcd-3`); `edgekv-3-regions` is the regional scenario:
-    /// strong writes from each region of a simulated 3-region cluster against the floor.
+    /// strong writes from each region of a simulated 3-region cluster against the floor;
+    /// `edgekv-cache-3-regions` is the cache-class scenario: local cache writes and reads,
+    /// propagation lag between regions, convergence after a healed partition.
     #[arg(long, value_delimiter = ',', default_values_t = SYSTEMS.map(String::from))]
     systems: Vec<String>,
     /// Workloads to run (comma-separated); all by default. `write` and
@@ -32,6 +34,18 @@ struct Cli {
     /// else 300).
     #[arg(long)]
     regional_writes: Option<usize>,
+    /// Probe writes per region and condition (idle, under load) in the cache scenario's
+    /// propagation measurement (default: 30 with --quick, else 300).
+    #[arg(long)]
+    cache_lag_probes: Option<usize>,
+    /// Distinct keys written on the majority side of the cache scenario's partition.
+    #[arg(long, default_value_t = edgekv_bench::cache::CONVERGENCE_TARGET_KEYS)]
+    cache_divergent_keys: usize,
+    /// Keep, from the existing report's results.json, the results of the systems this run
+    /// does not measure (the report names the run each came from). Without it the report
+    /// holds this run's systems only.
+    #[arg(long)]
+    merge: bool,
     /// The edgekv binary (a release build).
     #[arg(long)]
     edgekv_bin: PathBuf,
@@ -86,6 +100,9 @@ async fn main() -> Result<()> {
     if cli.regional_writes == Some(0) {
         bail!("--regional-writes must be at least 1");
     }
+    if cli.cache_lag_probes == Some(0) || cli.cache_divergent_keys == 0 {
+        bail!("--cache-lag-probes and --cache-divergent-keys must be at least 1");
+    }
     if cli.reps < 3 {
         bail!("--reps must be at least 3: the report quotes the spread over repetitions");
     }
@@ -120,6 +137,9 @@ async fn main() -> Result<()> {
         reps: cli.reps,
         closed_loop_workers: 64,
         regional_writes: cli.regional_writes.unwrap_or(if cli.quick { 20 } else { 300 }),
+        cache_lag_probes: cli.cache_lag_probes.unwrap_or(if cli.quick { 30 } else { 300 }),
+        cache_divergent_keys: cli.cache_divergent_keys,
+        merge: cli.merge,
         binaries: Binaries {
             edgekv: cli.edgekv_bin,
             denokv: cli.denokv_bin,

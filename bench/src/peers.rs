@@ -95,9 +95,9 @@ pub struct Peer {
 
 /// Which systems the harness knows how to run, in the order a full run measures them
 /// (edgekv-3 right before etcd-3, so the pair runs under the same conditions).
-/// `edgekv-3-regions` is not a workload target: it selects the regional scenario
-/// ([`crate::regional`]).
-pub const SYSTEMS: [&str; 9] = [
+/// `edgekv-3-regions` and `edgekv-cache-3-regions` are not workload targets: they select
+/// the regional scenario ([`crate::regional`]) and the cache-class scenario ([`crate::cache`]).
+pub const SYSTEMS: [&str; 10] = [
     "edgekv",
     "edgekv-kvconnect",
     "denokv",
@@ -107,6 +107,7 @@ pub const SYSTEMS: [&str; 9] = [
     "etcd-3",
     "redis",
     crate::regional::SYSTEM,
+    crate::cache::SYSTEM,
 ];
 
 /// The regions of the 3-node edgekv clusters (`edgekv demo`'s defaults), one voter each.
@@ -242,6 +243,7 @@ pub async fn start(system: &str, binaries: &Binaries) -> Result<Peer> {
             )
         }
         crate::regional::SYSTEM => bail!("{system} is a scenario of its own (crate::regional), not a workload target"),
+        crate::cache::SYSTEM => bail!("{system} is a scenario of its own (crate::cache), not a workload target"),
         other => bail!("unknown system {other:?}; known: {}", SYSTEMS.join(", ")),
     };
     Ok(Peer {
@@ -282,6 +284,20 @@ pub struct ClusterNode {
     pub api: String,
 }
 
+impl ClusterNode {
+    /// An SDK client that talks to this node only (`stay_local`), as a client in its region
+    /// would: eventual reads and cache writes stay here, strong writes are forwarded by it.
+    pub async fn local_client(&self) -> Result<edgekv_client::Client> {
+        edgekv_client::Client::builder()
+            .region(&self.region)
+            .region_endpoint(&self.region, &self.api)
+            .stay_local(true)
+            .connect()
+            .await
+            .with_context(|| format!("connect to node {} ({})", self.id, self.region))
+    }
+}
+
 /// A running `edgekv serve` cluster; its processes stop when it drops.
 pub struct EdgekvCluster {
     pub nodes: Vec<ClusterNode>,
@@ -302,7 +318,8 @@ pub struct WanLink {
 }
 
 /// Starts one `edgekv serve` voter per region (ids 1..=n in order) formed with
-/// `--initial-cluster`, data under `dir`, sync writes on (the default). `wan` goes to
+/// `--initial-cluster`, data under `dir`, sync writes on (the default), `extra_args` added
+/// to every node's command line (Raft timings, cache-replication flags). `wan` goes to
 /// every node in a generated config file (`[cluster] wan_links`), so the peer transport
 /// delays node-to-node messages like a WAN would. Returns once every node agrees on a
 /// leader.
@@ -310,7 +327,7 @@ pub async fn start_edgekv_cluster(
     binary: &Path,
     dir: &Path,
     regions: &[&str],
-    raft_args: &[&str],
+    extra_args: &[&str],
     wan: &[WanLink],
 ) -> Result<EdgekvCluster> {
     let peer_ports: Vec<u16> = regions.iter().map(|_| free_port()).collect::<Result<_>>()?;
@@ -358,7 +375,7 @@ pub async fn start_edgekv_cluster(
             .args(["--kv-connect-enabled", "false", "--log", "warn"])
             // Explicit, so an EDGEKV_SYNC_WRITES in the environment cannot turn fsync off.
             .args(["--sync-writes", "true"])
-            .args(raft_args)
+            .args(extra_args)
             .env_remove("EDGEKV_CONFIG");
         let name = format!("edgekv node {id} ({region})");
         let mut process = Process::spawn(&name, &mut command, &dir.join(format!("node-{id}.log")))?;

@@ -20,9 +20,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use edgekv_client::{Client, Value, key};
-use hdrhistogram::Histogram;
 
-use crate::driver::{REQUEST_TIMEOUT, RunStats};
+use crate::driver::{REQUEST_TIMEOUT, RunStats, new_histogram};
 use crate::peers::{CLUSTER_REGIONS, WanLink, start_edgekv_cluster};
 
 /// The system name that selects this scenario.
@@ -49,7 +48,8 @@ pub fn demo_links(regions: &[&str]) -> Vec<WanLink> {
     links
 }
 
-fn rtt(links: &[WanLink], a: &str, b: &str) -> u32 {
+/// The simulated round trip between two regions in ms (0 within a region).
+pub fn rtt(links: &[WanLink], a: &str, b: &str) -> u32 {
     if a == b {
         return 0;
     }
@@ -114,7 +114,7 @@ async fn leader_of(client: &Client) -> Result<(u64, String)> {
 
 /// `writes` sequential durable writes through `client`; latencies in µs.
 async fn sequential_writes(client: &Client, region: &str, writes: usize, value_size: usize) -> RunStats {
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    let mut histogram = new_histogram();
     let mut stats = RunStats::default();
     let value = vec![0x5au8; value_size];
     let started = Instant::now();
@@ -134,11 +134,7 @@ async fn sequential_writes(client: &Client, region: &str, writes: usize, value_s
         }
     }
     stats.achieved_rate = stats.ok as f64 / started.elapsed().as_secs_f64();
-    stats.p50_us = histogram.value_at_quantile(0.50);
-    stats.p90_us = histogram.value_at_quantile(0.90);
-    stats.p99_us = histogram.value_at_quantile(0.99);
-    stats.p999_us = histogram.value_at_quantile(0.999);
-    stats.max_us = histogram.max();
+    stats.set_percentiles(&histogram);
     stats
 }
 
@@ -159,14 +155,7 @@ pub async fn run(edgekv: &std::path::Path, writes_per_region: usize, value_size:
     let cluster = start_edgekv_cluster(edgekv, dir.path(), &regions, &[], &links).await?;
     let mut clients = Vec::new();
     for node in &cluster.nodes {
-        let client = Client::builder()
-            .region(&node.region)
-            .region_endpoint(&node.region, &node.api)
-            .stay_local(true)
-            .connect()
-            .await
-            .with_context(|| format!("connect to the {} node", node.region))?;
-        clients.push(client);
+        clients.push(node.local_client().await?);
     }
     let leader_before = leader_of(&clients[0]).await?;
     if leader_before.0 == 0 || leader_before.1.is_empty() {

@@ -8,8 +8,13 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 
+use crate::cache::{
+    BACKGROUND_WRITES_PER_SECOND, CONVERGENCE_TARGET, CONVERGENCE_TARGET_KEYS, CacheScenario, Convergence,
+    LagCondition, PROPAGATION_MARGIN_MS, PairLag, STATUS_POLL_INTERVAL,
+};
 use crate::driver::RunStats;
 use crate::machine::Machine;
+use crate::peers::{SYSTEMS, WanLink};
 use crate::regional::Regional;
 use crate::workload::Workload;
 
@@ -57,6 +62,79 @@ pub struct Report {
     /// The regional scenario, when `edgekv-3-regions` was run.
     #[serde(default)]
     pub regional: Option<Regional>,
+    /// The cache-class scenario, when `edgekv-cache-3-regions` was run.
+    #[serde(default)]
+    pub cache: Option<CacheScenario>,
+    /// The systems this run measured (empty in reports from before it was recorded).
+    #[serde(default)]
+    pub systems: Vec<String>,
+    /// Results of other systems kept from earlier runs (`--merge`), with their conditions.
+    #[serde(default)]
+    pub kept_runs: Vec<KeptRun>,
+}
+
+/// An earlier run whose results of some systems a merged report keeps.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct KeptRun {
+    pub date: String,
+    pub machine: Machine,
+    pub settings: Settings,
+    /// The systems whose results in the report come from this run.
+    pub systems: Vec<String>,
+}
+
+impl Report {
+    /// The systems whose results this report's own run measured.
+    fn own_systems(&self) -> Vec<String> {
+        if !self.systems.is_empty() {
+            return self.systems.clone();
+        }
+        // Reports from before `systems` was recorded: every system with results.
+        let mut systems: Vec<String> = self.series.iter().map(|s| s.system.clone()).collect();
+        if self.regional.is_some() {
+            systems.push(crate::regional::SYSTEM.into());
+        }
+        if self.cache.is_some() {
+            systems.push(crate::cache::SYSTEM.into());
+        }
+        systems.dedup();
+        systems
+    }
+
+    /// Keeps `earlier`'s results of every system this run did not measure, and records
+    /// which run each came from.
+    pub fn keep_other_systems_from(&mut self, earlier: Report) {
+        let rerun = self.own_systems();
+        let kept = |system: &String| !rerun.contains(system);
+        let mut kept_runs: Vec<KeptRun> = earlier
+            .kept_runs
+            .iter()
+            .cloned()
+            .chain(std::iter::once(KeptRun {
+                date: earlier.date.clone(),
+                machine: earlier.machine.clone(),
+                settings: earlier.settings.clone(),
+                systems: earlier.own_systems(),
+            }))
+            .collect();
+        for run in &mut kept_runs {
+            run.systems.retain(kept);
+        }
+        kept_runs.retain(|run| !run.systems.is_empty());
+        self.kept_runs = kept_runs;
+        self.series
+            .extend(earlier.series.into_iter().filter(|s| kept(&s.system)));
+        self.series
+            .sort_by_key(|s| SYSTEMS.iter().position(|known| *known == s.system));
+        self.skipped
+            .extend(earlier.skipped.into_iter().filter(|(system, _, _)| kept(system)));
+        if kept(&crate::regional::SYSTEM.to_string()) {
+            self.regional = self.regional.take().or(earlier.regional);
+        }
+        if kept(&crate::cache::SYSTEM.to_string()) {
+            self.cache = self.cache.take().or(earlier.cache);
+        }
+    }
 }
 
 fn median(mut values: Vec<u64>) -> u64 {
@@ -65,8 +143,14 @@ fn median(mut values: Vec<u64>) -> u64 {
 }
 
 impl RatePoint {
-    fn p99_median(&self) -> u64 {
+    /// The median over repetitions of each repetition's p99.
+    pub fn p99_median(&self) -> u64 {
         median(self.reps.iter().map(|r| r.p99_us).collect())
+    }
+
+    /// The median over repetitions of each repetition's p50.
+    pub fn p50_median(&self) -> u64 {
+        median(self.reps.iter().map(|r| r.p50_us).collect())
     }
 }
 
@@ -271,24 +355,30 @@ fn replicated(report: &Report, out: &mut String) {
     .unwrap();
 }
 
-fn regional_section(regional: &Regional, out: &mut String) {
-    writeln!(out, "## Strong writes from each region (simulated 3-region WAN)\n").unwrap();
-    let links: Vec<String> = regional
-        .links
+/// "the peer transport delays ... (a ↔ b 80 ms, ...) plus ...": the simulated WAN, in words.
+fn describe_wan(links: &[WanLink]) -> String {
+    let round_trips: Vec<String> = links
         .iter()
         .map(|l| format!("{} ↔ {} {} ms", l.a, l.b, l.rtt_ms))
         .collect();
-    let max_jitter = regional.links.iter().map(|l| l.jitter_ms).max().unwrap_or(0);
+    let max_jitter = links.iter().map(|l| l.jitter_ms).max().unwrap_or(0);
+    format!(
+        "the peer transport delays every node-to-node message by half the round trip ({}) plus 0 to RTT/40 ms per \
+         direction (at most {max_jitter} ms; `edgekv demo`'s matrix)",
+        round_trips.join(", ")
+    )
+}
+
+fn regional_section(regional: &Regional, out: &mut String) {
+    writeln!(out, "## Strong writes from each region (simulated 3-region WAN)\n").unwrap();
     writeln!(
         out,
-        "Three `edgekv serve` voters, one per region, on loopback; the peer transport delays every node-to-node message \
-         by half the round trip ({}) plus 0 to RTT/40 ms per direction (at most {max_jitter} ms; `edgekv demo`'s \
-         matrix). One client per region, pinned to its region's node (`stay_local`), which forwards the write to the \
+        "Three `edgekv serve` voters, one per region, on loopback; {}. One client per region, pinned to its region's node (`stay_local`), which forwards the write to the \
          leader over the simulated WAN. {} durable writes of {} B per region, one outstanding at a time, regions \
          measured one after another (one write in flight in the whole cluster), after 3 unmeasured warm-up writes; \
          latency from send to acknowledgement, sync writes on (the default), edgekv's default Raft timings \
          (heartbeat 300 ms, election timeout 3 s).\n",
-        links.join(", "),
+        describe_wan(&regional.links),
         regional.writes_per_region,
         regional.value_size,
     )
@@ -412,6 +502,282 @@ fn regional_section(regional: &Regional, out: &mut String) {
     .unwrap();
 }
 
+/// "yes" / "**no**" for a target verdict.
+fn yes_no(met: bool) -> &'static str {
+    if met { "yes" } else { "**no**" }
+}
+
+/// Seconds with two decimals, for durations kept in ms.
+fn seconds(ms: u64) -> String {
+    format!("{:.2}", ms as f64 / 1000.0)
+}
+
+fn lags_in(cache: &CacheScenario, condition: LagCondition) -> impl Iterator<Item = &PairLag> {
+    cache.lags.iter().filter(move |l| l.condition == condition)
+}
+
+/// What the writer's node did meanwhile, in words.
+fn describe_lag_condition(condition: LagCondition) -> String {
+    match condition {
+        LagCondition::Idle => "idle cluster".into(),
+        LagCondition::UnderLoad => format!("writer's node taking {BACKGROUND_WRITES_PER_SECOND} other writes/s"),
+    }
+}
+
+/// The pair furthest above (or least below) its propagation target.
+fn worst_lag(cache: &CacheScenario, condition: LagCondition) -> Option<&PairLag> {
+    lags_in(cache, condition).max_by_key(|l| l.stats.p99_us as i64 - l.target_us() as i64)
+}
+
+/// The convergence verdict: met, not met, or not judged (fewer keys than the target's).
+fn convergence_verdict(convergence: &Convergence) -> &'static str {
+    if convergence.divergent_keys < CONVERGENCE_TARGET_KEYS {
+        return "not judged (fewer keys than the target's)";
+    }
+    yes_no(
+        convergence
+            .all_converged_ms()
+            .is_some_and(|ms| u128::from(ms) < CONVERGENCE_TARGET.as_millis()),
+    )
+}
+
+fn cache_section(cache: &CacheScenario, out: &mut String) {
+    writeln!(
+        out,
+        "## Cache class across simulated regions ({})\n",
+        crate::cache::SYSTEM
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "Three `edgekv serve` nodes, one per region, on loopback; {}. Every key of the scenario is under a prefix in the \
+         cache class: a write is acknowledged after a durable write (sync writes on, the default) on the node it \
+         reached, then shipped to the other nodes (to other regions after a 5 ms linger) and merged there. \
+         Anti-entropy runs every {} (`--anti-entropy-interval {}`, the server's default). One client per region, \
+         pinned to its region's node (`stay_local`). Values of {} B.\n",
+        describe_wan(&cache.links),
+        cache.anti_entropy_interval,
+        cache.anti_entropy_interval,
+        cache.value_size,
+    )
+    .unwrap();
+
+    writeln!(out, "### Local cache writes and eventual reads, per region\n").unwrap();
+    writeln!(
+        out,
+        "{} keys loaded through us-east and shipped everywhere first. Regions one after another; in each, {} \
+         closed-loop workers for {:.1} s find the peak, then {} open-loop runs of {:.1} s at half of it give p50 and p99 \
+         (median over the runs; latency from each request's intended start). Writes: one-key `set`, uniform over the \
+         loaded keys. Reads: `get` with eventual consistency, served by the node. The cluster ships what the writes \
+         produced before the reads start.\n",
+        cache.keys, cache.closed_loop_workers, cache.peak_seconds, cache.reps, cache.point_seconds,
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| region | its node | cache writes: peak ops/s | p50 ms at half load | p99 ms at half load | eventual reads: \
+         peak ops/s | p50 ms at half load | p99 ms at half load | errors / timeouts (writes; reads) |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---|---|---|---|---|---|---|---|").unwrap();
+    let failures = |peak: &RunStats, point: &RatePoint| {
+        let runs = std::iter::once(peak).chain(&point.reps);
+        let (errors, timeouts) = runs.fold((0, 0), |(e, t), r| (e + r.errors, t + r.timeouts));
+        format!("{errors} / {timeouts}")
+    };
+    for r in &cache.regions {
+        writeln!(
+            out,
+            "| {} | node {} | {:.0} | {} | {} | {:.0} | {} | {} | {}; {} |",
+            r.region,
+            r.node_id,
+            r.write_peak.achieved_rate,
+            ms(r.write_half_load.p50_median()),
+            ms(r.write_half_load.p99_median()),
+            r.read_peak.achieved_rate,
+            ms(r.read_half_load.p50_median()),
+            ms(r.read_half_load.p99_median()),
+            failures(&r.write_peak, &r.write_half_load),
+            failures(&r.read_peak, &r.read_half_load),
+        )
+        .unwrap();
+    }
+    let first_error = cache.regions.iter().find_map(|r| {
+        std::iter::once(&r.write_peak)
+            .chain(&r.write_half_load.reps)
+            .chain(std::iter::once(&r.read_peak))
+            .chain(&r.read_half_load.reps)
+            .find_map(|s| s.first_error.clone())
+    });
+    if let Some(error) = first_error {
+        writeln!(out, "\nFirst error: {}", error.replace('|', "/")).unwrap();
+    }
+    writeln!(out).unwrap();
+
+    writeln!(out, "### Propagation lag, writer region → reader region\n").unwrap();
+    let mut background_rates: Vec<String> = lags_in(cache, LagCondition::UnderLoad)
+        .map(|l| format!("{} {:.0}/s", l.writer, l.background_writes_per_second))
+        .collect();
+    // One entry per writer: its pairs are consecutive and share the rate.
+    background_rates.dedup();
+    writeln!(
+        out,
+        "{} probe writes from each region in turn, one in flight in the whole cluster; every other node is polled with \
+         eventual `get`s every {} ms from the writer's acknowledgement until the key shows. Lag = when the read that \
+         found it answered − when the write was acknowledged to its writer: an upper bound, within one poll interval \
+         and one local read of the true time. Two conditions: *idle*, each probe written once the writer has shipped \
+         everything before it (its outbox empty, the answers back: no message in flight), the bare path; *under load*, \
+         the writer's node also takes {BACKGROUND_WRITES_PER_SECOND} other cache writes per second throughout \
+         (achieved: {}), so a probe usually finds a message to its reader already in flight. Target (design): p99 ≤ \
+         one-way latency (RTT/2) + {PROPAGATION_MARGIN_MS} ms. {}\n",
+        cache.lag_probes,
+        cache.lag_poll_interval_ms,
+        background_rates.join(", "),
+        if cache.lag_probes < 100 {
+            "With fewer than 100 probes per pair, p99 is the largest lag seen."
+        } else {
+            ""
+        },
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| writer → reader | one-way ms | target: p99 ≤ ms | idle: p50 ms | p99 ms | max ms | met | under load: p50 ms | \
+         p99 ms | max ms | met | seen / probes (idle; under load) |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|").unwrap();
+    let columns = |lag: Option<&PairLag>| {
+        lag.map_or("– | – | – | –".to_string(), |l| {
+            format!(
+                "{} | {} | {} | {}",
+                ms(l.stats.p50_us),
+                ms(l.stats.p99_us),
+                ms(l.stats.max_us),
+                yes_no(l.target_met())
+            )
+        })
+    };
+    let seen =
+        |lag: Option<&PairLag>| lag.map_or("–".to_string(), |l| format!("{} / {}", l.stats.ok, cache.lag_probes));
+    for idle in lags_in(cache, LagCondition::Idle) {
+        let loaded =
+            lags_in(cache, LagCondition::UnderLoad).find(|l| l.writer == idle.writer && l.reader == idle.reader);
+        writeln!(
+            out,
+            "| {} → {} | {} | {} | {} | {} | {}; {} |",
+            idle.writer,
+            idle.reader,
+            idle.one_way_ms,
+            ms(idle.target_us()),
+            columns(Some(idle)),
+            columns(loaded),
+            seen(Some(idle)),
+            seen(loaded),
+        )
+        .unwrap();
+    }
+    if let Some(error) = cache.lags.iter().find_map(|l| l.stats.first_error.clone()) {
+        writeln!(out, "\nFirst error: {}", error.replace('|', "/")).unwrap();
+    }
+    writeln!(out).unwrap();
+
+    let c = &cache.convergence;
+    writeln!(out, "### Convergence of divergent keys after a healed partition\n").unwrap();
+    writeln!(
+        out,
+        "{} cut off from the other two regions (both links, both directions, by fault injection). {} distinct keys \
+         written on the {} node in {} atomic writes of up to 1000 sets, one after another ({} s, {:.0} keys/s); once \
+         every node of the majority side held them all, the cut was healed, {} s after it began. A node has converged \
+         when its `cache_records` (Admin.ClusterStatus) reaches {} ({} before the partition + {}); every node is polled \
+         every {} ms from the heal. Target (design): under {} s for {CONVERGENCE_TARGET_KEYS} keys.\n",
+        c.cut_off_region,
+        c.divergent_keys,
+        c.writer_region,
+        c.atomic_writes,
+        seconds(c.write_ms),
+        c.divergent_keys as f64 / (c.write_ms.max(1) as f64 / 1000.0),
+        seconds(c.partition_ms),
+        c.records_expected,
+        c.records_before,
+        c.divergent_keys,
+        STATUS_POLL_INTERVAL.as_millis(),
+        CONVERGENCE_TARGET.as_secs(),
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| node | role | records at heal | converged after the heal, s | records merged after the heal | of which by \
+         anti-entropy | its outbox backlog for the cut-off node: at heal → at the end |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---|---|---|---|---|---|").unwrap();
+    for n in &c.nodes {
+        writeln!(
+            out,
+            "| node {} ({}) | {} | {} | {} | {} | {} | {} |",
+            n.node_id,
+            n.region,
+            if n.cut_off { "cut off" } else { "majority side" },
+            n.records_at_heal,
+            n.converged_ms.map_or_else(
+                || format!("not within {} s ({} records)", c.timeout_ms / 1000, n.records_at_end),
+                seconds
+            ),
+            n.merged_after_heal,
+            n.repaired_after_heal,
+            if n.cut_off {
+                "–".to_string()
+            } else {
+                format!("{} → {}", n.backlog_to_cut_off_at_heal, n.backlog_to_cut_off_at_end)
+            },
+        )
+        .unwrap();
+    }
+    writeln!(out).unwrap();
+    let all = c.all_converged_ms().map_or_else(
+        || format!("did not converge within {} s", c.timeout_ms / 1000),
+        |ms| format!("converged {} s after the heal", seconds(ms)),
+    );
+    write!(
+        out,
+        "**Every node {all}** (target: under {} s; met: {}).",
+        CONVERGENCE_TARGET.as_secs(),
+        convergence_verdict(c)
+    )
+    .unwrap();
+    if let Some(cut) = c.cut_off_node().filter(|n| n.merged_after_heal > 0) {
+        let repaired_share = cut.repaired_after_heal as f64 / cut.merged_after_heal as f64;
+        let mechanism = if repaired_share >= 0.9 {
+            "anti-entropy did the work"
+        } else if repaired_share <= 0.1 {
+            "the outboxes, which resumed shipping after the heal, did the work"
+        } else {
+            "both mechanisms contributed"
+        };
+        write!(
+            out,
+            " On the cut-off node {} of the {} records merged after the heal came from anti-entropy (`repaired`) and \
+             the other {} from peers' outboxes: {mechanism}. A record counts for the mechanism that brought it \
+             first; the other then finds it already merged. \"At the end\" is once every node had converged.",
+            cut.repaired_after_heal,
+            cut.merged_after_heal,
+            cut.merged_after_heal - cut.repaired_after_heal.min(cut.merged_after_heal),
+        )
+        .unwrap();
+    }
+    for n in c.nodes.iter().filter(|n| !n.shipping_error_to_cut_off.is_empty()) {
+        write!(
+            out,
+            " Node {}'s last error shipping to the cut-off node: {}.",
+            n.node_id,
+            n.shipping_error_to_cut_off.replace('|', "/")
+        )
+        .unwrap();
+    }
+    writeln!(out, "\n").unwrap();
+}
+
 fn absolute_tables(report: &Report, out: &mut String, plots_dir_name: &str) {
     writeln!(out, "## Absolute numbers\n").unwrap();
     for workload in crate::workload::ALL {
@@ -484,17 +850,57 @@ fn absolute_tables(report: &Report, out: &mut String, plots_dir_name: &str) {
     }
 }
 
+fn describe_machine(m: &Machine) -> String {
+    format!(
+        "{} ({} cores), {:.1} GiB RAM, Linux {}",
+        m.cpu, m.cores, m.memory_gib, m.kernel
+    )
+}
+
+/// How the workload series were measured: (data, load).
+fn describe_workload_settings(s: &Settings) -> (String, String) {
+    let data = format!(
+        "{} keys loaded before the runs, {} B values. Each system gets a fresh data directory on the same disk.",
+        s.keys, s.value_size
+    );
+    let load = format!(
+        "a closed loop of {} workers for {:.1} s finds each system's peak; then open-loop runs at fixed fractions of \
+         that peak, {:.1} s each, {} repetitions, latency from each request's intended start (no coordinated \
+         omission), HdrHistogram at 3 significant digits; arrivals that could not even be sent within twice a run's \
+         length count as timeouts. The load generator runs on the same machine and shares its cores.",
+        s.closed_loop_workers, s.peak_seconds, s.point_seconds, s.reps
+    );
+    (data, load)
+}
+
+fn describe_versions(versions: &[(String, String)]) -> String {
+    versions
+        .iter()
+        .map(|(name, version)| format!("{name}: {version}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn conditions(report: &Report, out: &mut String) {
     let m = &report.machine;
     let s = &report.settings;
+    let own = report.own_systems();
     writeln!(out, "## Conditions\n").unwrap();
-    writeln!(out, "- Date: {}. Reproduce with `{}`.", report.date, s.command).unwrap();
-    writeln!(
-        out,
-        "- Machine: {} ({} cores), {:.1} GiB RAM, Linux {}.",
-        m.cpu, m.cores, m.memory_gib, m.kernel
-    )
-    .unwrap();
+    if report.kept_runs.is_empty() {
+        writeln!(out, "- Date: {}. Reproduce with `{}`.", report.date, s.command).unwrap();
+    } else {
+        writeln!(
+            out,
+            "- This run: {}, `{}`, measuring {}. The results of the other systems are kept from earlier runs, listed at \
+             the end with their own conditions; a ratio between systems from different runs is not a same-run \
+             comparison.",
+            report.date,
+            s.command,
+            own.join(", ")
+        )
+        .unwrap();
+    }
+    writeln!(out, "- Machine: {}.", describe_machine(m)).unwrap();
     writeln!(
         out,
         "- fsync baseline (4 KiB overwrite + fdatasync, same run, same disk): p50 {} ms, p99 {} ms.",
@@ -502,21 +908,11 @@ fn conditions(report: &Report, out: &mut String) {
         ms(m.fsync_p99_us)
     )
     .unwrap();
-    writeln!(
-        out,
-        "- Data: {} keys loaded before the runs, {} B values. Each system gets a fresh data directory on the same disk.",
-        s.keys, s.value_size
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "- Load: a closed loop of {} workers for {:.1} s finds each system's peak; then open-loop runs at fixed fractions of that \
-         peak, {:.1} s each, {} repetitions, latency from each request's intended start (no coordinated omission), \
-         HdrHistogram at 3 significant digits; arrivals that could not even be sent within twice a run's length count as \
-         timeouts. The load generator runs on the same machine and shares its cores.",
-        s.closed_loop_workers, s.peak_seconds, s.point_seconds, s.reps
-    )
-    .unwrap();
+    if report.series.iter().any(|series| own.contains(&series.system)) {
+        let (data, load) = describe_workload_settings(s);
+        writeln!(out, "- Data: {data}").unwrap();
+        writeln!(out, "- Load: {load}").unwrap();
+    }
     writeln!(
         out,
         "- Every system writes durably (see each table's durability column); none is compared in a relaxed mode."
@@ -525,6 +921,24 @@ fn conditions(report: &Report, out: &mut String) {
     writeln!(out, "- Versions:").unwrap();
     for (name, version) in &m.versions {
         writeln!(out, "  - {name}: {version}").unwrap();
+    }
+    for kept in &report.kept_runs {
+        write!(
+            out,
+            "- Kept from the run of {} (`{}`): {}. Machine: {}; fsync baseline p50 {} ms, p99 {} ms.",
+            kept.date,
+            kept.settings.command,
+            kept.systems.join(", "),
+            describe_machine(&kept.machine),
+            ms(kept.machine.fsync_p50_us),
+            ms(kept.machine.fsync_p99_us),
+        )
+        .unwrap();
+        if report.series.iter().any(|series| kept.systems.contains(&series.system)) {
+            let (data, load) = describe_workload_settings(&kept.settings);
+            write!(out, " Data: {data} Load: {load}").unwrap();
+        }
+        writeln!(out, " Versions: {}.", describe_versions(&kept.machine.versions)).unwrap();
     }
     if !report.skipped.is_empty() {
         writeln!(out, "- Not run:").unwrap();
@@ -629,6 +1043,41 @@ fn targets(report: &Report, out: &mut String) {
             .unwrap();
         }
     }
+    if let Some(cache) = &report.cache {
+        for condition in [LagCondition::Idle, LagCondition::UnderLoad] {
+            let Some(worst) = worst_lag(cache, condition) else {
+                continue;
+            };
+            let pairs = lags_in(cache, condition).count();
+            let met = lags_in(cache, condition).filter(|l| l.target_met()).count();
+            writeln!(
+                out,
+                "| cache propagation p99 ≤ one-way latency + {PROPAGATION_MARGIN_MS} ms, every region pair ({}) | {met} \
+                 of {pairs} pairs; furthest: {} → {} p99 {} ms vs ≤ {} ms | {} |",
+                describe_lag_condition(condition),
+                worst.writer,
+                worst.reader,
+                ms(worst.stats.p99_us),
+                ms(worst.target_us()),
+                yes_no(met == pairs),
+            )
+            .unwrap();
+        }
+        let c = &cache.convergence;
+        writeln!(
+            out,
+            "| convergence of {} divergent keys after a healed partition < {} s | {} (cut-off node {}) | {} |",
+            c.divergent_keys,
+            CONVERGENCE_TARGET.as_secs(),
+            c.all_converged_ms().map_or_else(
+                || format!("not within {} s", c.timeout_ms / 1000),
+                |ms| format!("{} s", seconds(ms))
+            ),
+            c.cut_off_region,
+            convergence_verdict(c),
+        )
+        .unwrap();
+    }
     if let Some(s) = find(report, "edgekv", Workload::ReadUniform)
         && let Some(point) = s.half_load()
     {
@@ -712,14 +1161,32 @@ fn register_font() -> Result<()> {
     Ok(())
 }
 
-/// Writes `markdown_path`, its plots in `<stem>/` next to it, and `<stem>/results.json`.
-pub fn write(report: &Report, markdown_path: &Path) -> Result<()> {
+/// The folder of a report's plots and results.json: `<stem>/` next to it.
+fn results_dir(markdown_path: &Path) -> Result<(String, std::path::PathBuf)> {
     let stem = markdown_path
         .file_stem()
         .context("report path has a file name")?
         .to_string_lossy()
         .to_string();
-    let plots_dir = markdown_path.with_file_name(&stem);
+    let dir = markdown_path.with_file_name(&stem);
+    Ok((stem, dir))
+}
+
+/// The results of the report at `markdown_path` (`<stem>/results.json`), if there is one.
+pub fn read_results(markdown_path: &Path) -> Result<Option<Report>> {
+    let path = results_dir(markdown_path)?.1.join("results.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("read {}", path.display())),
+    };
+    let report = serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+    Ok(Some(report))
+}
+
+/// Writes `markdown_path`, its plots in `<stem>/` next to it, and `<stem>/results.json`.
+pub fn write(report: &Report, markdown_path: &Path) -> Result<()> {
+    let (stem, plots_dir) = results_dir(markdown_path)?;
     std::fs::create_dir_all(&plots_dir)?;
     std::fs::write(plots_dir.join("results.json"), serde_json::to_string_pretty(report)?)?;
     register_font()?;
@@ -734,9 +1201,14 @@ pub fn write(report: &Report, markdown_path: &Path) -> Result<()> {
         .unwrap_or_else(|| "\n\n## What limits us now\n\n(Not written yet.)\n".into());
     let mut out = String::new();
     writeln!(out, "# Benchmarks\n").unwrap();
+    let merged = if report.kept_runs.is_empty() {
+        ""
+    } else {
+        ", keeping other systems' results from earlier runs (see Conditions)"
+    };
     writeln!(
         out,
-        "Generated by `{}`; do not edit above the analysis marker (the generator rewrites it). Raw runs: \
+        "Generated by `{}`{merged}; do not edit above the analysis marker (the generator rewrites it). Raw runs: \
          `{stem}/results.json`.\n",
         report.settings.command
     )
@@ -747,10 +1219,86 @@ pub fn write(report: &Report, markdown_path: &Path) -> Result<()> {
     if let Some(regional) = &report.regional {
         regional_section(regional, &mut out);
     }
+    if let Some(cache) = &report.cache {
+        cache_section(cache, &mut out);
+    }
     conditions(report, &mut out);
     absolute_tables(report, &mut out, &stem);
     out.push_str(ANALYSIS_MARKER);
     out.push_str(&kept);
     std::fs::write(markdown_path, out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(date: &str, systems: &[&str]) -> Report {
+        Report {
+            date: date.into(),
+            machine: Machine::default(),
+            settings: Settings {
+                command: format!("run of {date}"),
+                keys: 10,
+                value_size: 8,
+                peak_seconds: 1.0,
+                point_seconds: 1.0,
+                reps: 3,
+                closed_loop_workers: 4,
+            },
+            series: systems
+                .iter()
+                .map(|system| Series {
+                    system: system.to_string(),
+                    layout: String::new(),
+                    durability: String::new(),
+                    workload: Workload::Write,
+                    peak: RunStats::default(),
+                    points: Vec::new(),
+                })
+                .collect(),
+            skipped: Vec::new(),
+            regional: None,
+            cache: None,
+            systems: systems.iter().map(|s| s.to_string()).collect(),
+            kept_runs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_merge_keeps_the_systems_not_rerun_and_names_their_run() {
+        let mut first = report("day 1", &["edgekv", "etcd", "redis"]);
+        // Written before `systems` was recorded: inferred from the results.
+        first.systems.clear();
+        let mut second = report("day 2", &["etcd"]);
+        second.keep_other_systems_from(first);
+        let systems: Vec<&str> = second.series.iter().map(|s| s.system.as_str()).collect();
+        assert_eq!(systems, ["edgekv", "etcd", "redis"], "in the harness's order");
+        assert_eq!(second.kept_runs.len(), 1);
+        assert_eq!(second.kept_runs[0].date, "day 1");
+        assert_eq!(second.kept_runs[0].systems, ["edgekv", "redis"]);
+
+        let mut third = report("day 3", &["redis"]);
+        third.keep_other_systems_from(second);
+        let kept: Vec<(&str, &[String])> = third
+            .kept_runs
+            .iter()
+            .map(|run| (run.date.as_str(), run.systems.as_slice()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("day 1", &["edgekv".to_string()][..]),
+                ("day 2", &["etcd".to_string()][..])
+            ]
+        );
+        let mut markdown = String::new();
+        conditions(&third, &mut markdown);
+        assert!(
+            markdown.contains("- Kept from the run of day 1 (`run of day 1`): edgekv."),
+            "{markdown}"
+        );
+        assert!(markdown.contains("measuring redis"), "{markdown}");
+    }
 }

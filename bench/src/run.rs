@@ -1,6 +1,7 @@
 //! One benchmark run: for each system, start it, load the keys, find each workload's
 //! peak, sweep open-loop rates around it with repetitions, stop it; the regional scenario
-//! (`edgekv-3-regions`) runs in its place in the order; then the report.
+//! (`edgekv-3-regions`) and the cache-class scenario (`edgekv-cache-3-regions`) run in their
+//! places in the order; then the report, merged with the earlier one if asked.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,12 @@ pub struct Options {
     pub closed_loop_workers: usize,
     /// Sequential writes per region in the regional scenario.
     pub regional_writes: usize,
+    /// Probe writes per region in the cache scenario's propagation measurement.
+    pub cache_lag_probes: usize,
+    /// Keys written on the majority side of the cache scenario's partition.
+    pub cache_divergent_keys: usize,
+    /// Keep the existing report's results of systems this run does not measure.
+    pub merge: bool,
     pub binaries: Binaries,
     pub output: PathBuf,
     pub command: String,
@@ -72,12 +79,17 @@ pub async fn run(options: &Options) -> Result<Report> {
     let mut series = Vec::new();
     let mut skipped = Vec::new();
     let mut regional = None;
+    let mut cache = None;
     for system in &options.systems {
         eprintln!("== {system}: starting");
         if system == crate::regional::SYSTEM {
             regional = Some(
                 crate::regional::run(&options.binaries.edgekv, options.regional_writes, options.value_size).await?,
             );
+            continue;
+        }
+        if system == crate::cache::SYSTEM {
+            cache = Some(crate::cache::run(options).await?);
             continue;
         }
         let peer = peers::start(system, &options.binaries).await?;
@@ -140,7 +152,7 @@ pub async fn run(options: &Options) -> Result<Report> {
         }
         drop(peer);
     }
-    let report = Report {
+    let mut report = Report {
         date: humantime_now(),
         machine,
         settings: Settings {
@@ -155,7 +167,19 @@ pub async fn run(options: &Options) -> Result<Report> {
         series,
         skipped,
         regional,
+        cache,
+        systems: options.systems.clone(),
+        kept_runs: Vec::new(),
     };
+    if options.merge {
+        match crate::report::read_results(&options.output)? {
+            Some(earlier) => report.keep_other_systems_from(earlier),
+            None => eprintln!(
+                "no earlier results next to {}: nothing to merge",
+                options.output.display()
+            ),
+        }
+    }
     crate::report::write(&report, &options.output)?;
     Ok(report)
 }

@@ -35,6 +35,9 @@ async fn harness_runs_against_edgekv_and_writes_a_report() {
         reps: 3,
         closed_loop_workers: 4,
         regional_writes: 1,
+        cache_lag_probes: 1,
+        cache_divergent_keys: 1,
+        merge: false,
         binaries: Binaries {
             edgekv: edgekv_binary(),
             denokv: None,
@@ -99,6 +102,9 @@ async fn harness_runs_a_three_node_cluster_and_the_regional_scenario() {
         reps: 3,
         closed_loop_workers: 4,
         regional_writes: 2,
+        cache_lag_probes: 1,
+        cache_divergent_keys: 1,
+        merge: false,
         binaries: Binaries {
             edgekv: edgekv_binary(),
             denokv: None,
@@ -133,4 +139,76 @@ async fn harness_runs_a_three_node_cluster_and_the_regional_scenario() {
     assert!(markdown.contains("## edgekv-3 vs etcd-3"), "{markdown}");
     assert!(markdown.contains("## Strong writes from each region"), "{markdown}");
     assert!(markdown.contains("What single-leader Raft allows"), "{markdown}");
+}
+
+/// The cache-class scenario runs end to end on a simulated 3-region cluster (local load,
+/// propagation probes, a partition healed after divergent writes) and lands in the report.
+/// Tiny counts, no assertion on any speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_runs_the_cache_scenario() {
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().join("benchmarks.md");
+    let options = Options {
+        systems: vec![edgekv_bench::cache::SYSTEM.into()],
+        workloads: Vec::new(),
+        keys: 100,
+        value_size: 128,
+        peak_duration: Duration::from_millis(200),
+        point_duration: Duration::from_millis(200),
+        fractions: vec![0.5],
+        reps: 3,
+        closed_loop_workers: 4,
+        regional_writes: 1,
+        cache_lag_probes: 3,
+        // Two atomic writes, the second partial.
+        cache_divergent_keys: 1500,
+        merge: false,
+        binaries: Binaries {
+            edgekv: edgekv_binary(),
+            denokv: None,
+        },
+        output: output.clone(),
+        command: "smoke test".into(),
+    };
+    let report = run(&options).await.unwrap();
+    assert!(report.series.is_empty());
+    let cache = report.cache.as_ref().expect("the cache scenario ran");
+    assert_eq!(cache.regions.len(), 3);
+    for region in &cache.regions {
+        for stats in [&region.write_peak, &region.read_peak] {
+            assert!(stats.ok > 0 && stats.errors == 0, "{}: {stats:?}", region.region);
+        }
+        assert_eq!(region.write_half_load.reps.len(), 3);
+    }
+    assert_eq!(
+        cache.lags.len(),
+        12,
+        "every ordered pair of 3 regions, idle and under load"
+    );
+    for lag in &cache.lags {
+        assert_eq!(lag.stats.ok, 3, "{} -> {}: {:?}", lag.writer, lag.reader, lag.stats);
+    }
+    let convergence = &cache.convergence;
+    assert_eq!(convergence.atomic_writes, 2);
+    assert_eq!(
+        convergence.records_expected,
+        convergence.records_before + 1500,
+        "{convergence:?}"
+    );
+    assert!(
+        convergence.nodes.iter().all(|n| n.converged_ms.is_some()),
+        "{convergence:?}"
+    );
+    let cut_off = convergence.cut_off_node().expect("one node was cut off");
+    assert_eq!(
+        cut_off.records_at_heal, convergence.records_before,
+        "nothing crossed the cut"
+    );
+    let markdown = std::fs::read_to_string(&output).unwrap();
+    assert!(
+        markdown.contains("## Cache class across simulated regions"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("### Propagation lag"), "{markdown}");
+    assert!(markdown.contains("convergence of 1500 divergent keys"), "{markdown}");
 }

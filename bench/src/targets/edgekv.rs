@@ -12,20 +12,41 @@ use super::{CasOutcome, counter_value};
 #[derive(Clone)]
 pub struct EdgekvTarget {
     client: Client,
+    /// What a plain `get` asks for.
+    read_consistency: Consistency,
 }
 
 impl EdgekvTarget {
+    /// The first part of every key the workloads use (`["bench", n]`), so a scenario can put
+    /// them in a keyspace class.
+    pub const KEY_PREFIX: &str = "bench";
+
     pub async fn connect(endpoint: &str) -> Result<Self> {
         Ok(Self {
             client: Client::connect(endpoint.to_string())
                 .await
                 .context("connect to edgekv")?,
+            read_consistency: Consistency::default(),
         })
     }
 
-    /// The SDK's default read (strong).
+    /// Drives `client` as it is (e.g. pinned to one node of a cluster) with eventual plain
+    /// reads, served by the node the client talks to.
+    pub fn with_eventual_reads(client: Client) -> Self {
+        Self {
+            client,
+            read_consistency: Consistency::Eventual,
+        }
+    }
+
+    /// A plain read: the SDK's default (strong), or eventual for a target made by
+    /// [`Self::with_eventual_reads`].
     pub async fn get(&self, n: u64) -> Result<Option<Bytes>> {
-        let entry = self.client.get(key!["bench", n]).await?;
+        let entry = self
+            .client
+            .get(key![Self::KEY_PREFIX, n])
+            .consistency(self.read_consistency)
+            .await?;
         Ok(entry
             .and_then(|e| e.value)
             .and_then(|v| v.as_bytes().map(Bytes::copy_from_slice)))
@@ -35,7 +56,7 @@ impl EdgekvTarget {
     pub async fn get_linearizable(&self, n: u64) -> Result<Option<Bytes>> {
         let entry = self
             .client
-            .get(key!["bench", n])
+            .get(key![Self::KEY_PREFIX, n])
             .consistency(Consistency::Strong)
             .await?;
         Ok(entry
@@ -44,7 +65,7 @@ impl EdgekvTarget {
     }
 
     pub async fn put(&self, n: u64, value: Bytes, expire_at_ms: Option<u64>) -> Result<()> {
-        let mut set = self.client.set(key!["bench", n], Value::Bytes(value.to_vec()));
+        let mut set = self.client.set(key![Self::KEY_PREFIX, n], Value::Bytes(value.to_vec()));
         if let Some(at) = expire_at_ms {
             set = set.expire_at(UNIX_EPOCH + Duration::from_millis(at));
         }
@@ -55,7 +76,10 @@ impl EdgekvTarget {
     pub async fn scan(&self, start: u64, count: usize) -> Result<usize> {
         let entries: Vec<_> = self
             .client
-            .list(Selector::range(key!["bench", start], key!["bench", u64::MAX]))
+            .list(Selector::range(
+                key![Self::KEY_PREFIX, start],
+                key![Self::KEY_PREFIX, u64::MAX],
+            ))
             .limit(count)
             .batch_size(count)
             .stream()

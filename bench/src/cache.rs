@@ -44,7 +44,7 @@ use crate::workload::Workload;
 pub const SYSTEM: &str = "edgekv-cache-3-regions";
 /// Anti-entropy interval given to every node: the server's default, named so the report can
 /// state it.
-pub const ANTI_ENTROPY_INTERVAL: &str = "2s";
+pub const ANTI_ENTROPY_INTERVAL: &str = "1s";
 /// Design target: a cache write is visible in another region within the one-way link
 /// latency plus this, at p99.
 pub const PROPAGATION_MARGIN_MS: u64 = 50;

@@ -254,6 +254,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     });
     drop(store);
     let replication_stop = CancellationToken::new();
+    let (recovered, recoveries) = tokio::sync::mpsc::unbounded_channel();
     let shippers = Shippers {
         store: cache.clone(),
         engine: engine.clone(),
@@ -264,6 +265,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
             request_timeout: config.cluster.request_timeout,
         },
         status: monitors.shipping.clone(),
+        recovered,
     };
     tasks.spawn(shippers.run(replication_stop.clone()).map(Ok));
     let anti_entropy = AntiEntropy {
@@ -273,7 +275,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         request_timeout: config.cluster.request_timeout,
         synced: monitors.synced.clone(),
     };
-    tasks.spawn(anti_entropy.run(replication_stop.clone()).map(Ok));
+    tasks.spawn(anti_entropy.run(recoveries, replication_stop.clone()).map(Ok));
     tasks.spawn(replication::sweep(cache.clone(), config.ttl.sweep_interval, replication_stop.clone()).map(Ok));
 
     tracing::info!(

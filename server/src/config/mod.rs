@@ -151,7 +151,7 @@ impl Default for CacheConfig {
             max_clock_skew: Duration::from_secs(1),
             tombstone_grace: Duration::from_secs(24 * 3600),
             outbox_limit: 1_000_000,
-            anti_entropy_interval: Duration::from_secs(2),
+            anti_entropy_interval: Duration::from_secs(1),
             cross_region_linger: Duration::from_millis(5),
         }
     }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::digest;
@@ -19,7 +20,7 @@ use super::wire::{self, DigestsReply, DigestsRequest, FetchReply, FetchRequest, 
 use crate::raft::{Member, NodeId, RaftNode};
 
 /// Bytes per page of records in either direction.
-const PAGE_BYTES: u32 = 4 * 1024 * 1024;
+const PAGE_BYTES: u32 = 16 * 1024 * 1024;
 
 /// When each peer last finished a round with this node.
 pub type SyncTimes = Arc<Mutex<HashMap<NodeId, Instant>>>;
@@ -41,15 +42,18 @@ pub struct RoundOutcome {
 }
 
 impl AntiEntropy {
-    pub async fn run(self, stop: CancellationToken) {
+    /// Runs until `stop`: a round with the next peer in turn every interval, and at once
+    /// with a peer the shipper saw come back (`recovered`).
+    pub async fn run(self, mut recovered: mpsc::UnboundedReceiver<NodeId>, stop: CancellationToken) {
         let mut turn = 0usize;
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let wanted = tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+                _ = tick.tick() => None,
+                Some(peer) = recovered.recv() => Some(peer),
+            };
             let mut peers: Vec<(NodeId, Member)> = self
                 .raft
                 .members()
@@ -60,8 +64,14 @@ impl AntiEntropy {
                 continue;
             }
             peers.sort_by_key(|(id, _)| *id);
-            let (peer, member) = peers.swap_remove(turn % peers.len());
-            turn = turn.wrapping_add(1);
+            let index = match wanted.and_then(|peer| peers.iter().position(|(id, _)| *id == peer)) {
+                Some(index) => index,
+                None => {
+                    turn = turn.wrapping_add(1);
+                    turn % peers.len()
+                }
+            };
+            let (peer, member) = peers.swap_remove(index);
             let round = tokio::select! {
                 _ = stop.cancelled() => return,
                 round = self.sync_with(&member) => round,

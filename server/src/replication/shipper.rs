@@ -11,12 +11,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::store::CacheStore;
-use super::wire::{self, MergeReply, MergeRequest, Rpc};
+use super::wire::{self, EncodedRecord, MergeReply, MergeRequest, Rpc};
 use crate::raft::{Member, NodeId, RaftNode};
 use crate::storage::{ColumnFamily, Durability, StorageResult, WriteBatch};
+
+/// Batches on their way to one peer at once.
+const IN_FLIGHT: usize = 4;
+/// The longest wait before shipping to a failing peer again.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Tunables of shipping.
 #[derive(Clone, Copy, Debug)]
@@ -68,6 +76,9 @@ pub struct Shippers {
     pub raft: Arc<RaftNode>,
     pub settings: ShipSettings,
     pub status: ShippingStatus,
+    /// Told the id of a peer that answers again after failing (anti-entropy syncs with
+    /// it at once instead of on its next turn).
+    pub recovered: mpsc::UnboundedSender<NodeId>,
 }
 
 impl Shippers {
@@ -153,16 +164,37 @@ impl Shippers {
         );
         let mut head = self.store.watch_outbox();
         let mut failures: u32 = 0;
+        // Everything up to `cursor` the peer has merged; up to `sent` is on its way. Up to
+        // IN_FLIGHT batches travel at once, so a write never waits a whole round trip for
+        // the batch before it; the answers come back in order (FuturesOrdered), and after a
+        // failure the unanswered ones are sent again (merging twice is harmless).
+        let mut sent = cursor;
+        let mut in_flight = FuturesOrdered::new();
         loop {
             // The trimmer may have moved the cursor past entries it dropped.
-            cursor = cursor.max(
-                self.status
-                    .lock()
-                    .expect("status lock")
-                    .get(&peer)
-                    .map_or(0, |p| p.cursor),
-            );
-            if *head.borrow_and_update() <= cursor {
+            let floor = self
+                .status
+                .lock()
+                .expect("status lock")
+                .get(&peer)
+                .map_or(0, |p| p.cursor);
+            cursor = cursor.max(floor);
+            sent = sent.max(cursor);
+            while in_flight.len() < IN_FLIGHT && *head.borrow_and_update() > sent {
+                match self.next_batch(sent).await {
+                    Ok(Some((last, records))) => {
+                        in_flight.push_back(self.send(&member, records, last));
+                        sent = last;
+                    }
+                    // Trimmed away meanwhile: nothing left to send below the head.
+                    Ok(None) => sent = *head.borrow(),
+                    Err(error) => {
+                        tracing::warn!(%error, peer, "cannot read the replication outbox");
+                        break;
+                    }
+                }
+            }
+            if in_flight.is_empty() {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     changed = head.changed() => if changed.is_err() { return },
@@ -175,9 +207,17 @@ impl Shippers {
                 }
                 continue;
             }
-            match self.ship_once(&member, cursor).await {
-                Ok(Some(shipped_to)) => {
+            let answer = tokio::select! {
+                _ = stop.cancelled() => return,
+                Some(answer) = in_flight.next() => answer,
+            };
+            match answer {
+                Ok(shipped_to) => {
                     cursor = shipped_to;
+                    if failures > 0 {
+                        // The peer is back: repair what the outbox may not carry now.
+                        let _ = self.recovered.send(peer);
+                    }
                     failures = 0;
                     if let Err(error) = save_cursor(self.engine.as_ref(), peer, cursor) {
                         tracing::warn!(%error, peer, "cannot save the replication cursor");
@@ -187,14 +227,15 @@ impl Shippers {
                         status.last_error = None;
                     }
                 }
-                Ok(None) => {}
                 Err(error) => {
+                    in_flight.clear();
+                    sent = cursor;
                     failures = failures.saturating_add(1);
                     tracing::debug!(%error, peer, "shipping cache writes failed; will retry");
                     if let Some(status) = self.status.lock().expect("status lock").get_mut(&peer) {
                         status.last_error = Some(error);
                     }
-                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(5))).min(Duration::from_secs(2));
+                    let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(5))).min(MAX_BACKOFF);
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(backoff) => {}
@@ -204,28 +245,29 @@ impl Shippers {
         }
     }
 
-    /// Sends one batch after `cursor`. Returns the new cursor, or `None` when the outbox
-    /// held nothing there.
-    async fn ship_once(&self, member: &Member, cursor: u64) -> Result<Option<u64>, String> {
+    /// The next batch after `sent`: its last sequence number and the current records of
+    /// its keys; `None` when the outbox holds nothing there.
+    async fn next_batch(&self, sent: u64) -> Result<Option<(u64, Vec<EncodedRecord>)>, String> {
         let store = self.store.clone();
         let limit = self.settings.batch_entries;
-        let (last, records) = tokio::task::spawn_blocking(move || -> StorageResult<_> {
-            let entries = store.outbox_after(cursor, limit)?;
+        tokio::task::spawn_blocking(move || -> StorageResult<_> {
+            let entries = store.outbox_after(sent, limit)?;
             let Some((last, _)) = entries.last() else {
-                return Ok((None, Vec::new()));
+                return Ok(None);
             };
             let last = *last;
             let mut keys: Vec<Vec<u8>> = entries.into_iter().map(|(_, key)| key).collect();
             keys.sort();
             keys.dedup();
-            Ok((Some(last), store.records(&keys)?))
+            Ok(Some((last, store.records(&keys)?)))
         })
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        let Some(last) = last else {
-            return Ok(None);
-        };
+        .map_err(|e| e.to_string())
+    }
+
+    /// Sends one batch; resolves to its last sequence number once the peer merged it.
+    async fn send(&self, member: &Member, records: Vec<EncodedRecord>, last: u64) -> Result<u64, String> {
         let request = MergeRequest {
             from_node: self.store.node(),
             sent_at: self.store.stamp(),
@@ -234,6 +276,6 @@ impl Shippers {
         };
         let transport = self.raft.transport();
         let _: MergeReply = wire::call(transport, member, self.settings.request_timeout, Rpc::Merge, &request).await?;
-        Ok(Some(last))
+        Ok(last)
     }
 }

@@ -207,9 +207,17 @@ impl Shippers {
                 }
                 continue;
             }
+            // Wait for an answer, or for a new write while the window has room: it leaves
+            // at once, without waiting for the batches ahead of it.
             let answer = tokio::select! {
                 _ = stop.cancelled() => return,
                 Some(answer) = in_flight.next() => answer,
+                changed = head.changed(), if in_flight.len() < IN_FLIGHT => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    continue;
+                }
             };
             match answer {
                 Ok(shipped_to) => {

@@ -595,6 +595,15 @@ impl KvStore {
                 live += 1;
             }
         }
+        // Cache records (tombstones included in `stored`) and the live ones among them,
+        // each key counted only under its own class, as reads see them.
+        let snapshot = self.engine.snapshot();
+        let cache_only = (false, true);
+        for entry in self.live_entries(snapshot.as_ref(), ScanRange::all(), false, now, cache_only) {
+            entry?;
+            live += 1;
+        }
+        stored += self.cache.snapshot().records;
         Ok((live, stored))
     }
 }

@@ -695,8 +695,11 @@ mod cache_class {
         clock.advance(500);
         assert_eq!(value_of(&store, &k).await, None, "expired, never served");
         commit(&store, vec![set(k.clone(), "3", None)]).await;
+        commit(&store, vec![set(key!["s"].encode(), "strong", None)]).await;
+        assert_eq!(store.count_keys().unwrap(), (2, 2), "live keys of both classes count");
         commit(&store, vec![Mutation::Delete { key: k.clone() }]).await;
         assert_eq!(value_of(&store, &k).await, None);
+        assert_eq!(store.count_keys().unwrap(), (1, 2), "a tombstone is stored, not live");
         node.shutdown().await;
     }
 

@@ -40,11 +40,27 @@ pub(crate) fn is_cache(rules: &Rules, key: &[u8]) -> bool {
 
 /// Whether every key in `[start, end)` is a cache key.
 pub(crate) fn range_is_cache(rules: &Rules, start: &[u8], end: &[u8]) -> bool {
+    // The class at the start, of every rule starting inside, and of whatever resumes
+    // where a rule's keys end.
+    let inside = |key: &[u8]| key > start && key < end;
     is_cache(rules, start)
-        && rules
-            .iter()
-            .filter(|(prefix, _)| prefix.as_slice() > start && prefix.as_slice() < end)
-            .all(|(_, cache)| *cache)
+        && rules.iter().all(|(prefix, cache)| {
+            let resumes_cache = after_prefix(prefix).is_none_or(|after| !inside(&after) || is_cache(rules, &after));
+            (!inside(prefix) || *cache) && resumes_cache
+        })
+}
+
+/// The first key after every key starting with `prefix` (none for the empty prefix, which
+/// covers everything).
+pub(crate) fn after_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < 0xff {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
 }
 
 /// The `[start, end)` a list selector covers (prefix ranges end before `prefix + 0xff`).
@@ -116,6 +132,10 @@ mod tests {
         assert!(!is_cache(&rules, b"d"));
         assert!(range_is_cache(&rules, b"ca", b"cb"));
         assert!(!range_is_cache(&rules, b"ca", b"d"));
+        let nested: Rules = [(b"c".to_vec(), true)].into();
+        assert!(range_is_cache(&nested, b"cm", b"c\xff"));
+        assert!(range_is_cache(&nested, b"cm", b"d"), "d is where strong keys resume");
+        assert!(!range_is_cache(&nested, b"cm", b"da"));
         let everything: Rules = [(Vec::new(), true)].into();
         assert!(range_is_cache(&everything, b"", b"\xff"));
     }

@@ -74,6 +74,14 @@ impl<C: Clock> HybridClock<C> {
 
     /// Takes in a timestamp from another node, so later local timestamps are above it.
     pub fn observe(&self, remote: Timestamp) -> Result<(), ClockSkew> {
+        self.check(remote)?;
+        self.witness(remote);
+        Ok(())
+    }
+
+    /// Refuses a timestamp further ahead of the local wall clock than the allowed skew,
+    /// without taking it in.
+    pub fn check(&self, remote: Timestamp) -> Result<(), ClockSkew> {
         let wall_ms = self.wall.now_ms();
         if remote.wall_ms > wall_ms.saturating_add(self.max_skew_ms) {
             return Err(ClockSkew {
@@ -82,6 +90,13 @@ impl<C: Clock> HybridClock<C> {
                 max_skew_ms: self.max_skew_ms,
             });
         }
+        Ok(())
+    }
+
+    /// Takes in a timestamp this node already holds (its stored records at startup),
+    /// however far ahead: later local timestamps must stay above everything stored, even
+    /// when the wall clock was set back across a restart.
+    pub fn witness(&self, remote: Timestamp) {
         let mut last = self.last.lock().expect("clock lock");
         if remote > *last {
             *last = Timestamp {
@@ -89,7 +104,6 @@ impl<C: Clock> HybridClock<C> {
                 ..remote
             };
         }
-        Ok(())
     }
 }
 

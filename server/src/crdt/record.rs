@@ -239,7 +239,9 @@ impl CacheRecord {
         match self.shown() {
             Shown::Register => self.register.val.is_none(),
             Shown::Set => self.set.read().val.is_empty(),
-            Shown::Nothing | Shown::Counter | Shown::Max | Shown::Min => false,
+            Shown::Max => self.max.value.is_none(),
+            Shown::Min => self.min.value.is_none(),
+            Shown::Nothing | Shown::Counter => false,
         }
     }
 
@@ -247,8 +249,10 @@ impl CacheRecord {
     /// a read can see something or could once its value expires.
     pub fn dead_since(&self, now_ms: u64) -> Option<u64> {
         match self.shown() {
-            Shown::Nothing | Shown::Counter | Shown::Max | Shown::Min => None,
+            Shown::Nothing | Shown::Counter => None,
             Shown::Set => self.is_tombstone().then_some(self.set_stamp.wall_ms),
+            Shown::Max => self.is_tombstone().then_some(self.max_stamp.wall_ms),
+            Shown::Min => self.is_tombstone().then_some(self.min_stamp.wall_ms),
             Shown::Register => match &self.register.val {
                 None => Some(self.register.marker.wall_ms),
                 Some(payload) => payload
@@ -271,11 +275,11 @@ impl CacheRecord {
         self.register.val.as_ref().and_then(|p| p.expires_at_ms)
     }
 
-    /// A local write's stamp is above everything this node has seen, so the register
-    /// takes it outright (also when one atomic write touches the key twice with one stamp:
-    /// the later mutation wins, as in Deno KV).
+    /// A local write's stamp is above everything this node holds (the store's clock has
+    /// witnessed every stored stamp and observes every merged one), so the register takes
+    /// it outright.
     fn write_register(&mut self, value: Option<Payload>, stamp: Timestamp) {
-        debug_assert!(stamp >= self.register.marker);
+        debug_assert!(stamp > self.register.marker, "a local stamp is above every stored one");
         self.register = register(value, stamp);
     }
 
@@ -286,6 +290,12 @@ impl CacheRecord {
     pub fn delete(&mut self, stamp: Timestamp, node: u64) {
         self.reset_counter(node);
         self.clear_set();
+        // A new, empty run: a max or min of the old run that arrives later is dropped.
+        self.max = Extremum {
+            epoch: stamp,
+            value: None,
+        };
+        self.min = self.max;
         self.write_register(None, stamp);
     }
 
@@ -646,8 +656,9 @@ mod tests {
             expires_at_ms: None,
         };
         record.set(payload, stamp(1, 1));
-        record.delete(stamp(1, 1), 1);
-        assert_eq!(record.visible(2), None);
+        record.delete(stamp(2, 1), 1);
+        record.sum(3, stamp(3, 1), 1, 3).unwrap();
+        assert_eq!(record.visible(4).unwrap().payload.bytes, 3u64.to_le_bytes());
     }
 
     #[test]

@@ -143,7 +143,14 @@ impl Applier for KvApplier {
                 Err(reason) => Answer::Undecodable(reason),
                 Ok(Command::Atomic(write)) => {
                     let stamp = Versionstamp::new(proposal.index, position);
-                    match apply_atomic(&mut staged, &write, stamp, proposal.now_ms) {
+                    let applied = match names_a_cache_key(&write, &self.keyspace, &staged.rules) {
+                        Some(key) => Err(KvError::MixedClasses(format!(
+                            "{} became a cache key while this write was on its way; retry it",
+                            display_key(&key)
+                        ))),
+                        None => apply_atomic(&mut staged, &write, stamp, proposal.now_ms),
+                    };
+                    match applied {
                         Ok(outcome) => {
                             if matches!(outcome, AtomicOutcome::Committed(_)) {
                                 position += 1;
@@ -444,6 +451,30 @@ fn apply_atomic(
     Ok(AtomicOutcome::Committed(stamp))
 }
 
+/// A key of `write` that is a cache key under the rules in force at this point of the log
+/// (the node that routed the write may have had older rules): the same answer on every
+/// replica, so such a write is refused everywhere rather than stored where no read looks.
+fn names_a_cache_key(write: &AtomicWrite, keyspace: &Keyspace, staged: &[(Vec<u8>, Class)]) -> Option<Vec<u8>> {
+    if staged.is_empty() && !keyspace.has_cache_rules() {
+        return None;
+    }
+    let rules: BTreeMap<Vec<u8>, Class> = keyspace.rules().into_iter().chain(staged.iter().cloned()).collect();
+    let is_cache = |key: &[u8]| crate::replication::keyspace::class_in(&rules, key) == Class::Cache;
+    let checks = write.checks.iter().map(|c| c.key.as_slice());
+    let mutations = write.mutations.iter().filter_map(|m| match m {
+        Mutation::Set { key, .. }
+        | Mutation::Delete { key }
+        | Mutation::Numeric { key, .. }
+        | Mutation::SumV8 { key, .. }
+        | Mutation::SetAdd { key, .. }
+        | Mutation::SetRemove { key, .. } => Some(key.as_slice()),
+        Mutation::SetVersionstampedKey { prefix, .. } => Some(prefix.as_slice()),
+        // Its range was classified when it was routed; its deletes touch strong data only.
+        Mutation::DeleteRange { .. } => None,
+    });
+    checks.chain(mutations).find(|key| is_cache(key)).map(<[u8]>::to_vec)
+}
+
 /// Sets a class rule unless live strong data under `prefix` would become cache keys (that
 /// data would vanish from reads; it is never silently reinterpreted).
 fn apply_set_class(
@@ -462,11 +493,19 @@ fn apply_set_class(
     let end = Key::prefix_end(prefix);
     let becomes_cache = |key: &[u8]| crate::replication::keyspace::class_in(&rules, key) == Class::Cache;
     let pending = BTreeMap::new();
+    // Stored keys, and keys an earlier write of this batch created.
+    let mut keys: Vec<Vec<u8>> = staged
+        .written
+        .range(prefix.to_vec()..end.clone())
+        .map(|(key, _)| key.clone())
+        .collect();
     for item in staged
         .engine
         .scan(ColumnFamily::Data, ScanRange::new(prefix.to_vec(), end), false)
     {
-        let (key, _) = item?;
+        keys.push(item?.0);
+    }
+    for key in keys {
         if becomes_cache(&key) && staged.raw(&key, &pending)?.is_some_and(|e| e.is_live(now)) {
             return Err(KvError::KeyspaceNotEmpty(format!(
                 "{} holds strong data (for example {}); delete it, or pin its prefix to strong first",

@@ -92,14 +92,30 @@ impl Keyspace {
     /// The classes keys in `[start, end)` can have (`end` empty: unbounded).
     pub fn classes_in(&self, start: &[u8], end: &[u8]) -> (bool, bool) {
         let rules = self.rules.read().expect("keyspace lock");
-        let mut classes = [class_in(&rules, start)].to_vec();
-        classes.extend(
-            rules
-                .iter()
-                .filter(|(prefix, _)| prefix.as_slice() > start && (end.is_empty() || prefix.as_slice() < end))
-                .map(|(_, class)| *class),
-        );
+        let inside = |key: &[u8]| key > start && (end.is_empty() || key < end);
+        let mut classes = vec![class_in(&rules, start)];
+        // Where a rule's keys start inside the range its class begins, and where they end
+        // inside it whatever encloses it resumes (another rule's class, or the default).
+        for (prefix, class) in rules.iter() {
+            if inside(prefix) {
+                classes.push(*class);
+            }
+            if let Some(after) = after_prefix(prefix)
+                && inside(&after)
+            {
+                classes.push(class_in(&rules, &after));
+            }
+        }
         (classes.contains(&Class::Strong), classes.contains(&Class::Cache))
+    }
+
+    /// Whether any rule puts keys in the cache class.
+    pub fn has_cache_rules(&self) -> bool {
+        self.rules
+            .read()
+            .expect("keyspace lock")
+            .values()
+            .any(|c| *c == Class::Cache)
     }
 
     /// Every rule, in prefix order (the empty prefix, the default, first).
@@ -107,6 +123,19 @@ impl Keyspace {
         let rules = self.rules.read().expect("keyspace lock");
         rules.iter().map(|(p, c)| (p.clone(), *c)).collect()
     }
+}
+
+/// The first key after every key starting with `prefix` (none for the empty prefix, which
+/// covers everything).
+pub(crate) fn after_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < 0xff {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
 }
 
 /// The class of `key` under `rules`: its longest matching prefix's, else strong. Every
@@ -141,6 +170,16 @@ mod tests {
         assert_eq!(keyspace.class_of(b"abcd"), Class::Cache);
         assert_eq!(keyspace.classes_in(b"b", b"c"), (true, false));
         assert_eq!(keyspace.classes_in(b"aa", b"b"), (true, true));
+        // A range starting inside a nested rule and running past its end meets the class
+        // that resumes after it.
+        assert_eq!(keyspace.classes_in(b"abcd", b"b"), (true, true));
+        assert_eq!(keyspace.classes_in(b"abcd", b"abc\xff"), (false, true));
+        assert_eq!(
+            keyspace.classes_in(b"abcd", b"abd"),
+            (false, true),
+            "abd is where ab resumes"
+        );
+        assert_eq!(keyspace.classes_in(b"abcd", b"abda"), (true, true));
 
         let mut batch = WriteBatch::default();
         Keyspace::stage(&mut batch, b"", Class::Cache);

@@ -35,7 +35,7 @@ impl CacheReplicationService {
     /// Refuses a peer whose clock is too far ahead, with the stable code.
     fn check_clock(&self, sent_at: crate::crdt::hlc::Timestamp) -> Result<(), Status> {
         self.store
-            .observe(sent_at)
+            .check_peer_clock(sent_at)
             .map_err(|skew| crate::grpc::status::status(ErrorCode::ClockSkew, skew.to_string()))
     }
 }

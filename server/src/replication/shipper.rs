@@ -16,7 +16,7 @@ use futures::stream::FuturesOrdered;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::store::CacheStore;
+use super::store::{CacheStore, OUTBOX_CURSOR_PREFIX};
 use super::wire::{self, EncodedRecord, MergeReply, MergeRequest, Rpc};
 use crate::raft::{Member, NodeId, RaftNode};
 use crate::storage::{ColumnFamily, Durability, StorageResult, WriteBatch};
@@ -25,6 +25,8 @@ use crate::storage::{ColumnFamily, Durability, StorageResult, WriteBatch};
 /// write, so the window must cover a round trip's worth of writes: 64 is a write every
 /// 3.5 ms over the demo's longest (220 ms) round trip before a write has to wait.
 const IN_FLIGHT: usize = 64;
+/// Bytes of records per batch (at most; one record larger than this travels alone).
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// The longest wait before shipping to a failing peer again.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -52,7 +54,9 @@ pub struct PeerShipping {
 pub type ShippingStatus = Arc<Mutex<HashMap<NodeId, PeerShipping>>>;
 
 fn cursor_key(peer: NodeId) -> Vec<u8> {
-    format!("outbox_cursor/{peer:020}").into_bytes()
+    let mut key = OUTBOX_CURSOR_PREFIX.to_vec();
+    key.extend_from_slice(format!("{peer:020}").as_bytes());
+    key
 }
 
 fn load_cursor(store: &CacheStore, engine: &dyn crate::storage::Engine, peer: NodeId) -> StorageResult<u64> {
@@ -112,10 +116,27 @@ impl Shippers {
                 if running.contains_key(&id) {
                     continue;
                 }
+                // The cursor is in the status before the trim below runs, so the trim never
+                // drops entries a starting shipper has yet to send.
+                let cursor = match load_cursor(&this.store, this.engine.as_ref(), id) {
+                    Ok(cursor) => cursor,
+                    Err(error) => {
+                        tracing::error!(%error, peer = id, "cannot read the replication cursor; not shipping to it");
+                        continue;
+                    }
+                };
+                this.status.lock().expect("status lock").insert(
+                    id,
+                    PeerShipping {
+                        region: member.region.clone(),
+                        cursor,
+                        last_error: None,
+                    },
+                );
                 let token = stop.child_token();
                 running.insert(id, (member.clone(), token.clone()));
                 let shipper = this.clone();
-                tokio::spawn(async move { shipper.ship_to(id, member, token).await });
+                tokio::spawn(async move { shipper.ship_to(id, member, cursor, token).await });
             }
             this.trim();
         }
@@ -147,23 +168,8 @@ impl Shippers {
         }
     }
 
-    async fn ship_to(self: Arc<Self>, peer: NodeId, member: Member, stop: CancellationToken) {
+    async fn ship_to(self: Arc<Self>, peer: NodeId, member: Member, mut cursor: u64, stop: CancellationToken) {
         let same_region = member.region == self.raft.member().region;
-        let mut cursor = match load_cursor(&self.store, self.engine.as_ref(), peer) {
-            Ok(cursor) => cursor,
-            Err(error) => {
-                tracing::error!(%error, peer, "cannot read the replication cursor; not shipping to this peer");
-                return;
-            }
-        };
-        self.status.lock().expect("status lock").insert(
-            peer,
-            PeerShipping {
-                region: member.region.clone(),
-                cursor,
-                last_error: None,
-            },
-        );
         let mut head = self.store.watch_outbox();
         let mut failures: u32 = 0;
         // Everything up to `cursor` the peer has merged; up to `sent` is on its way. Up to
@@ -262,14 +268,25 @@ impl Shippers {
         let limit = self.settings.batch_entries;
         tokio::task::spawn_blocking(move || -> StorageResult<_> {
             let entries = store.outbox_after(sent, limit)?;
-            let Some((last, _)) = entries.last() else {
-                return Ok(None);
-            };
-            let last = *last;
-            let mut keys: Vec<Vec<u8>> = entries.into_iter().map(|(_, key)| key).collect();
-            keys.sort();
-            keys.dedup();
-            Ok(Some((last, store.records(&keys)?)))
+            let mut last = None;
+            let mut seen = std::collections::HashSet::new();
+            let mut records = Vec::new();
+            let mut bytes = 0;
+            for (seq, key) in entries {
+                // Always at least one entry, so a huge record still travels alone.
+                if bytes >= BATCH_BYTES {
+                    break;
+                }
+                last = Some(seq);
+                if !seen.insert(key.clone()) {
+                    continue;
+                }
+                for record in store.records(std::slice::from_ref(&key))? {
+                    bytes += record.0.len() + record.1.len();
+                    records.push(record);
+                }
+            }
+            Ok(last.map(|last| (last, records)))
         })
         .await
         .map_err(|e| e.to_string())?

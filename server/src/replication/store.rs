@@ -172,6 +172,9 @@ pub struct CacheStore {
     outbox_head: watch::Sender<u64>,
 }
 
+/// Meta keys of the peers' shipping cursors: this prefix + the peer id (20 digits).
+pub const OUTBOX_CURSOR_PREFIX: &[u8] = b"outbox_cursor/";
+
 fn outbox_key(seq: u64) -> Vec<u8> {
     seq.to_be_bytes().to_vec()
 }
@@ -220,8 +223,9 @@ impl CacheStore {
             digests.toggle(bucket_of(&key), record_hash(&key, &bytes));
             records += 1;
             tombstones += u64::from(record.is_tombstone());
-            // Stamps this node issued before a restart stay below the ones it issues now.
-            let _ = hlc.observe(record.stamp());
+            // Stamps issued from now on stay above every stored one, even when the wall
+            // clock was set back across a restart.
+            hlc.witness(record.stamp());
         }
         let last = |reverse| -> StorageResult<u64> {
             match engine.scan(ColumnFamily::Outbox, ScanRange::all(), reverse).next() {
@@ -229,7 +233,16 @@ impl CacheStore {
                 None => Ok(0),
             }
         };
-        let outbox_head = last(true)?;
+        // The sequence never restarts below a peer's saved cursor, even when every entry
+        // was taken and trimmed before a restart: a shipper only sends above its cursor.
+        let mut outbox_head = last(true)?;
+        // The prefix ends in '/'; '0' is the byte after it.
+        let cursors = ScanRange::new(OUTBOX_CURSOR_PREFIX.to_vec(), b"outbox_cursor0".to_vec());
+        for item in engine.scan(ColumnFamily::Meta, cursors, false) {
+            let (_, value) = item?;
+            let cursor = value.try_into().map(u64::from_be_bytes).unwrap_or(0);
+            outbox_head = outbox_head.max(cursor);
+        }
         let outbox_oldest = last(false)?;
         let (head_sender, _) = watch::channel(outbox_head);
         Ok(Self {
@@ -270,13 +283,26 @@ impl CacheStore {
         self.wall.now_ms()
     }
 
-    /// A stamp for an outgoing message, so the receiver can refuse a clock too far ahead.
+    /// This node's wall clock, for an outgoing message: the receiver refuses a sender
+    /// whose clock is too far ahead of its own. (The wall clock, not the hybrid one, which
+    /// a fast peer may have pulled ahead within the allowed skew.)
     pub fn stamp(&self) -> Timestamp {
-        self.hlc.now()
+        Timestamp {
+            wall_ms: self.wall.now_ms(),
+            logical: 0,
+            node: self.node,
+        }
     }
 
-    /// Takes in a peer's message stamp: refused when that peer's clock is too far ahead.
-    pub fn observe(&self, stamp: Timestamp) -> Result<(), ClockSkew> {
+    /// Refuses (and counts) a peer whose clock is too far ahead of ours.
+    pub fn check_peer_clock(&self, sent_at: Timestamp) -> Result<(), ClockSkew> {
+        self.hlc.check(sent_at).inspect_err(|_| {
+            self.counters.clock_skew_refusals.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    /// Takes in a record's stamp: refused (and counted) when it is too far ahead.
+    fn observe(&self, stamp: Timestamp) -> Result<(), ClockSkew> {
         self.hlc.observe(stamp).inspect_err(|_| {
             self.counters.clock_skew_refusals.fetch_add(1, Ordering::Relaxed);
         })
@@ -306,14 +332,19 @@ impl CacheStore {
             .transpose()
     }
 
-    /// Applies a local write: one stamp for all its changes, merged into the stored
-    /// records and queued in the outbox in one durable batch. Returns the stamp.
+    /// Applies a local write: its changes merged into the stored records and queued in
+    /// the outbox in one durable batch. Each change gets its own, increasing stamp, so a
+    /// later mutation of the write wins over an earlier one on the same key (as in Deno
+    /// KV). Returns the last stamp.
     pub fn write(&self, ops: &[CacheOp]) -> Result<Timestamp, CacheError> {
         let mut state = self.state.lock().expect("cache store lock");
-        let stamp = self.hlc.now();
+        let mut stamp = self.hlc.now();
         let now = self.wall.now_ms();
         let mut changed: BTreeMap<Vec<u8>, (Option<CacheRecord>, CacheRecord)> = BTreeMap::new();
-        for op in ops {
+        for (index, op) in ops.iter().enumerate() {
+            if index > 0 {
+                stamp = self.hlc.now();
+            }
             let key = op.key().to_vec();
             let record = match changed.remove(&key) {
                 Some(pair) => pair,
@@ -418,20 +449,20 @@ impl CacheStore {
                 tracing::warn!(%skew, key = %display_key(key), "refused a cache record");
                 continue;
             }
+            let collectable = incoming
+                .dead_since(now)
+                .is_some_and(|since| since.saturating_add(self.settings.tombstone_grace_ms) <= now);
             let (before, mut after) = match changed.remove(key) {
                 Some(pair) => pair,
                 None => {
                     let before = self.load(key)?;
+                    if before.is_none() && collectable {
+                        continue;
+                    }
                     let after = before.clone().unwrap_or_default();
                     (before, after)
                 }
             };
-            let collectable = incoming
-                .dead_since(now)
-                .is_some_and(|since| since.saturating_add(self.settings.tombstone_grace_ms) <= now);
-            if before.is_none() && collectable {
-                continue;
-            }
             let unwritten = Timestamp::default();
             let two_writes_met = after.register.marker != unwritten
                 && incoming.register.marker != unwritten
@@ -575,9 +606,14 @@ impl CacheStore {
         let mut batch = WriteBatch::default();
         let mut changed = BTreeMap::new();
         let worked = due.len();
+        // A key may be due several times (each write adds an entry); handle it once.
+        let mut handled = std::collections::HashSet::new();
         for index_key in due {
             batch.delete(ColumnFamily::CacheDue, index_key.clone());
             let key = index_key[8..].to_vec();
+            if !handled.insert(key.clone()) {
+                continue;
+            }
             let Some(record) = self.load(&key)? else { continue };
             let collectable = record
                 .dead_since(now)

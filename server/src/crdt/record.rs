@@ -2,7 +2,7 @@
 //! ships to its peers and merges from them.
 //!
 //! The record is a product of lattices: the value [`Register`] (set and delete), the sum
-//! [`Counter`] (a PN-counter), the member [`Set`] (an OR-set), the `max` and `min`
+//! [`Counter`] (a wrapping counter with resets), the member [`Set`] (an add-wins OR-set), the `max` and `min`
 //! [`Extremum`]s, and the stamp of the latest write to each part (max registers). Merging
 //! merges each part on its own, so the record's merge inherits their laws: commutative,
 //! associative and idempotent (property-tested below, through the wire format, with
@@ -31,11 +31,10 @@
 //!   shows a value of another kind; on a key that shows nothing they start afresh.
 
 use crdts::CvRDT;
-use num_bigint::BigInt;
 use serde::{Deserialize, Serialize};
 
 use super::hlc::Timestamp;
-use super::values::{Counter, Payload, Register, Set, register, set_add, set_remove};
+use super::values::{Counter, Payload, Register, Set, register};
 
 /// `edgekv.v1.ValueEncoding.VALUE_ENCODING_JSON` as its protobuf number.
 const JSON_ENCODING: i32 = 2;
@@ -169,9 +168,7 @@ impl CacheRecord {
 
     /// The members, sorted.
     pub fn members(&self) -> Vec<Vec<u8>> {
-        let mut members: Vec<Vec<u8>> = self.set.read().val.into_iter().collect();
-        members.sort();
-        members
+        self.set.members().cloned().collect()
     }
 
     /// What kind of value a read at `now_ms` sees, if any (for refusals).
@@ -179,11 +176,9 @@ impl CacheRecord {
         self.visible(now_ms).map(|_| self.shown())
     }
 
-    /// The counter's value the way Deno KV's `sum` wraps: modulo 2^64.
+    /// The counter's value, wrapping as Deno KV's `sum` does.
     fn counter_value(&self) -> u64 {
-        let modulus = BigInt::from(1u128 << 64);
-        let value = ((self.counter.read() % &modulus) + &modulus) % &modulus;
-        u64::try_from(value).expect("reduced modulo 2^64")
+        self.counter.value()
     }
 
     /// What a read at `now_ms` sees, if anything.
@@ -238,7 +233,7 @@ impl CacheRecord {
     pub fn is_tombstone(&self) -> bool {
         match self.shown() {
             Shown::Register => self.register.val.is_none(),
-            Shown::Set => self.set.read().val.is_empty(),
+            Shown::Set => self.set.is_empty(),
             Shown::Max => self.max.value.is_none(),
             Shown::Min => self.min.value.is_none(),
             Shown::Nothing | Shown::Counter => false,
@@ -287,8 +282,8 @@ impl CacheRecord {
         self.write_register(Some(payload), stamp);
     }
 
-    pub fn delete(&mut self, stamp: Timestamp, node: u64) {
-        self.reset_counter(node);
+    pub fn delete(&mut self, stamp: Timestamp) {
+        self.reset_counter();
         self.clear_set();
         // A new, empty run: a max or min of the old run that arrives later is dropped.
         self.max = Extremum {
@@ -336,10 +331,9 @@ impl CacheRecord {
 
     pub fn sum(&mut self, operand: u64, stamp: Timestamp, node: u64, now_ms: u64) -> Result<(), KindMismatch> {
         if self.starts_afresh(Shown::Counter, now_ms)? {
-            self.reset_counter(node);
+            self.reset_counter();
         }
-        let op = self.counter.inc_many(node, operand);
-        crdts::CmRDT::apply(&mut self.counter, op);
+        self.counter.add(node, operand);
         self.counter_stamp = self.counter_stamp.max(stamp);
         Ok(())
     }
@@ -382,7 +376,7 @@ impl CacheRecord {
         if self.starts_afresh(Shown::Set, now_ms)? {
             self.clear_set();
         }
-        set_add(&mut self.set, node, member);
+        self.set.add(node, member);
         self.set_stamp = self.set_stamp.max(stamp);
         Ok(())
     }
@@ -391,26 +385,20 @@ impl CacheRecord {
         if self.starts_afresh(Shown::Set, now_ms)? {
             self.clear_set();
         }
-        set_remove(&mut self.set, member);
+        self.set.remove(&member);
         self.set_stamp = self.set_stamp.max(stamp);
         Ok(())
     }
 
     /// Removes every member this node has seen (concurrent adds elsewhere survive).
     fn clear_set(&mut self) {
-        for member in self.set.read().val {
-            set_remove(&mut self.set, member);
-        }
+        self.set.clear();
     }
 
-    /// Subtracts what this node sees, so the counter reads zero here; concurrent
-    /// increments elsewhere are not seen and survive the merge.
-    fn reset_counter(&mut self, node: u64) {
-        let seen = self.counter_value();
-        if seen != 0 {
-            let op = self.counter.dec_many(node, seen);
-            crdts::CmRDT::apply(&mut self.counter, op);
-        }
+    /// Forgets the increments this node has seen, so the counter reads zero here;
+    /// concurrent increments elsewhere are not seen and survive the merge.
+    fn reset_counter(&mut self) {
+        self.counter.reset();
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -480,7 +468,7 @@ mod tests {
                     },
                     stamp,
                 ),
-                Op::Delete => replica.delete(stamp, *node),
+                Op::Delete => replica.delete(stamp),
                 Op::Sum(n) => {
                     let _ = replica.sum(*n, stamp, *node, now);
                 }
@@ -542,6 +530,7 @@ mod tests {
             shuffled.extend(states.iter().rev());
             let other = merged(&shuffled);
             prop_assert_eq!(&in_order, &other);
+            prop_assert_eq!(in_order.encode(), other.encode(), "equal states encode alike (digests hash the bytes)");
             prop_assert_eq!(in_order.visible(now), other.visible(now));
             // Reclaiming an expired value never changes what a read sees.
             let mut reclaimed = other.clone();
@@ -567,7 +556,7 @@ mod tests {
         here.merge(there.clone());
         assert_eq!(here.visible(3).unwrap().payload.bytes, 12u64.to_le_bytes());
         // A delete on node 1 that saw 12, concurrent with +3 on node 2: the +3 survives.
-        here.delete(stamp(4, 1), 1);
+        here.delete(stamp(4, 1));
         there.sum(3, stamp(4, 2), 2, 4).unwrap();
         here.merge(there);
         assert_eq!(here.visible(5).unwrap().payload.bytes, 3u64.to_le_bytes());
@@ -603,7 +592,7 @@ mod tests {
         here.add_member(b"a".to_vec(), stamp(2, 1), 1, 2).unwrap();
         assert_eq!(here.visible(3).unwrap().payload.bytes, br#"["a","b"]"#);
         let mut there = here.clone();
-        here.delete(stamp(4, 1), 1);
+        here.delete(stamp(4, 1));
         there.add_member(b"c".to_vec(), stamp(4, 2), 2, 4).unwrap();
         here.merge(there);
         assert_eq!(here.visible(5).unwrap().payload.bytes, br#"["c"]"#);
@@ -627,7 +616,7 @@ mod tests {
             9u64.to_le_bytes(),
             "first writes combine"
         );
-        here.delete(stamp(3, 1), 1);
+        here.delete(stamp(3, 1));
         here.extremum(true, 2, stamp(4, 1), 4).unwrap();
         there.merge(here.clone());
         assert_eq!(
@@ -656,7 +645,7 @@ mod tests {
             expires_at_ms: None,
         };
         record.set(payload, stamp(1, 1));
-        record.delete(stamp(2, 1), 1);
+        record.delete(stamp(2, 1));
         record.sum(3, stamp(3, 1), 1, 3).unwrap();
         assert_eq!(record.visible(4).unwrap().payload.bytes, 3u64.to_le_bytes());
     }
@@ -676,7 +665,7 @@ mod tests {
         );
         assert_eq!(record.next_due(20, 100), Some(50), "first: when the value expires");
         assert_eq!(record.next_due(60, 100), Some(150), "then: a grace period after");
-        record.delete(stamp(200, 1), 1);
+        record.delete(stamp(200, 1));
         assert_eq!(record.next_due(201, 100), Some(300));
     }
 }

@@ -71,8 +71,8 @@ async fn read(store: &KvStore, keys: &[Vec<u8>]) -> Result<Vec<Option<Entry>>, K
 struct Watcher {
     store: KvStore,
     keys: Vec<Vec<u8>>,
-    /// The versionstamps last reported (`None`: absent); empty before the first frame.
-    last: Vec<Option<Versionstamp>>,
+    /// What was last reported of each key (`None`: absent); empty before the first frame.
+    last: Vec<Option<Reported>>,
     changes: tokio::sync::broadcast::Receiver<ChangedKeys>,
     /// The expiries of the values last reported, to re-read when one passes.
     last_expiries: Vec<Option<u64>>,
@@ -80,6 +80,27 @@ struct Watcher {
     pending: Option<Vec<Option<Entry>>>,
     /// When the next keepalive is due if no frame is sent before.
     keepalive_at: tokio::time::Instant,
+}
+
+/// What a watcher was told about a key: its versionstamp and a fingerprint of its value.
+/// A cache key's value can change without a new versionstamp (an increment or an add
+/// merged from a peer that carries an older stamp than the one shown), so both count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Reported {
+    versionstamp: Versionstamp,
+    value: u64,
+}
+
+impl Reported {
+    fn of(entry: &Entry) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        entry.envelope.value.hash(&mut hasher);
+        Self {
+            versionstamp: entry.envelope.versionstamp,
+            value: hasher.finish(),
+        }
+    }
 }
 
 fn frame(output: &pb::WatchOutput) -> Bytes {
@@ -142,10 +163,7 @@ impl Watcher {
     /// A frame for `snapshot` if anything changed since the last one (always for the first).
     fn diff(&mut self, snapshot: Vec<Option<Entry>>) -> Option<pb::WatchOutput> {
         let first = self.last.is_empty();
-        let stamps: Vec<Option<Versionstamp>> = snapshot
-            .iter()
-            .map(|e| e.as_ref().map(|e| e.envelope.versionstamp))
-            .collect();
+        let stamps: Vec<Option<Reported>> = snapshot.iter().map(|e| e.as_ref().map(Reported::of)).collect();
         if !first && stamps == self.last {
             return None;
         }

@@ -365,7 +365,7 @@ impl CacheStore {
             };
             match op {
                 CacheOp::Set { payload, .. } => after.set(payload.clone(), stamp),
-                CacheOp::Delete { .. } => after.delete(stamp, self.node),
+                CacheOp::Delete { .. } => after.delete(stamp),
                 CacheOp::Sum { operand, .. } => after.sum(*operand, stamp, self.node, now).map_err(mismatch("sum"))?,
                 CacheOp::SetAdd { member, .. } => after
                     .add_member(member.clone(), stamp, self.node, now)

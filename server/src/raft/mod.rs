@@ -675,6 +675,8 @@ impl RaftNode {
         let leader_staleness =
             self.with_metrics(|m| (m.current_leader == Some(self.id)).then(|| m.millis_since_quorum_ack.unwrap_or(0)));
         if let Some(staleness) = leader_staleness {
+            // Leading counts as contact, for when this node steps down.
+            self.heard_from_leader();
             return staleness;
         }
         let now = self.started.elapsed().as_millis() as u64;
@@ -687,6 +689,13 @@ impl RaftNode {
     /// request timeout would only delay the same answer. Nothing was proposed: the answer
     /// is definite (`UNAVAILABLE`).
     fn check_contact(&self) -> Result<(), ConsensusError> {
+        let (leading, leader_known) =
+            self.with_metrics(|m| (m.current_leader == Some(self.id), m.current_leader.is_some()));
+        if leader_known && !leading {
+            // A follower of a known leader: forwarding finds out soon enough. (A leader that
+            // just stepped down has old contact times; its new leader is known quickly.)
+            return Ok(());
+        }
         let silent_ms = self.staleness_ms();
         let limit_ms = 3 * self.settings.election_timeout.as_millis() as u64;
         if silent_ms > limit_ms {

@@ -15,7 +15,7 @@ use super::wire::{self, DigestsReply, DigestsRequest, FetchReply, FetchRequest, 
 use crate::net::MAX_PEER_MESSAGE;
 
 /// The largest page a fetch returns, whatever the caller asks.
-const MAX_FETCH_BYTES: usize = 8 * 1024 * 1024;
+const MAX_FETCH_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct CacheReplicationService {
     store: Arc<CacheStore>,

@@ -45,22 +45,10 @@ pub(crate) fn range_is_cache(rules: &Rules, start: &[u8], end: &[u8]) -> bool {
     let inside = |key: &[u8]| key > start && key < end;
     is_cache(rules, start)
         && rules.iter().all(|(prefix, cache)| {
-            let resumes_cache = after_prefix(prefix).is_none_or(|after| !inside(&after) || is_cache(rules, &after));
+            let resumes_cache =
+                Key::prefix_successor(prefix).is_none_or(|after| !inside(&after) || is_cache(rules, &after));
             (!inside(prefix) || *cache) && resumes_cache
         })
-}
-
-/// The first key after every key starting with `prefix` (none for the empty prefix, which
-/// covers everything).
-pub(crate) fn after_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut next = prefix.to_vec();
-    while let Some(last) = next.pop() {
-        if last < 0xff {
-            next.push(last + 1);
-            return Some(next);
-        }
-    }
-    None
 }
 
 /// The `[start, end)` a list selector covers (prefix ranges end before `prefix + 0xff`).

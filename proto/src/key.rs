@@ -107,6 +107,20 @@ impl Key {
         end
     }
 
+    /// The first byte string after every one that starts with `encoded` (`None` for the
+    /// empty prefix, which every key starts with). Unlike [`Key::prefix_end`] it does not
+    /// itself start with the prefix, so it names where keys outside the prefix resume.
+    pub fn prefix_successor(encoded: &[u8]) -> Option<Vec<u8>> {
+        let mut next = encoded.to_vec();
+        while let Some(last) = next.pop() {
+            if last < 0xff {
+                next.push(last + 1);
+                return Some(next);
+            }
+        }
+        None
+    }
+
     /// The first key strictly under the prefix: the inclusive start of a prefix range
     /// (which excludes the prefix key itself, as in Deno KV).
     pub fn prefix_start(encoded: &[u8]) -> Vec<u8> {

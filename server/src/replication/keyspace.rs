@@ -100,7 +100,7 @@ impl Keyspace {
             if inside(prefix) {
                 classes.push(*class);
             }
-            if let Some(after) = after_prefix(prefix)
+            if let Some(after) = edgekv_proto::Key::prefix_successor(prefix)
                 && inside(&after)
             {
                 classes.push(class_in(&rules, &after));
@@ -123,19 +123,6 @@ impl Keyspace {
         let rules = self.rules.read().expect("keyspace lock");
         rules.iter().map(|(p, c)| (p.clone(), *c)).collect()
     }
-}
-
-/// The first key after every key starting with `prefix` (none for the empty prefix, which
-/// covers everything).
-pub(crate) fn after_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut next = prefix.to_vec();
-    while let Some(last) = next.pop() {
-        if last < 0xff {
-            next.push(last + 1);
-            return Some(next);
-        }
-    }
-    None
 }
 
 /// The class of `key` under `rules`: its longest matching prefix's, else strong. Every

@@ -176,11 +176,6 @@ impl CacheRecord {
         self.visible(now_ms).map(|_| self.shown())
     }
 
-    /// The counter's value, wrapping as Deno KV's `sum` does.
-    fn counter_value(&self) -> u64 {
-        self.counter.value()
-    }
-
     /// What a read at `now_ms` sees, if anything.
     pub fn visible(&self, now_ms: u64) -> Option<Visible> {
         let computed = |encoding, bytes, stamp| {
@@ -198,7 +193,7 @@ impl CacheRecord {
             Shown::Nothing => None,
             Shown::Counter => computed(
                 U64_ENCODING,
-                self.counter_value().to_le_bytes().to_vec(),
+                self.counter.value().to_le_bytes().to_vec(),
                 self.counter_stamp,
             ),
             Shown::Max => self
@@ -283,8 +278,8 @@ impl CacheRecord {
     }
 
     pub fn delete(&mut self, stamp: Timestamp) {
-        self.reset_counter();
-        self.clear_set();
+        self.counter.reset();
+        self.set.clear();
         // A new, empty run: a max or min of the old run that arrives later is dropped.
         self.max = Extremum {
             epoch: stamp,
@@ -331,7 +326,7 @@ impl CacheRecord {
 
     pub fn sum(&mut self, operand: u64, stamp: Timestamp, node: u64, now_ms: u64) -> Result<(), KindMismatch> {
         if self.starts_afresh(Shown::Counter, now_ms)? {
-            self.reset_counter();
+            self.counter.reset();
         }
         self.counter.add(node, operand);
         self.counter_stamp = self.counter_stamp.max(stamp);
@@ -374,7 +369,7 @@ impl CacheRecord {
         now_ms: u64,
     ) -> Result<(), KindMismatch> {
         if self.starts_afresh(Shown::Set, now_ms)? {
-            self.clear_set();
+            self.set.clear();
         }
         self.set.add(node, member);
         self.set_stamp = self.set_stamp.max(stamp);
@@ -383,22 +378,11 @@ impl CacheRecord {
 
     pub fn remove_member(&mut self, member: Vec<u8>, stamp: Timestamp, now_ms: u64) -> Result<(), KindMismatch> {
         if self.starts_afresh(Shown::Set, now_ms)? {
-            self.clear_set();
+            self.set.clear();
         }
         self.set.remove(&member);
         self.set_stamp = self.set_stamp.max(stamp);
         Ok(())
-    }
-
-    /// Removes every member this node has seen (concurrent adds elsewhere survive).
-    fn clear_set(&mut self) {
-        self.set.clear();
-    }
-
-    /// Forgets the increments this node has seen, so the counter reads zero here;
-    /// concurrent increments elsewhere are not seen and survive the merge.
-    fn reset_counter(&mut self) {
-        self.counter.reset();
     }
 
     pub fn encode(&self) -> Vec<u8> {

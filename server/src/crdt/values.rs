@@ -203,11 +203,6 @@ impl CvRDT for Set {
     }
 }
 
-/// Merges `other` into `state`: the one operation replication and anti-entropy use.
-pub fn merge<T: CvRDT>(state: &mut T, other: T) {
-    state.merge(other);
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -458,8 +458,16 @@ fn names_a_cache_key(write: &AtomicWrite, keyspace: &Keyspace, staged: &[(Vec<u8
     if staged.is_empty() && !keyspace.has_cache_rules() {
         return None;
     }
-    let rules: BTreeMap<Vec<u8>, Class> = keyspace.rules().into_iter().chain(staged.iter().cloned()).collect();
-    let is_cache = |key: &[u8]| crate::replication::keyspace::class_in(&rules, key) == Class::Cache;
+    // The rules as of this batch: only a batch that set rules itself needs its own copy.
+    let with_staged: Option<BTreeMap<Vec<u8>, Class>> =
+        (!staged.is_empty()).then(|| keyspace.rules().into_iter().chain(staged.iter().cloned()).collect());
+    let is_cache = |key: &[u8]| {
+        let class = match &with_staged {
+            Some(rules) => crate::replication::keyspace::class_in(rules, key),
+            None => keyspace.class_of(key),
+        };
+        class == Class::Cache
+    };
     let checks = write.checks.iter().map(|c| c.key.as_slice());
     let mutations = write.mutations.iter().filter_map(|m| match m {
         Mutation::Set { key, .. }

@@ -271,18 +271,6 @@ impl CacheStore {
         self.node
     }
 
-    pub fn settings(&self) -> CacheSettings {
-        self.settings
-    }
-
-    pub fn keyspace(&self) -> &Arc<Keyspace> {
-        &self.keyspace
-    }
-
-    pub fn now_ms(&self) -> u64 {
-        self.wall.now_ms()
-    }
-
     /// This node's wall clock, for an outgoing message: the receiver refuses a sender
     /// whose clock is too far ahead of its own. (The wall clock, not the hybrid one, which
     /// a fast peer may have pulled ahead within the allowed skew.)
@@ -726,7 +714,7 @@ mod tests {
 
     fn shown(store: &CacheStore, key: &[u8]) -> Option<Vec<u8>> {
         let bytes = store.engine.get(ColumnFamily::Cache, key).unwrap()?;
-        CacheStore::visible_envelope(key, &bytes, store.now_ms())
+        CacheStore::visible_envelope(key, &bytes, store.wall.now_ms())
             .unwrap()
             .map(|e| e.value)
     }

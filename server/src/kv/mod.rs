@@ -247,12 +247,17 @@ impl KvStore {
         }
     }
 
-    /// The entry of `key` from its own class's family in `view`, if live at `now`.
-    fn read_in(&self, view: &dyn Snapshot, key: &[u8], now: u64) -> KvResult<Option<Entry>> {
+    /// The entry of `key` from its own class's family, read with `get` (the engine, or a
+    /// snapshot), if live at `now`.
+    fn read_in(
+        &self,
+        get: impl Fn(ColumnFamily, &[u8]) -> crate::storage::StorageResult<Option<Vec<u8>>>,
+        key: &[u8],
+        now: u64,
+    ) -> KvResult<Option<Entry>> {
         match self.keyspace.class_of(key) {
-            Class::Strong => self.live(key, view.get(ColumnFamily::Data, key)?, now),
-            Class::Cache => Ok(view
-                .get(ColumnFamily::Cache, key)?
+            Class::Strong => self.live(key, get(ColumnFamily::Data, key)?, now),
+            Class::Cache => Ok(get(ColumnFamily::Cache, key)?
                 .map(|bytes| CacheStore::visible_envelope(key, &bytes, now))
                 .transpose()?
                 .flatten()
@@ -343,7 +348,8 @@ impl KvStore {
         let strong = self.keyspace.class_of(key) == Class::Strong;
         let info = self.prepare_read_of(consistency, strong).await?;
         let now = self.now_ms();
-        let entry = self.read_in(self.engine.snapshot().as_ref(), key, now)?;
+        // A point read needs no snapshot.
+        let entry = self.read_in(|cf, key| self.engine.get(cf, key), key, now)?;
         Ok((entry, info))
     }
 
@@ -368,7 +374,7 @@ impl KvStore {
         let snapshot = self.engine.snapshot();
         let entries = keys
             .iter()
-            .map(|key| self.read_in(snapshot.as_ref(), key, now))
+            .map(|key| self.read_in(|cf, key| snapshot.get(cf, key), key, now))
             .collect::<KvResult<Vec<_>>>()?;
         Ok((entries, info))
     }

@@ -13,6 +13,8 @@
 //! is printed. `test` also installs the Deno KV clients the KV Connect tests drive (the
 //! Deno CLI and @deno/kv from npm, denokv from PyPI) into a cache outside the checkout.
 
+mod libclang;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -98,46 +100,13 @@ fn cargo(args: &[&str], extra: &[String]) -> Result<ExitCode> {
 /// Debian packages the build needs, with the check that tells whether each is present.
 fn missing_packages() -> Vec<&'static str> {
     let mut missing = Vec::new();
-    if !has_libclang() {
+    if !libclang::installed() {
         missing.push("libclang-dev");
     }
     if !on_path("c++") && !on_path("g++") {
         missing.push("g++");
     }
     missing
-}
-
-fn has_libclang() -> bool {
-    if let Ok(dir) = std::env::var("LIBCLANG_PATH")
-        && dir_has_libclang(Path::new(&dir))
-    {
-        return true;
-    }
-    let mut candidates = vec![
-        "/usr/lib".to_string(),
-        "/usr/lib64".into(),
-        "/usr/local/lib".into(),
-        "/usr/lib/x86_64-linux-gnu".into(),
-        "/usr/lib/aarch64-linux-gnu".into(),
-    ];
-    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with("llvm-") {
-                candidates.push(format!("/usr/lib/{name}/lib"));
-            }
-        }
-    }
-    candidates.iter().any(|dir| dir_has_libclang(Path::new(dir)))
-}
-
-fn dir_has_libclang(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            name.starts_with("libclang") && name.contains(".so")
-        })
-    })
 }
 
 fn on_path(program: &str) -> bool {

@@ -15,11 +15,24 @@ pub fn installed() -> bool {
 /// Whether `dir` holds a file clang-sys would take for libclang.
 pub fn dir_has_libclang(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            name.starts_with("libclang") && name.contains(".so")
-        })
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_str().is_some_and(is_libclang_file_name))
     })
+}
+
+/// clang-sys's four glob patterns, less its `-cpp.` exclusion.
+fn is_libclang_file_name(name: &str) -> bool {
+    if name.contains("-cpp.") {
+        return false;
+    }
+    // `libclang.so` and `libclang.so.*`
+    if name == "libclang.so" || name.starts_with("libclang.so.") {
+        return true;
+    }
+    // `libclang-*.so` and `libclang-*.so.*`
+    name.strip_prefix("libclang-")
+        .is_some_and(|rest| rest.ends_with(".so") || rest.contains(".so."))
 }
 
 /// The directories clang-sys searches on Linux, in its order.

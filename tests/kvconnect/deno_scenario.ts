@@ -154,6 +154,20 @@ let seen = await reader.read();
 while (seen.value?.[0].value !== "changed") seen = await reader.read();
 await reader.cancel();
 
+// watch two keys: every frame shows both keys' current values, also the one that did not
+// change (edgekv once sent "unchanged" without the entry, which the CLI reads as null)
+const pair = kv.watch([["deno", "w1"], ["deno", "w2"]]).getReader();
+const empty = await pair.read();
+check(empty.value?.[0].value === null && empty.value?.[1].value === null, "initial two-key frame");
+await kv.set(["deno", "w1"], "one");
+let both = await pair.read();
+while (both.value?.[0].value !== "one") both = await pair.read();
+check(both.value?.[1].value === null, `w2 before it is set: ${both.value?.[1].value}`);
+await kv.set(["deno", "w2"], "two");
+while (both.value?.[1].value !== "two") both = await pair.read();
+check(both.value?.[0].value === "one", `w1 after w2 changed: ${both.value?.[0].value}`);
+await pair.cancel();
+
 // queues are not supported: the Deno CLI refuses them itself before sending (other
 // clients get edgekv's 400, checked in the @deno/kv scenario)
 try {

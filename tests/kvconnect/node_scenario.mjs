@@ -90,6 +90,16 @@ let seen = await watched.read();
 while (seen.value[0].value !== 7) seen = await watched.read();
 await watched.cancel();
 
+// Two keys: every frame shows both keys' current values, also the one that did not change.
+await kv.set(["node", "w1"], "one");
+const pair = kv.watch([["node", "w1"], ["node", "w2"]]).getReader();
+let both = (await pair.read()).value;
+check(both[0].value === "one" && both[1].value === null, "initial two-key frame");
+await kv.set(["node", "w2"], "two");
+while (both[1].value !== "two") both = (await pair.read()).value;
+check(both[0].value === "one", `w1 after w2 changed: ${both[0].value}`);
+await pair.cancel();
+
 // A string written through the gRPC API reads as a JS string. (Values the Deno CLI wrote
 // are V8 format 16, which Node 20's deserializer cannot read: a client limitation.)
 const fromKvctl = await kv.get(["shared", "from-kvctl"]);

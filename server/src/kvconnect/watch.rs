@@ -1,8 +1,10 @@
 //! `watch`: a stream of `u32`-length-prefixed `WatchOutput` frames.
 //!
-//! The first frame reports every watched key as changed. After that a frame is sent when
-//! a commit touches a watched key (or a watched value expires) and its versionstamp or
-//! presence actually changed, each frame a consistent snapshot of all watched keys. An
+//! A frame is sent at once, then whenever a commit touches a watched key (or a watched
+//! value expires) and its versionstamp, value or presence actually changed. Every frame is a
+//! consistent snapshot of all watched keys and marks each one `changed` with its current
+//! entry, as denokv does: the Deno CLI reads a key marked unchanged as absent instead of
+//! keeping what it was last told, so a frame must never rely on the client's memory. An
 //! empty frame every few seconds keeps idle connections alive. The stream ends when the
 //! client goes away or the node shuts down.
 
@@ -160,7 +162,8 @@ impl Watcher {
         self.last_expiries.iter().flatten().min().copied()
     }
 
-    /// A frame for `snapshot` if anything changed since the last one (always for the first).
+    /// A frame for `snapshot` if anything changed since the last one (always for the first),
+    /// carrying every key's current entry.
     fn diff(&mut self, snapshot: Vec<Option<Entry>>) -> Option<pb::WatchOutput> {
         let first = self.last.is_empty();
         let stamps: Vec<Option<Reported>> = snapshot.iter().map(|e| e.as_ref().map(Reported::of)).collect();
@@ -171,11 +174,10 @@ impl Watcher {
             .into_iter()
             .enumerate()
             .map(|(i, entry)| {
-                let changed = first || self.last[i] != stamps[i];
                 self.last_expiries[i] = entry.as_ref().and_then(|e| e.envelope.expires_at_ms);
                 pb::WatchKeyOutput {
-                    changed,
-                    entry_if_changed: if changed { entry.map(entry_to_wire) } else { None },
+                    changed: true,
+                    entry_if_changed: entry.map(entry_to_wire),
                 }
             })
             .collect();

@@ -12,7 +12,8 @@ use edgekv_client::proto::{self as pb, admin_client::AdminClient};
 
 use crate::{Node, binary};
 
-/// Test timings: loopback round trips are microseconds, so elections can be quick.
+/// Test timings: loopback round trips are microseconds, so elections can be quick. A
+/// cluster's extra arguments may name any of these flags to replace it.
 const RAFT_ARGS: [&str; 8] = [
     "--heartbeat",
     "100ms",
@@ -132,13 +133,23 @@ impl ClusterNode {
             .args(["--peer-listen", &self.peer_addr()])
             .args(kv_connect)
             .arg("--allow-fault-injection")
-            .args(RAFT_ARGS)
+            .args(self.raft_args())
             .args(&self.bootstrap)
             .args(&self.extra)
             .env_remove("EDGEKV_CONFIG");
         let node = Node::launch(command, &self.data_dir).with_context(|| format!("start node {}", self.id))?;
         self.process = Some(if isolated { node.in_namespace() } else { node });
         Ok(())
+    }
+
+    /// The test timings, less those the node's extra arguments name themselves.
+    fn raft_args(&self) -> Vec<&'static str> {
+        RAFT_ARGS
+            .chunks(2)
+            .filter(|flag_value| !self.extra.iter().any(|e| e == flag_value[0]))
+            .flatten()
+            .copied()
+            .collect()
     }
 
     /// A client that talks to this node only (no leader following), as a client in this

@@ -1,0 +1,177 @@
+//! The SDK's side of a class change racing a write: a node answers `MIXED_CLASSES` for a
+//! write whose keys are of one class (it routed the write by rules older than the ones
+//! that refused it; nothing was written). The SDK asks for the rules again and sends the
+//! write once more, so the caller never sees that code; a write that really names both
+//! classes still gets it, after one look at the rules and no second send.
+//!
+//! The node is a stand-in gRPC server on loopback that answers from a script: this tests
+//! the SDK's decision, not a node (tests/tests/class_change.rs races real nodes).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use edgekv_client::proto::admin_server::{Admin, AdminServer};
+use edgekv_client::proto::kv_server::{Kv, KvServer};
+use edgekv_client::proto::{self as pb};
+use edgekv_client::{Client, ErrorCode, key};
+use edgekv_proto::ERROR_CODE_METADATA;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+/// Refuses the first `refusals` atomic writes with `MIXED_CLASSES`, commits the rest; its
+/// class rules put `["c"]` in the cache class.
+#[derive(Clone, Default)]
+struct ScriptedNode {
+    refusals: usize,
+    writes: Arc<AtomicUsize>,
+    rule_fetches: Arc<AtomicUsize>,
+}
+
+fn unused<T>() -> Result<Response<T>, Status> {
+    Err(Status::unimplemented("not part of this test"))
+}
+
+#[tonic::async_trait]
+impl Kv for ScriptedNode {
+    async fn get(&self, _: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        unused()
+    }
+    async fn get_many(&self, _: Request<pb::GetManyRequest>) -> Result<Response<pb::GetManyResponse>, Status> {
+        unused()
+    }
+    async fn list(&self, _: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        unused()
+    }
+    async fn atomic(&self, _: Request<pb::AtomicRequest>) -> Result<Response<pb::AtomicResponse>, Status> {
+        let write = self.writes.fetch_add(1, Ordering::SeqCst);
+        if write < self.refusals {
+            let mut status = Status::failed_precondition(
+                "MIXED_CLASSES: [\"c\",1] became a cache key while this write was on its way; retry it",
+            );
+            status
+                .metadata_mut()
+                .insert(ERROR_CODE_METADATA, "MIXED_CLASSES".parse().unwrap());
+            return Err(status);
+        }
+        Ok(Response::new(pb::AtomicResponse {
+            ok: true,
+            versionstamp: vec![0, 0, 0, 0, 0, 0, 0, 1, 0, 0],
+            failed_checks: Vec::new(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for ScriptedNode {
+    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        unused()
+    }
+    async fn cluster_status(
+        &self,
+        _: Request<pb::ClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        unused()
+    }
+    async fn add_member(
+        &self,
+        _: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        unused()
+    }
+    async fn promote_member(
+        &self,
+        _: Request<pb::MemberRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        unused()
+    }
+    async fn remove_member(
+        &self,
+        _: Request<pb::MemberRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        unused()
+    }
+    async fn inject_fault(
+        &self,
+        _: Request<pb::InjectFaultRequest>,
+    ) -> Result<Response<pb::InjectFaultResponse>, Status> {
+        unused()
+    }
+    async fn set_keyspace_class(
+        &self,
+        _: Request<pb::SetKeyspaceClassRequest>,
+    ) -> Result<Response<pb::KeyspaceResponse>, Status> {
+        unused()
+    }
+    async fn list_keyspace(
+        &self,
+        _: Request<pb::ListKeyspaceRequest>,
+    ) -> Result<Response<pb::KeyspaceResponse>, Status> {
+        self.rule_fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(Response::new(pb::KeyspaceResponse {
+            rules: vec![pb::KeyspaceRule {
+                prefix: key!["c"].encode(),
+                class: "cache".into(),
+            }],
+            default_class: "strong".into(),
+        }))
+    }
+}
+
+/// Serves `node` on a loopback port until the test ends; answers its URL.
+async fn serve(node: ScriptedNode) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(KvServer::new(node.clone()))
+            .add_service(AdminServer::new(node))
+            .serve_with_incoming(incoming),
+    );
+    url
+}
+
+#[tokio::test]
+async fn a_one_class_write_refused_as_mixed_is_sent_again_by_fresh_rules() {
+    let node = ScriptedNode {
+        refusals: 1,
+        ..ScriptedNode::default()
+    };
+    let client = Client::connect(serve(node.clone()).await).await.unwrap();
+    let written = client.set(key!["c", 1], "v").await;
+    assert!(written.is_ok(), "{written:?}");
+    assert_eq!(node.writes.load(Ordering::SeqCst), 2, "refused once, then sent again");
+    assert!(
+        node.rule_fetches.load(Ordering::SeqCst) >= 1,
+        "the rules were asked again"
+    );
+}
+
+#[tokio::test]
+async fn a_write_naming_both_classes_gets_mixed_classes_after_one_send() {
+    let node = ScriptedNode {
+        refusals: usize::MAX,
+        ..ScriptedNode::default()
+    };
+    let client = Client::connect(serve(node.clone()).await).await.unwrap();
+    let refused = client
+        .atomic()
+        .set(key!["c", 1], "cache")
+        .set(key!["s", 1], "strong")
+        .commit()
+        .await;
+    assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::MixedClasses));
+    assert_eq!(node.writes.load(Ordering::SeqCst), 1, "not sent again");
+}
+
+#[tokio::test]
+async fn a_write_refused_as_mixed_again_after_the_second_send_gets_the_code() {
+    let node = ScriptedNode {
+        refusals: usize::MAX,
+        ..ScriptedNode::default()
+    };
+    let client = Client::connect(serve(node.clone()).await).await.unwrap();
+    let refused = client.set(key!["c", 1], "v").await;
+    assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::MixedClasses));
+    assert_eq!(node.writes.load(Ordering::SeqCst), 2, "sent again once, not more");
+}

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use edgekv_proto::v1 as pb;
-use edgekv_proto::{Key, Versionstamp};
+use edgekv_proto::{ErrorCode, Key, Versionstamp};
 
 use crate::Client;
 use crate::error::{Error, Result};
@@ -169,7 +169,11 @@ impl Atomic {
         }))
     }
 
-    /// Sends the write. Never retried: a lost answer is [`Error::Indefinite`].
+    /// Sends the write. Never retried blindly: a lost answer is [`Error::Indefinite`]. A
+    /// write whose keys are of one class but changed class on the way (`MIXED_CLASSES`, a
+    /// definite refusal: nothing was written) is sent once more, routed by the rules asked
+    /// of the node again, so a caller sees that code only for a write that really names both
+    /// classes.
     pub async fn commit(self) -> Result<CommitResult> {
         if let Some(error) = self.error {
             return Err(error);
@@ -179,18 +183,31 @@ impl Atomic {
             mutations: self.mutations,
         };
         let client = &self.client;
-        // Checks need the leader (and a cache key's check is refused there, clearly).
-        let route = if request.checks.is_empty() {
-            client.route_for(&mutation_keys(&request.mutations), true).await
-        } else {
-            Route::Leader
+        let mut rerouted = false;
+        let response = loop {
+            // Checks need the leader (and a cache key's check is refused there, clearly).
+            let route = if request.checks.is_empty() {
+                client.route_for(&mutation_keys(&request.mutations), true).await
+            } else {
+                Route::Leader
+            };
+            let sent = client
+                .write(route, |mut kv| {
+                    let request = client.request(request.clone());
+                    async move { kv.atomic(request).await }
+                })
+                .await;
+            match sent {
+                Err(error)
+                    if error.code() == Some(ErrorCode::MixedClasses)
+                        && !rerouted
+                        && names_one_class(client, &request).await =>
+                {
+                    rerouted = true;
+                }
+                sent => break sent?,
+            }
         };
-        let response = client
-            .write(route, |mut kv| {
-                let request = client.request(request.clone());
-                async move { kv.atomic(request).await }
-            })
-            .await?;
         if response.ok {
             let versionstamp = Versionstamp::from_slice(&response.versionstamp)
                 .ok_or_else(|| Error::Protocol("commit answer without a versionstamp".into()))?;
@@ -208,6 +225,19 @@ impl Atomic {
             })
         }
     }
+}
+
+/// Whether the keys `request` names are of one class by the rules asked of the node now.
+async fn names_one_class(client: &Client, request: &pb::AtomicRequest) -> bool {
+    let mutations = mutation_keys(&request.mutations);
+    if mutations.is_empty() {
+        // A range delete: classified by the node, which said it spans both classes.
+        return false;
+    }
+    let checks = request.checks.iter().map(|c| c.key.as_slice());
+    let keys: Vec<&[u8]> = mutations.into_iter().chain(checks).collect();
+    let rules = client.refetch_keyspace_rules().await;
+    crate::keyspace::one_class(&rules, &keys)
 }
 
 /// The keys a write's mutations name; none for a range delete, which then goes to the

@@ -38,6 +38,13 @@ pub(crate) fn is_cache(rules: &Rules, key: &[u8]) -> bool {
         .is_some_and(|(_, cache)| *cache)
 }
 
+/// Whether `keys` are all of one class (all cache keys, or none), so one write may name
+/// them together.
+pub(crate) fn one_class(rules: &Rules, keys: &[&[u8]]) -> bool {
+    let cache = keys.iter().filter(|key| is_cache(rules, key)).count();
+    cache == 0 || cache == keys.len()
+}
+
 /// Whether every key in `[start, end)` is a cache key.
 pub(crate) fn range_is_cache(rules: &Rules, start: &[u8], end: &[u8]) -> bool {
     // The class at the start, of every rule starting inside, and of whatever resumes
@@ -76,17 +83,38 @@ impl KeyspaceCache {
         {
             return rules.clone();
         }
-        let current = || {
-            self.fetched
-                .read()
-                .expect("keyspace lock")
-                .as_ref()
-                .map(|(_, rules)| rules.clone())
-                .unwrap_or_default()
-        };
         let Ok(_only_fetch) = self.fetching.try_lock() else {
-            return current();
+            return self.current();
         };
+        self.fetch(fetch).await
+    }
+
+    /// The rules fetched now (after any fetch under way), however fresh the last ones: for a
+    /// node's word that they changed.
+    pub(crate) async fn refetch<F, Fut>(&self, fetch: F) -> Arc<Rules>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<pb::KeyspaceResponse, tonic::Status>>,
+    {
+        let _only_fetch = self.fetching.lock().await;
+        self.fetch(fetch).await
+    }
+
+    /// The last rules fetched (none before the first answer).
+    fn current(&self) -> Arc<Rules> {
+        self.fetched
+            .read()
+            .expect("keyspace lock")
+            .as_ref()
+            .map(|(_, rules)| rules.clone())
+            .unwrap_or_default()
+    }
+
+    async fn fetch<F, Fut>(&self, fetch: F) -> Arc<Rules>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<pb::KeyspaceResponse, tonic::Status>>,
+    {
         match tokio::time::timeout(FETCH_TIMEOUT, fetch()).await {
             Ok(Ok(answer)) => {
                 let rules: Rules = answer
@@ -100,7 +128,7 @@ impl KeyspaceCache {
             }
             // An older node without the call, or none reachable: try again later.
             _ => {
-                let rules = current();
+                let rules = self.current();
                 *self.fetched.write().expect("keyspace lock") = Some((Instant::now(), rules.clone()));
                 rules
             }
@@ -126,5 +154,14 @@ mod tests {
         assert!(!range_is_cache(&nested, b"cm", b"da"));
         let everything: Rules = [(Vec::new(), true)].into();
         assert!(range_is_cache(&everything, b"", b"\xff"));
+    }
+
+    #[test]
+    fn keys_are_of_one_class_when_all_or_none_are_cache_keys() {
+        let rules: Rules = [(b"c".to_vec(), true)].into();
+        assert!(one_class(&rules, &[b"ca", b"cb"]));
+        assert!(one_class(&rules, &[b"a", b"b"]));
+        assert!(!one_class(&rules, &[b"ca", b"b"]));
+        assert!(one_class(&Rules::new(), &[b"ca", b"b"]));
     }
 }

@@ -224,15 +224,21 @@ impl Client {
         if !self.router.follows_leader() {
             return Arc::default();
         }
-        self.keyspace
-            .rules(|| async {
-                let mut admin = AdminClient::new(self.router.pick(Route::Local, 0).channel);
-                Ok(admin
-                    .list_keyspace(self.request(pb::ListKeyspaceRequest {}))
-                    .await?
-                    .into_inner())
-            })
-            .await
+        self.keyspace.rules(|| self.ask_keyspace_rules()).await
+    }
+
+    /// The rules asked of the nearest node now, whether or not this client routes by them:
+    /// after a node said a write's keys changed class on the way.
+    pub(crate) async fn refetch_keyspace_rules(&self) -> Arc<crate::keyspace::Rules> {
+        self.keyspace.refetch(|| self.ask_keyspace_rules()).await
+    }
+
+    async fn ask_keyspace_rules(&self) -> std::result::Result<pb::KeyspaceResponse, tonic::Status> {
+        let mut admin = AdminClient::new(self.router.pick(Route::Local, 0).channel);
+        Ok(admin
+            .list_keyspace(self.request(pb::ListKeyspaceRequest {}))
+            .await?
+            .into_inner())
     }
 
     /// The route of a request on `keys`: its own region when they are all cache keys

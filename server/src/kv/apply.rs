@@ -47,6 +47,13 @@ pub(crate) enum Command {
     },
 }
 
+/// [`Command::Atomic`] by reference: encodes to the same bytes, so a write that may have
+/// to be sent again is not copied to be proposed.
+#[derive(Serialize)]
+pub(crate) enum CommandRef<'a> {
+    Atomic(&'a AtomicWrite),
+}
+
 /// A request refused while it was applied (a type mismatch, a sum out of range): the same
 /// refusal on every replica, sent back to the client with its code.
 #[derive(Clone, Debug, Serialize, Deserialize)]

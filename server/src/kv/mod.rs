@@ -25,13 +25,13 @@ mod tests;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use edgekv_proto::Versionstamp;
 use edgekv_proto::limits::MAX_GET_MANY_KEYS;
+use edgekv_proto::{ErrorCode, Versionstamp};
 use tokio::sync::broadcast;
 
 pub use self::apply::ChangedKeys;
 pub(crate) use self::apply::display_key;
-use self::apply::{Answer, Command, KvApplier};
+use self::apply::{Answer, Command, CommandRef, KvApplier};
 pub use self::error::{KvError, KvResult};
 pub use self::types::*;
 use crate::clock::Clock;
@@ -47,6 +47,10 @@ use crate::ttl::DueExpiry;
 /// Change notices kept for slow watchers; one that falls further behind re-reads all its
 /// keys instead (see [`KvStore::subscribe`]).
 const CHANGE_BACKLOG: usize = 1024;
+/// How often one write refused because its keys changed class on the way is routed again
+/// (each time after this node caught up with the rule): more than one change of the same
+/// keys within one round trip is not a race worth more tries.
+const CLASS_CHANGE_REROUTES: usize = 3;
 /// Meta column family key holding this database's id (a UUID, created on first start).
 const DATABASE_ID_KEY: &[u8] = b"database_id";
 
@@ -444,10 +448,31 @@ impl KvStore {
 
     pub async fn atomic(&self, write: AtomicWrite) -> KvResult<AtomicOutcome> {
         validate::atomic(&write)?;
-        if self.class_of_write(&write)? == Class::Cache {
-            return self.cache_write(&write).await;
+        let mut reroutes = 0;
+        loop {
+            match self.route_atomic(&write).await {
+                // The only refusal with this code at apply: a key became a cache key after
+                // this node routed the write by its older rules. Nothing was written, so once
+                // this node has applied that rule too (the refusal was applied after it, so a
+                // read barrier covers it), the write goes the way the rule says.
+                Err(KvError::Refused {
+                    code: ErrorCode::MixedClasses,
+                    ..
+                }) if reroutes < CLASS_CHANGE_REROUTES => {
+                    reroutes += 1;
+                    self.raft.read_barrier().await?;
+                }
+                outcome => return outcome,
+            }
         }
-        let answer = self.raft.write(apply::encode(&Command::Atomic(write))).await?;
+    }
+
+    /// Sends `write` down its class's path, as this node's rules say now.
+    async fn route_atomic(&self, write: &AtomicWrite) -> KvResult<AtomicOutcome> {
+        if self.class_of_write(write)? == Class::Cache {
+            return self.cache_write(write).await;
+        }
+        let answer = self.raft.write(apply::encode(&CommandRef::Atomic(write))).await?;
         match decode_answer(&answer)? {
             Answer::Atomic(Ok(outcome)) => Ok(outcome),
             Answer::Atomic(Err(refusal)) => Err(refusal.into_error()),

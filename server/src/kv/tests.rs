@@ -851,3 +851,18 @@ mod cache_class {
         node.shutdown().await;
     }
 }
+
+#[test]
+fn a_write_proposed_by_reference_encodes_as_the_command() {
+    let atomic = write(
+        vec![Check {
+            key: key!["a"].encode(),
+            versionstamp: None,
+        }],
+        vec![set(key!["a"].encode(), "x", Some(Expiry::In(5)))],
+    );
+    assert_eq!(
+        apply::encode(&apply::CommandRef::Atomic(&atomic)),
+        apply::encode(&Command::Atomic(atomic.clone()))
+    );
+}

@@ -1,6 +1,7 @@
 //! `kvctl` against a real node: output formats, exit codes, key syntax.
 
 use edgekv_tests::{Node, binary, kvctl};
+use serde_json::{Value as Json, json};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
@@ -8,6 +9,28 @@ fn stdout(output: &std::process::Output) -> String {
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// The one JSON document a successful kvctl run printed; fails on none, on several (JSON
+/// lines) and on anything after it.
+fn one_document(args: &[&str], output: &std::process::Output) -> Json {
+    assert!(output.status.success(), "kvctl {args:?}: {}", stderr(output));
+    let text = stdout(output);
+    let mut documents = serde_json::Deserializer::from_str(&text).into_iter::<Json>();
+    let document = documents
+        .next()
+        .unwrap_or_else(|| panic!("kvctl {args:?} printed no JSON: {text:?}"))
+        .unwrap_or_else(|e| panic!("kvctl {args:?} printed no JSON ({e}): {text}"));
+    assert!(
+        documents.next().is_none(),
+        "kvctl {args:?} printed more than one JSON document: {text}"
+    );
+    document
+}
+
+/// Runs `kvctl ARGS -o json` and returns the one document it printed.
+fn kvctl_json(endpoint: &str, args: &[&str]) -> Json {
+    one_document(args, &kvctl(endpoint, &[args, &["-o", "json"][..]].concat()))
 }
 
 #[test]
@@ -50,11 +73,8 @@ fn put_get_list_delete_sum_status() {
     assert_eq!(json["expires_at"], serde_json::Value::Null);
     assert_eq!(json["served_by"]["consistency"], "eventual");
 
-    let list = kvctl(ep, &["list", "--prefix", "users", "-o", "json"]);
-    let lines: Vec<serde_json::Value> = stdout(&list)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let list = kvctl_json(ep, &["list", "--prefix", "users"]);
+    let lines = list.as_array().expect("list -o json prints one array");
     assert_eq!(lines.len(), 2);
     assert_eq!(
         lines[0]["key"],
@@ -170,7 +190,7 @@ fn ttl_through_kvctl() {
     }
     let list = kvctl(ep, &["list", "--prefix", "session", "-o", "json"]);
     assert!(list.status.success());
-    assert_eq!(stdout(&list), "");
+    assert_eq!(stdout(&list).trim_end(), "[]", "an empty listing is an empty array");
 }
 
 #[test]
@@ -194,10 +214,13 @@ fn keyspace_classes_and_sets_on_cache_keys() {
     let table = ok(&["keyspace", "set-class", "sessions", "cache"]);
     assert!(table.contains(r#"["sessions"]"#) && table.contains("cache"), "{table}");
     let listed: serde_json::Value = serde_json::from_str(&ok(&["keyspace", "list", "-o", "json"])).unwrap();
-    assert_eq!(listed["default_class"], "strong");
     assert_eq!(
-        listed["rules"],
-        serde_json::json!([{ "prefix": ["sessions"], "class": "cache" }])
+        listed,
+        serde_json::json!([
+            { "prefix": [], "class": "strong" },
+            { "prefix": ["sessions"], "class": "cache" },
+        ]),
+        "the default is the rule of the empty prefix"
     );
 
     ok(&["put", "sessions/abc", "cached"]);
@@ -211,7 +234,7 @@ fn keyspace_classes_and_sets_on_cache_keys() {
     ok(&["srem", "sessions/tags", "c"]);
     assert_eq!(ok(&["smembers", "sessions/tags"]), "a\nb\n");
     let members: serde_json::Value = serde_json::from_str(&ok(&["smembers", "sessions/tags", "-o", "json"])).unwrap();
-    assert_eq!(members["members"], serde_json::json!(["a", "b"]));
+    assert_eq!(members, serde_json::json!(["a", "b"]));
     let on_value = kvctl(ep, &["sadd", "sessions/abc", "x"]);
     assert!(stderr(&on_value).contains("TYPE_MISMATCH"), "{}", stderr(&on_value));
     let on_strong = kvctl(ep, &["sadd", "accounts/2", "x"]);
@@ -227,11 +250,122 @@ fn keyspace_classes_and_sets_on_cache_keys() {
     ok(&["keyspace", "set-class", "accounts", "strong"]);
     ok(&["keyspace", "set-default", "cache"]);
     let listed: serde_json::Value = serde_json::from_str(&ok(&["keyspace", "list", "-o", "json"])).unwrap();
-    assert_eq!(listed["default_class"], "cache");
+    assert_eq!(listed[0], serde_json::json!({ "prefix": [], "class": "cache" }));
     let get: serde_json::Value = serde_json::from_str(&ok(&["get", "accounts/1", "-o", "json"])).unwrap();
     assert_eq!(get["class"], "strong");
     assert_eq!(get["value"], "strong data");
     ok(&["put", "other", "x"]);
     let get: serde_json::Value = serde_json::from_str(&ok(&["get", "other", "-o", "json"])).unwrap();
     assert_eq!(get["class"], "cache", "unmatched keys now take the default");
+}
+
+/// One rule for `-o json`: every command prints exactly one JSON document, an array when it
+/// prints a collection and an object otherwise; no command prints JSON lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_one_document_and_collections_are_arrays() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data")).unwrap();
+    let ep = node.endpoint.as_str();
+
+    // Rule changes print the resulting rules, the same array `keyspace list` prints.
+    let rules = kvctl_json(ep, &["keyspace", "set-class", "sessions", "cache"]);
+    assert_eq!(
+        rules,
+        json!([
+            { "prefix": [], "class": "strong" },
+            { "prefix": ["sessions"], "class": "cache" },
+        ])
+    );
+    let rules = kvctl_json(ep, &["keyspace", "set-class", "sessions/pinned", "strong"]);
+    assert_eq!(rules.as_array().map(Vec::len), Some(3), "{rules}");
+    assert_eq!(kvctl_json(ep, &["keyspace", "list"]), rules);
+
+    // One thing: one object.
+    for (key, value) in [
+        ("accounts/1", "a"),
+        ("accounts/2", "b"),
+        ("sessions/a", "x"),
+        ("sessions/pinned/1", "p"),
+    ] {
+        let put = kvctl_json(ep, &["put", key, value]);
+        assert!(put.is_object() && put["versionstamp"].is_string(), "{put}");
+    }
+    let sadd = kvctl_json(ep, &["sadd", "sessions/tags", "t2", "t1"]);
+    assert!(sadd.is_object(), "{sadd}");
+    let sum = kvctl_json(ep, &["sum", "counters/n", "2"]);
+    assert!(sum.is_object() && sum["value"] == 2, "{sum}");
+    let get = kvctl_json(ep, &["get", "sessions/a"]);
+    assert!(get.is_object() && get["class"] == "cache", "{get}");
+    for args in [&["status"][..], &["cluster", "status"]] {
+        let answer = kvctl_json(ep, args);
+        assert!(answer.is_object(), "kvctl {args:?}: {answer}");
+    }
+    let delete = kvctl_json(ep, &["delete", "accounts/2"]);
+    assert!(delete.is_object(), "{delete}");
+
+    // Collections: one array.
+    assert_eq!(kvctl_json(ep, &["smembers", "sessions/tags"]), json!(["t1", "t2"]));
+    let members = kvctl_json(ep, &["member", "list"]);
+    assert_eq!(members.as_array().map(Vec::len), Some(1), "{members}");
+
+    // `list` shows each entry's real class, as `get` does: the longest rule prefix decides.
+    let class_of = |key: &Json| match (&key[0], &key[1]) {
+        (Json::String(first), Json::String(second)) if first == "sessions" && second == "pinned" => "strong",
+        (Json::String(first), _) if first == "sessions" => "cache",
+        _ => "strong",
+    };
+    let everything = kvctl_json(ep, &["list"]);
+    let entries = everything.as_array().expect("list -o json prints one array");
+    let keys: Vec<&Json> = entries.iter().map(|e| &e["key"]).collect();
+    assert_eq!(
+        keys,
+        [
+            &json!(["accounts", "1"]),
+            &json!(["counters", "n"]),
+            &json!(["sessions", "a"]),
+            &json!(["sessions", "pinned", "1"]),
+            &json!(["sessions", "tags"]),
+        ],
+        "{everything}"
+    );
+    for entry in entries {
+        assert_eq!(entry["class"], class_of(&entry["key"]), "{entry}");
+    }
+    for args in [
+        &["list", "--prefix", "sessions"][..],
+        &["list", "--prefix", "sessions", "--keys-only"],
+        &["list", "--prefix", "sessions", "--consistency", "eventual"],
+        &["list", "--prefix", "accounts", "--reverse"],
+        &["list", "--start", "accounts", "--end", "sessions/b"],
+    ] {
+        let listed = kvctl_json(ep, args);
+        let entries = listed.as_array().unwrap_or_else(|| panic!("kvctl {args:?}: {listed}"));
+        assert!(!entries.is_empty(), "kvctl {args:?}: {listed}");
+        for entry in entries {
+            assert_eq!(entry["class"], class_of(&entry["key"]), "kvctl {args:?}: {entry}");
+        }
+    }
+    assert_eq!(kvctl_json(ep, &["list", "--prefix", "nothing"]), json!([]));
+
+    // A listing longer than one page (kvctl asks for 500 at a time) is still one array,
+    // in key order, with every entry once.
+    let client = edgekv_client::Client::connect(ep.to_string()).await.unwrap();
+    for batch in [0..600_i64, 600..1100] {
+        let mut atomic = client.atomic();
+        for i in batch {
+            atomic = atomic.set(edgekv_client::key!["bulk", i], format!("v{i}"));
+        }
+        atomic.commit().await.unwrap();
+    }
+    let bulk = kvctl_json(ep, &["list", "--prefix", "bulk"]);
+    let entries = bulk.as_array().expect("one array");
+    assert_eq!(entries.len(), 1100);
+    for (i, entry) in entries.iter().enumerate() {
+        assert_eq!(entry["key"], json!(["bulk", i]));
+        assert_eq!(entry["class"], "strong");
+    }
+    let limited = kvctl_json(ep, &["list", "--prefix", "bulk", "--limit", "700", "--reverse"]);
+    let entries = limited.as_array().expect("one array");
+    assert_eq!(entries.len(), 700);
+    assert_eq!(entries[0]["key"], json!(["bulk", 1099]));
 }

@@ -158,8 +158,8 @@ pub struct Entry {
     pub expires_at_ms: Option<u64>,
     pub metadata: Option<serde_json::Value>,
     pub served_by: Option<ServedBy>,
-    /// The key's consistency class, "strong" or "cache", when the read reported it (`get`
-    /// does).
+    /// The key's consistency class, "strong" or "cache", as the node that answered sees it
+    /// (`None` from a node too old to say).
     pub class: Option<String>,
 }
 
@@ -178,7 +178,7 @@ impl Entry {
             expires_at_ms: entry.expires_at_ms,
             metadata,
             served_by,
-            class: None,
+            class: Some(entry.class).filter(|c| !c.is_empty()),
         })
     }
 

@@ -17,7 +17,8 @@ use serde_json::{Value as Json, json};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{Failure, Output, print_json, usage};
+use crate::output::{print_json, print_json_array};
+use crate::{Failure, Output, usage};
 
 /// Class rules go through Raft: any node takes them (a follower forwards to the leader).
 #[derive(Subcommand)]
@@ -259,16 +260,7 @@ impl Plan {
     }
 
     pub async fn execute(self, endpoint: &str, token: Option<String>, output: Output) -> Result<(), Failure> {
-        let authorization = token
-            .map(|t| {
-                format!("Bearer {t}")
-                    .parse::<MetadataValue<Ascii>>()
-                    .map_err(|_| Failure {
-                        code: 3,
-                        message: format!("invalid endpoint {endpoint:?}: the token must be printable ASCII"),
-                    })
-            })
-            .transpose()?;
+        let authorization = authorization(endpoint, token)?;
         let mut node = Node::connect(endpoint, authorization.clone()).await?;
         let mut out = std::io::stdout().lock();
         match self {
@@ -311,14 +303,10 @@ impl Plan {
                 let answer = node.inject_fault(fault).await.map_err(|s| failure(&s))?;
                 let mut links = answer.links;
                 links.sort_by(|x, y| (&x.from_region, &x.to_region).cmp(&(&y.from_region, &y.to_region)));
+                // Members the fault did not reach are a warning on stderr (and exit 3), in
+                // either format.
                 match output {
-                    Output::Json => print_json(
-                        &mut out,
-                        &json!({
-                            "links": links.iter().map(link_json).collect::<Vec<_>>(),
-                            "unreached": answer.unreached,
-                        }),
-                    ),
+                    Output::Json => print_json_array(&mut out, &links.iter().map(link_json).collect::<Vec<_>>()),
                     Output::Table => print_links(&mut out, &links),
                 }
                 let _ = out.flush();
@@ -340,6 +328,20 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// The bearer token as request metadata.
+fn authorization(endpoint: &str, token: Option<String>) -> Result<Option<MetadataValue<Ascii>>, Failure> {
+    token
+        .map(|t| {
+            format!("Bearer {t}")
+                .parse::<MetadataValue<Ascii>>()
+                .map_err(|_| Failure {
+                    code: 3,
+                    message: format!("invalid endpoint {endpoint:?}: the token must be printable ASCII"),
+                })
+        })
+        .transpose()
 }
 
 /// One node's admin service.
@@ -576,19 +578,22 @@ fn prefix_json(prefix: &[u8]) -> Json {
     edgekv_proto::Key::decode(prefix).map_or_else(|_| Json::String(hex::encode(prefix)), |k| k.to_json())
 }
 
+/// The rules as `keyspace` commands print them: in prefix order, the default first as the
+/// rule of the empty prefix (`[]` in JSON, `(default)` last in the table).
 fn print_keyspace(out: &mut impl std::io::Write, rules: &pb::KeyspaceResponse, output: Output) {
     let named: Vec<&pb::KeyspaceRule> = rules.rules.iter().filter(|r| !r.prefix.is_empty()).collect();
     match output {
-        Output::Json => print_json(
-            out,
-            &json!({
-                "default_class": rules.default_class,
-                "rules": named
-                    .iter()
-                    .map(|r| json!({ "prefix": prefix_json(&r.prefix), "class": r.class }))
-                    .collect::<Vec<_>>(),
-            }),
-        ),
+        Output::Json => {
+            let default = json!({ "prefix": [], "class": rules.default_class });
+            let rows: Vec<Json> = std::iter::once(default)
+                .chain(
+                    named
+                        .iter()
+                        .map(|r| json!({ "prefix": prefix_json(&r.prefix), "class": r.class })),
+                )
+                .collect();
+            print_json_array(out, &rows);
+        }
         Output::Table => {
             let mut rows: Vec<[String; 2]> = named
                 .iter()
@@ -635,10 +640,7 @@ fn print_cluster(out: &mut impl std::io::Write, status: &pb::ClusterStatusRespon
 
 fn print_members(out: &mut impl std::io::Write, members: &[pb::Member], output: Output) {
     match output {
-        Output::Json => print_json(
-            out,
-            &Json::Array(sorted(members).into_iter().map(member_json).collect()),
-        ),
+        Output::Json => print_json_array(out, &sorted(members).into_iter().map(member_json).collect::<Vec<_>>()),
         Output::Table => print_member_table(out, members),
     }
 }

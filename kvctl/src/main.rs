@@ -3,8 +3,12 @@
 //! Exit codes: 0 success, 1 a key that was asked for does not exist, 2 a usage error,
 //! 3 any other failure (the server's code and message are printed on stderr; an unknown
 //! cluster member, for one, is the server's `NOT_FOUND`).
+//!
+//! `-o json` prints one JSON document per invocation: an array for a collection, an object
+//! for anything else (see [`output`]).
 
 mod admin;
+mod output;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -14,6 +18,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use edgekv_client::{Client, Consistency, Entry, Error, Key, Selector, SetOptions, Value};
 use futures::TryStreamExt as _;
 use serde_json::{Value as Json, json};
+
+use crate::output::{JsonArray, print_json, print_json_array};
 
 #[derive(Parser)]
 #[command(name = "kvctl", version, about = "Administer and query an edgekv cluster")]
@@ -29,7 +35,8 @@ struct Cli {
     /// Access token, sent as a bearer token.
     #[arg(long, global = true, env = "EDGEKV_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Output format.
+    /// Output format: aligned tables, or one JSON document (an array for a collection such
+    /// as `list` or `member list`, an object otherwise).
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
     #[command(subcommand)]
@@ -370,16 +377,26 @@ impl Plan {
                     list = list.limit(limit);
                 }
                 let mut stream = std::pin::pin!(list.stream());
-                let mut table_rows = Vec::new();
-                // JSON streams one object per line, so a huge listing starts printing at once.
+                if output == Output::Table {
+                    // Columns are aligned to the widest cell, so the table waits for the end.
+                    let mut rows = Vec::new();
+                    while let Some(entry) = stream.try_next().await? {
+                        rows.push(entry);
+                    }
+                    print_table(&mut out, &rows, keys_only);
+                    return Ok(());
+                }
+                // One array, written as the pages arrive: a huge listing starts printing at
+                // once and is never held in memory. A failure midway leaves the array
+                // unclosed (not valid JSON) and exits 3.
+                let mut array = JsonArray::new(std::io::BufWriter::new(out));
                 while let Some(entry) = stream.try_next().await? {
-                    match output {
-                        Output::Json => print_json(&mut out, &entry_json(&entry)),
-                        Output::Table => table_rows.push(entry),
+                    if let Err(error) = array.push(&entry_json(&entry)) {
+                        return stdout_failed(error);
                     }
                 }
-                if output == Output::Table {
-                    print_table(&mut out, &table_rows, keys_only);
+                if let Err(error) = array.finish() {
+                    return stdout_failed(error);
                 }
             }
             Plan::Sum { key, n } => {
@@ -414,7 +431,10 @@ impl Plan {
             Plan::Smembers { key } => {
                 let members = client.members(key).await?;
                 match output {
-                    Output::Json => print_json(&mut out, &json!({ "members": members })),
+                    Output::Json => {
+                        let members: Vec<Json> = members.into_iter().map(Json::String).collect();
+                        print_json_array(&mut out, &members);
+                    }
                     Output::Table => {
                         for member in members {
                             let _ = writeln!(out, "{member}");
@@ -461,6 +481,19 @@ fn value_json(value: &Value) -> (Json, &'static str) {
     }
 }
 
+/// Stdout could not be written (a closed pipe: `kvctl list -o json | head`): stop there.
+fn stdout_failed(error: std::io::Error) -> Result<(), Failure> {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        return Ok(());
+    }
+    Err(Failure {
+        code: 3,
+        message: format!("cannot write to stdout: {error}"),
+    })
+}
+
+/// An entry as `get` and `list` print it. `class` is left out when it is not known (a node
+/// too old to say), never printed as null.
 fn entry_json(entry: &Entry) -> Json {
     let (value, encoding) = entry.value.as_ref().map_or((Json::Null, "none"), value_json);
     let served = entry.served_by.as_ref().map(|s| {
@@ -470,7 +503,7 @@ fn entry_json(entry: &Entry) -> Json {
             "consistency": match s.consistency { Consistency::Strong => "strong", Consistency::Eventual => "eventual" },
         })
     });
-    json!({
+    let mut json = json!({
         "key": entry.key.to_json(),
         "value": value,
         "encoding": encoding,
@@ -478,12 +511,11 @@ fn entry_json(entry: &Entry) -> Json {
         "expires_at": entry.expires_at_ms,
         "metadata": entry.metadata,
         "served_by": served,
-        "class": entry.class,
-    })
-}
-
-fn print_json(out: &mut impl std::io::Write, value: &Json) {
-    let _ = writeln!(out, "{value}");
+    });
+    if let Some(class) = &entry.class {
+        json["class"] = Json::String(class.clone());
+    }
+    json
 }
 
 fn print_table(out: &mut impl std::io::Write, entries: &[Entry], keys_only: bool) {

@@ -56,9 +56,10 @@ fn consistency_to_wire(consistency: kv::Consistency) -> pb::Consistency {
     }
 }
 
-fn entry_to_wire(entry: kv::Entry, keys_only: bool) -> pb::Entry {
+fn entry_to_wire(entry: kv::Entry, keys_only: bool, store: &KvStore) -> pb::Entry {
     let envelope = entry.envelope;
     pb::Entry {
+        class: store.class_of(&entry.key).as_str().into(),
         key: entry.key,
         value: (!keys_only).then_some(pb::Value {
             encoding: envelope.encoding as i32,
@@ -146,7 +147,7 @@ impl Kv for KvService {
         // hop to the blocking pool.
         let (entry, read) = self.store.get(&request.key, consistency).await?;
         Ok(self.with_leader_hint(pb::GetResponse {
-            entry: entry.map(|e| entry_to_wire(e, false)),
+            entry: entry.map(|e| entry_to_wire(e, false, &self.store)),
             read: self.read_info(read),
             class: self.store.class_of(&request.key).as_str().into(),
         }))
@@ -159,7 +160,7 @@ impl Kv for KvService {
         let entries = entries
             .into_iter()
             .map(|e| pb::MaybeEntry {
-                entry: e.map(|e| entry_to_wire(e, false)),
+                entry: e.map(|e| entry_to_wire(e, false, &self.store)),
             })
             .collect();
         Ok(self.with_leader_hint(pb::GetManyResponse {
@@ -194,7 +195,11 @@ impl Kv for KvService {
         };
         let (page, read) = self.store.list(&query, consistency).await?;
         Ok(self.with_leader_hint(pb::ListResponse {
-            entries: page.entries.into_iter().map(|e| entry_to_wire(e, keys_only)).collect(),
+            entries: page
+                .entries
+                .into_iter()
+                .map(|e| entry_to_wire(e, keys_only, &self.store))
+                .collect(),
             cursor: page.cursor.unwrap_or_default(),
             read: self.read_info(read),
         }))

@@ -372,7 +372,6 @@ impl Client {
         }
     }
 
-    /// Deletes a key (deleting an absent key succeeds).
     /// The members of the set at `key` (a cache key written with `sadd`), sorted; empty
     /// when the key is absent.
     pub async fn members(&self, key: impl Into<Key>) -> Result<Vec<String>> {
@@ -392,6 +391,7 @@ impl Client {
         }
     }
 
+    /// Deletes a key (deleting an absent key succeeds).
     pub async fn delete(&self, key: impl Into<Key>) -> Result<Versionstamp> {
         committed(self.atomic().delete(key).commit().await?)
     }

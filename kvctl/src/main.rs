@@ -8,6 +8,8 @@
 //! for anything else (see [`output`]).
 
 mod admin;
+#[cfg(test)]
+mod docs_check;
 mod output;
 
 use std::io::Write as _;

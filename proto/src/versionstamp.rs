@@ -1,9 +1,10 @@
-//! Versionstamps: 10 bytes that order commits.
+//! Versionstamps: 10 bytes that order the versions of a key.
 //!
-//! The first 8 bytes are the commit sequence (big-endian), the last 2 the position of the
-//! atomic write inside that commit's group. Comparing the bytes compares commit order, so
-//! a versionstamp is strictly greater than every versionstamp returned before it. With
-//! Raft the commit sequence becomes the log index; the layout stays the same.
+//! A strong key's stamp is the Raft log index of its commit (8 bytes, big-endian) and the
+//! position of the atomic write among that entry's writes (2 bytes), so every strong stamp
+//! is greater than every strong stamp before it. A cache key's stamp is its hybrid-clock
+//! time and the writing node (docs/api.md, "Versionstamps"): it grows per key, and shares
+//! no order with strong stamps.
 
 use std::fmt;
 

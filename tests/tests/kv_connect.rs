@@ -146,6 +146,17 @@ fn deno_node_and_python_clients_work_unchanged() {
             "V8 header: {entry}"
         );
     }
+    // JavaScript numbers are floats: Deno's ["deno", "items", 4] is read with a float part,
+    // and the integer 4 names another key (docs/kv-connect.md, "Keys").
+    let float_part = node.kvctl(&["get", r#"["deno", "items", {"float":"4"}]"#, "-o", "json"]);
+    assert!(
+        float_part.status.success(),
+        "Deno's key with a float part: {}",
+        String::from_utf8_lossy(&float_part.stderr)
+    );
+    assert_eq!(json(&float_part)["encoding"], "v8", "Deno wrote a V8 string");
+    let int_part = node.kvctl(&["get", r#"["deno", "items", 4]"#]);
+    assert_eq!(int_part.status.code(), Some(1), "an integer part is another key");
     // Deno's versionstamps are edgekv's: the counter kvctl summed is a u64 to both.
     let counter = json(&node.kvctl(&["get", "shared/counter", "-o", "json"]));
     assert_eq!(counter["value"], 42);

@@ -16,6 +16,15 @@ async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs
   }
 }
 
+// The next watch frame, or a failed check after 20 s (a lost frame fails, never hangs).
+function nextFrame<T>(reader: ReadableStreamDefaultReader<T>, what: string, timeoutMs = 20_000) {
+  let timer: number | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`check failed: no watch frame for ${what}`)), timeoutMs);
+  });
+  return Promise.race([reader.read(), timeout]).finally(() => clearTimeout(timer));
+}
+
 if (mode === "wrong-token") {
   try {
     // Deno performs the metadata exchange when opening; either step must refuse.
@@ -147,24 +156,24 @@ check((await kv.get(["deno", "fresh"])).value === null, "delete");
 
 // watch: the first frame reports the current value, then each change
 const reader = kv.watch([["deno", "watched"]]).getReader();
-const initial = await reader.read();
+const initial = await nextFrame(reader, "the first frame");
 check(initial.value?.[0].value === null, "initial watch frame");
 await kv.set(["deno", "watched"], "changed");
-let seen = await reader.read();
-while (seen.value?.[0].value !== "changed") seen = await reader.read();
+let seen = await nextFrame(reader, "the changed value");
+while (seen.value?.[0].value !== "changed") seen = await nextFrame(reader, "the changed value");
 await reader.cancel();
 
 // watch two keys: every frame shows both keys' current values, also the one that did not
 // change (edgekv once sent "unchanged" without the entry, which the CLI reads as null)
 const pair = kv.watch([["deno", "w1"], ["deno", "w2"]]).getReader();
-const empty = await pair.read();
+const empty = await nextFrame(pair, "the first two-key frame");
 check(empty.value?.[0].value === null && empty.value?.[1].value === null, "initial two-key frame");
 await kv.set(["deno", "w1"], "one");
-let both = await pair.read();
-while (both.value?.[0].value !== "one") both = await pair.read();
+let both = await nextFrame(pair, "w1 set");
+while (both.value?.[0].value !== "one") both = await nextFrame(pair, "w1 set");
 check(both.value?.[1].value === null, `w2 before it is set: ${both.value?.[1].value}`);
 await kv.set(["deno", "w2"], "two");
-while (both.value?.[1].value !== "two") both = await pair.read();
+while (both.value?.[1].value !== "two") both = await nextFrame(pair, "w2 set");
 check(both.value?.[0].value === "one", `w1 after w2 changed: ${both.value?.[0].value}`);
 await pair.cancel();
 

@@ -19,6 +19,15 @@ async function eventually(probe, what, timeoutMs = 20_000) {
   }
 }
 
+// The next watch frame, or a failed check after 20 s (a lost frame fails, never hangs).
+function nextFrame(reader, what, timeoutMs = 20_000) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`check failed: no watch frame for ${what}`)), timeoutMs);
+  });
+  return Promise.race([reader.read(), timeout]).finally(() => clearTimeout(timer));
+}
+
 if (mode === "wrong-token") {
   try {
     const kv = await openKv(url);
@@ -84,19 +93,22 @@ try {
 // @deno/kv only delivers a watch frame once some watched key exists, so start from a value.
 await kv.set(["node", "watched"], 6);
 const watched = kv.watch([["node", "watched"]]).getReader();
-check((await watched.read()).value[0].value === 6, "initial watch frame");
+check((await nextFrame(watched, "the first frame")).value[0].value === 6, "initial watch frame");
 await kv.set(["node", "watched"], 7);
-let seen = await watched.read();
-while (seen.value[0].value !== 7) seen = await watched.read();
+let seen = await nextFrame(watched, "the changed value");
+while (seen.value[0].value !== 7) seen = await nextFrame(watched, "the changed value");
 await watched.cancel();
 
-// Two keys: every frame shows both keys' current values, also the one that did not change.
-await kv.set(["node", "w1"], "one");
+// Two keys, watched before either exists: every frame shows both keys' current values,
+// also the one that did not change. (@deno/kv holds back frames while both are absent.)
 const pair = kv.watch([["node", "w1"], ["node", "w2"]]).getReader();
-let both = (await pair.read()).value;
-check(both[0].value === "one" && both[1].value === null, "initial two-key frame");
+const firstFrame = nextFrame(pair, "the first two-key frame");
+await kv.set(["node", "w1"], "one");
+let both = (await firstFrame).value;
+while (both[0].value !== "one") both = (await nextFrame(pair, "w1 set")).value;
+check(both[1].value === null, `w2 before it is set: ${both[1].value}`);
 await kv.set(["node", "w2"], "two");
-while (both[1].value !== "two") both = (await pair.read()).value;
+while (both[1].value !== "two") both = (await nextFrame(pair, "w2 set")).value;
 check(both[0].value === "one", `w1 after w2 changed: ${both[0].value}`);
 await pair.cancel();
 

@@ -185,8 +185,10 @@ impl Atomic {
         let client = &self.client;
         let mut rerouted = false;
         let response = loop {
-            // Checks need the leader (and a cache key's check is refused there, clearly).
-            let route = if request.checks.is_empty() {
+            // Checks need the leader (and a cache key's check is refused there, clearly). A
+            // re-routed write goes to the leader too: it has the rule that refused the write,
+            // which the node that routed it by older rules may still lack.
+            let route = if request.checks.is_empty() && !rerouted {
                 client.route_for(&mutation_keys(&request.mutations), true).await
             } else {
                 Route::Leader
@@ -227,11 +229,12 @@ impl Atomic {
     }
 }
 
-/// Whether the keys `request` names are of one class by the rules asked of the node now.
+/// Whether the keys `request` names are of one class by the rules asked of the leader now.
 async fn names_one_class(client: &Client, request: &pb::AtomicRequest) -> bool {
     let mutations = mutation_keys(&request.mutations);
     if mutations.is_empty() {
-        // A range delete: classified by the node, which said it spans both classes.
+        // A range delete (classified by the node, which said it spans both classes), or a
+        // write of checks only (which names no class of its own to change).
         return false;
     }
     let checks = request.checks.iter().map(|c| c.key.as_slice());

@@ -22,9 +22,11 @@
 //! reads stay in the region, writes and strong reads go straight to the Raft leader once a
 //! node names it ([`routing`]).
 //!
-//! Reads are retried on other nodes when a node is unreachable. Writes are never retried:
-//! if an answer is lost, or the server says the outcome is unknown, the error is
-//! indefinite ([`Error::is_indefinite`]) and the caller decides.
+//! Reads are retried on other nodes when a node is unreachable. A write is sent again only
+//! after a definite refusal that the SDK can answer itself: `MIXED_CLASSES` for keys of one
+//! class whose class changed on the way (re-routed once, by rules fresh from the leader).
+//! Otherwise writes are never retried: if an answer is lost, or the server says the outcome
+//! is unknown, the error is indefinite ([`Error::is_indefinite`]) and the caller decides.
 
 pub mod atomic;
 pub mod error;
@@ -224,17 +226,19 @@ impl Client {
         if !self.router.follows_leader() {
             return Arc::default();
         }
-        self.keyspace.rules(|| self.ask_keyspace_rules()).await
+        self.keyspace.rules(|| self.ask_keyspace_rules(Route::Local)).await
     }
 
-    /// The rules asked of the nearest node now, whether or not this client routes by them:
-    /// after a node said a write's keys changed class on the way.
+    /// The rules asked now of the leader (the nearest node while none is known), whether or
+    /// not this client routes by them: after a node said a write's keys changed class on
+    /// the way. The leader applied the rule that refused the write; the node that routed
+    /// it may still have the old one.
     pub(crate) async fn refetch_keyspace_rules(&self) -> Arc<crate::keyspace::Rules> {
-        self.keyspace.refetch(|| self.ask_keyspace_rules()).await
+        self.keyspace.refetch(|| self.ask_keyspace_rules(Route::Leader)).await
     }
 
-    async fn ask_keyspace_rules(&self) -> std::result::Result<pb::KeyspaceResponse, tonic::Status> {
-        let mut admin = AdminClient::new(self.router.pick(Route::Local, 0).channel);
+    async fn ask_keyspace_rules(&self, route: Route) -> std::result::Result<pb::KeyspaceResponse, tonic::Status> {
+        let mut admin = AdminClient::new(self.router.pick(route, 0).channel);
         Ok(admin
             .list_keyspace(self.request(pb::ListKeyspaceRequest {}))
             .await?
@@ -306,6 +310,8 @@ impl Client {
                     return Ok(response.into_inner());
                 }
                 Err(status) => {
+                    // A refusal may name the leader (the one to send a re-routed write to).
+                    self.router.observe(status.metadata());
                     let not_sent = error::is_connect_refusal(&status);
                     let error = Error::from_status(status, true);
                     if not_sent {
@@ -476,6 +482,7 @@ impl IntoFuture for Get {
                 })
                 .await?;
             let served_by = ServedBy::from_wire(response.read);
+            // A node older than Entry.class said it here only.
             let class = Some(response.class).filter(|c| !c.is_empty());
             let entry = response.entry.map(|e| Entry::from_wire(e, served_by)).transpose()?;
             Ok(entry.map(|entry| Entry { class, ..entry }))

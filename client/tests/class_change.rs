@@ -1,8 +1,8 @@
 //! The SDK's side of a class change racing a write: a node answers `MIXED_CLASSES` for a
 //! write whose keys are of one class (it routed the write by rules older than the ones
-//! that refused it; nothing was written). The SDK asks for the rules again and sends the
-//! write once more, so the caller never sees that code; a write that really names both
-//! classes still gets it, after one look at the rules and no second send.
+//! that refused it; nothing was written). The SDK asks the leader for the rules and sends
+//! the write once more, to the leader, so the caller never sees that code; a write that
+//! really names both classes still gets it, after one look at the rules and no second send.
 //!
 //! The node is a stand-in gRPC server on loopback that answers from a script: this tests
 //! the SDK's decision, not a node (tests/tests/class_change.rs races real nodes).
@@ -14,15 +14,18 @@ use edgekv_client::proto::admin_server::{Admin, AdminServer};
 use edgekv_client::proto::kv_server::{Kv, KvServer};
 use edgekv_client::proto::{self as pb};
 use edgekv_client::{Client, ErrorCode, key};
-use edgekv_proto::ERROR_CODE_METADATA;
+use edgekv_proto::{ERROR_CODE_METADATA, LEADER_METADATA};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-/// Refuses the first `refusals` atomic writes with `MIXED_CLASSES`, commits the rest; its
-/// class rules put `["c"]` in the cache class.
+/// Refuses the first `refusals` atomic writes with `MIXED_CLASSES` (naming `leader_hint` as
+/// the leader, if set), commits the rest; its class rules put `["c"]` in the cache class
+/// unless it is `stale` (no rules: every key strong).
 #[derive(Clone, Default)]
 struct ScriptedNode {
     refusals: usize,
+    stale: bool,
+    leader_hint: Option<String>,
     writes: Arc<AtomicUsize>,
     rule_fetches: Arc<AtomicUsize>,
 }
@@ -51,6 +54,9 @@ impl Kv for ScriptedNode {
             status
                 .metadata_mut()
                 .insert(ERROR_CODE_METADATA, "MIXED_CLASSES".parse().unwrap());
+            if let Some(leader) = &self.leader_hint {
+                status.metadata_mut().insert(LEADER_METADATA, leader.parse().unwrap());
+            }
             return Err(status);
         }
         Ok(Response::new(pb::AtomicResponse {
@@ -107,11 +113,12 @@ impl Admin for ScriptedNode {
         _: Request<pb::ListKeyspaceRequest>,
     ) -> Result<Response<pb::KeyspaceResponse>, Status> {
         self.rule_fetches.fetch_add(1, Ordering::SeqCst);
+        let cache_rule = pb::KeyspaceRule {
+            prefix: key!["c"].encode(),
+            class: "cache".into(),
+        };
         Ok(Response::new(pb::KeyspaceResponse {
-            rules: vec![pb::KeyspaceRule {
-                prefix: key!["c"].encode(),
-                class: "cache".into(),
-            }],
+            rules: if self.stale { Vec::new() } else { vec![cache_rule] },
             default_class: "strong".into(),
         }))
     }
@@ -119,8 +126,13 @@ impl Admin for ScriptedNode {
 
 /// Serves `node` on a loopback port until the test ends; answers its URL.
 async fn serve(node: ScriptedNode) -> String {
+    format!("http://{}", serve_at(node).await)
+}
+
+/// Serves `node` on a loopback port until the test ends; answers its `host:port`.
+async fn serve_at(node: ScriptedNode) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let address = listener.local_addr().unwrap().to_string();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -128,7 +140,7 @@ async fn serve(node: ScriptedNode) -> String {
             .add_service(AdminServer::new(node))
             .serve_with_incoming(incoming),
     );
-    url
+    address
 }
 
 #[tokio::test]
@@ -174,4 +186,27 @@ async fn a_write_refused_as_mixed_again_after_the_second_send_gets_the_code() {
     let refused = client.set(key!["c", 1], "v").await;
     assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::MixedClasses));
     assert_eq!(node.writes.load(Ordering::SeqCst), 2, "sent again once, not more");
+}
+
+#[tokio::test]
+async fn a_write_refused_by_a_lagging_node_goes_to_the_leader_by_the_leaders_rules() {
+    // The node the client knows still has the old rules and keeps refusing; the leader it
+    // names has the new ones.
+    let leader = ScriptedNode::default();
+    let lagging = ScriptedNode {
+        refusals: usize::MAX,
+        stale: true,
+        leader_hint: Some(serve_at(leader.clone()).await),
+        ..ScriptedNode::default()
+    };
+    let client = Client::connect(serve(lagging.clone()).await).await.unwrap();
+    let written = client.set(key!["c", 1], "v").await;
+    assert!(written.is_ok(), "{written:?}");
+    assert_eq!(
+        lagging.writes.load(Ordering::SeqCst),
+        1,
+        "refused by the lagging node once"
+    );
+    assert_eq!(leader.writes.load(Ordering::SeqCst), 1, "then sent to the leader");
+    assert!(leader.rule_fetches.load(Ordering::SeqCst) >= 1, "by the leader's rules");
 }

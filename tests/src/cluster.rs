@@ -146,7 +146,13 @@ impl ClusterNode {
     fn raft_args(&self) -> Vec<&'static str> {
         RAFT_ARGS
             .chunks(2)
-            .filter(|flag_value| !self.extra.iter().any(|e| e == flag_value[0]))
+            .filter(|flag_value| {
+                let flag = flag_value[0];
+                !self
+                    .extra
+                    .iter()
+                    .any(|e| e == flag || e.strip_prefix(flag).is_some_and(|rest| rest.starts_with('=')))
+            })
             .flatten()
             .copied()
             .collect()

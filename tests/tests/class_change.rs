@@ -20,14 +20,16 @@ const FAILOVER: Duration = Duration::from_secs(30);
 /// One way, each direction, between the leader's region and the lagging follower's.
 const SLOW_LINK_MS: u32 = 150;
 /// Raft timings for that link: a heartbeat (also the replication RPC's time limit) above
-/// its round trip, an election timeout well above both.
-const WAN_TIMINGS: [&str; 6] = [
+/// its round trip, an election timeout well above both. The domain logs each re-route.
+const NODE_ARGS: [&str; 8] = [
     "--heartbeat",
     "400ms",
     "--election-timeout",
     "5s",
     "--request-timeout",
     "10s",
+    "--log",
+    "warn,edgekv_server::kv=info",
 ];
 
 /// Puts `prefix` in the cache class through the leader, without waiting for the others.
@@ -59,7 +61,7 @@ fn set_mutation(key: &Key, value: &str) -> pb::Mutation {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_routed_by_stale_class_rules_are_rerouted_not_refused() {
-    let cluster = Cluster::start(&REGIONS, &WAN_TIMINGS).unwrap();
+    let cluster = Cluster::start(&REGIONS, &NODE_ARGS).unwrap();
     let leader = cluster.wait_for_leader(&[], FAILOVER).await.unwrap();
     let lagging = cluster.nodes.iter().find(|n| n.id != leader).unwrap();
     cluster
@@ -86,6 +88,10 @@ async fn writes_routed_by_stale_class_rules_are_rerouted_not_refused() {
         })
         .await;
     assert!(answer.is_ok(), "a raw write right after the class change: {answer:?}");
+    assert!(
+        lagging.log_text().contains("routing it again"),
+        "the race did not happen: the lagging node never re-routed the write"
+    );
 
     // Through the SDK in that node's region: its first write goes to that node (no leader
     // named yet), whose rules are stale.

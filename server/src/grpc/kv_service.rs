@@ -39,6 +39,16 @@ impl KvService {
         }
         response
     }
+
+    /// [`Self::with_leader_hint`] for a failed call.
+    fn with_leader_hint_on_error(&self, mut status: Status) -> Status {
+        if let Some(leader) = self.store.raft().leader_hint()
+            && let Ok(value) = leader.parse()
+        {
+            status.metadata_mut().insert(edgekv_proto::LEADER_METADATA, value);
+        }
+        status
+    }
 }
 
 fn consistency_from_wire(raw: i32) -> Result<kv::Consistency, Status> {
@@ -235,7 +245,10 @@ impl Kv for KvService {
             .enumerate()
             .map(|(index, m)| mutation_from_wire(index, m))
             .collect::<Result<Vec<_>, Status>>()?;
-        let response = match self.store.atomic(kv::AtomicWrite { checks, mutations }).await? {
+        let outcome = self.store.atomic(kv::AtomicWrite { checks, mutations }).await;
+        // A refusal names the leader too: the SDK sends a write refused for its keys' class
+        // (MIXED_CLASSES) once more, to the node whose rules refused it.
+        let response = match outcome.map_err(|error| self.with_leader_hint_on_error(Status::from(error)))? {
             kv::AtomicOutcome::Committed(stamp) => pb::AtomicResponse {
                 ok: true,
                 versionstamp: stamp.as_bytes().to_vec(),

@@ -152,7 +152,7 @@ impl Applier for KvApplier {
                     let stamp = Versionstamp::new(proposal.index, position);
                     let applied = match names_a_cache_key(&write, &self.keyspace, &staged.rules) {
                         Some(key) => Err(KvError::MixedClasses(format!(
-                            "{} became a cache key while this write was on its way; retry it",
+                            "{} became a cache key while this write was on its way; nothing was written",
                             display_key(&key)
                         ))),
                         None => apply_atomic(&mut staged, &write, stamp, proposal.now_ms),

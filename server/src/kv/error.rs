@@ -65,6 +65,13 @@ pub enum KvError {
     /// code is the one the applying node chose.
     #[error("{message}")]
     Refused { code: ErrorCode, message: String },
+    /// A write refused because its keys changed class on the way, which this node could
+    /// not route again: it could not catch up with the rule that refused it.
+    #[error(
+        "this write's keys changed class while it was on its way, and this node could not catch up \
+         with the new rule to route it again ({0}); nothing was written"
+    )]
+    ClassChangeUnresolved(ConsensusError),
     #[error(transparent)]
     Consensus(#[from] ConsensusError),
     #[error(transparent)]
@@ -98,7 +105,7 @@ impl KvError {
             KvError::KeyspaceNotEmpty(_) => ErrorCode::KeyspaceNotEmpty,
             KvError::ShuttingDown => ErrorCode::ShuttingDown,
             KvError::Refused { code, .. } => *code,
-            KvError::Consensus(error) => error.code(),
+            KvError::Consensus(error) | KvError::ClassChangeUnresolved(error) => error.code(),
             KvError::Storage(StorageError::NoSpace(_)) => ErrorCode::StorageFull,
             KvError::Storage(StorageError::Corrupted(_)) => ErrorCode::DataCorrupted,
             KvError::Storage(_) => ErrorCode::StorageError,

@@ -460,7 +460,8 @@ impl KvStore {
                     ..
                 }) if reroutes < CLASS_CHANGE_REROUTES => {
                     reroutes += 1;
-                    self.raft.read_barrier().await?;
+                    tracing::info!(reroutes, "a write's keys changed class on its way; routing it again");
+                    self.raft.read_barrier().await.map_err(KvError::ClassChangeUnresolved)?;
                 }
                 outcome => return outcome,
             }

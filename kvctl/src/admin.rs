@@ -483,7 +483,7 @@ fn sorted(members: &[pb::Member]) -> Vec<&pb::Member> {
     members
 }
 
-fn member_json(member: &pb::Member) -> Json {
+pub(crate) fn member_json(member: &pb::Member) -> Json {
     json!({
         "id": member.id,
         "region": member.region,
@@ -495,7 +495,7 @@ fn member_json(member: &pb::Member) -> Json {
     })
 }
 
-fn cluster_json(status: &pb::ClusterStatusResponse) -> Json {
+pub(crate) fn cluster_json(status: &pb::ClusterStatusResponse) -> Json {
     json!({
         "node_id": status.node_id,
         "leader_id": status.leader_id,
@@ -537,13 +537,13 @@ fn print_cache(out: &mut impl std::io::Write, cache: &pb::CacheReplicationStatus
         ("outbox_depth", cache.outbox_depth),
         ("merges", cache.merges),
         ("conflicts_resolved", cache.conflicts_resolved),
-        ("tombstones_pending", cache.tombstones_pending_gc),
-        ("clock_skew_refused", cache.clock_skew_refusals),
+        ("tombstones_pending_gc", cache.tombstones_pending_gc),
+        ("clock_skew_refusals", cache.clock_skew_refusals),
         ("repaired", cache.repaired),
         ("outbox_dropped", cache.outbox_dropped),
     ];
     for (name, value) in fields {
-        let _ = writeln!(out, "{name:<18} {value}");
+        let _ = writeln!(out, "{name:<21} {value}");
     }
     let _ = writeln!(out);
     let rows: Vec<[String; 6]> = cache

@@ -7,20 +7,19 @@
 //! cannot answer leaves the last rules in place (none at first: every key is then treated
 //! as strong, which is always correct, only slower for cache keys).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use edgekv_proto::Key;
+use edgekv_proto::keyspace::{Class, class_of, classes_in};
 use edgekv_proto::v1 as pb;
+
+pub(crate) use edgekv_proto::keyspace::Rules;
 
 /// How long fetched rules are used before asking again.
 const FRESH_FOR: Duration = Duration::from_secs(10);
 /// How long a rules fetch may take before the request goes on without it.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Prefix -> whether keys under it are cache keys.
-pub(crate) type Rules = BTreeMap<Vec<u8>, bool>;
 
 #[derive(Default)]
 pub(crate) struct KeyspaceCache {
@@ -29,13 +28,9 @@ pub(crate) struct KeyspaceCache {
     fetching: tokio::sync::Mutex<()>,
 }
 
-/// Whether `key` is a cache key: its longest matching prefix's class.
+/// Whether `key` is a cache key under `rules` (the server's own rule, from edgekv-proto).
 pub(crate) fn is_cache(rules: &Rules, key: &[u8]) -> bool {
-    rules
-        .range(..=key.to_vec())
-        .rev()
-        .find(|(prefix, _)| key.starts_with(prefix))
-        .is_some_and(|(_, cache)| *cache)
+    class_of(rules, key) == Class::Cache
 }
 
 /// Whether `keys` are all of one class (all cache keys, or none), so one write may name
@@ -47,15 +42,7 @@ pub(crate) fn one_class(rules: &Rules, keys: &[&[u8]]) -> bool {
 
 /// Whether every key in `[start, end)` is a cache key.
 pub(crate) fn range_is_cache(rules: &Rules, start: &[u8], end: &[u8]) -> bool {
-    // The class at the start, of every rule starting inside, and of whatever resumes
-    // where a rule's keys end.
-    let inside = |key: &[u8]| key > start && key < end;
-    is_cache(rules, start)
-        && rules.iter().all(|(prefix, cache)| {
-            let resumes_cache =
-                Key::prefix_successor(prefix).is_none_or(|after| !inside(&after) || is_cache(rules, &after));
-            (!inside(prefix) || *cache) && resumes_cache
-        })
+    classes_in(rules, start, end) == (false, true)
 }
 
 /// The `[start, end)` a list selector covers (prefix ranges end before `prefix + 0xff`).
@@ -117,10 +104,11 @@ impl KeyspaceCache {
     {
         match tokio::time::timeout(FETCH_TIMEOUT, fetch()).await {
             Ok(Ok(answer)) => {
+                // A class this SDK does not know is routed as strong: always correct.
                 let rules: Rules = answer
                     .rules
                     .into_iter()
-                    .map(|rule| (rule.prefix, rule.class == "cache"))
+                    .map(|rule| (rule.prefix, Class::parse(&rule.class).unwrap_or(Class::Strong)))
                     .collect();
                 let rules = Arc::new(rules);
                 *self.fetched.write().expect("keyspace lock") = Some((Instant::now(), rules.clone()));
@@ -141,24 +129,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_longest_prefix_decides_and_ranges_need_every_rule_inside_to_be_cache() {
-        let rules: Rules = [(b"c".to_vec(), true), (b"cs".to_vec(), false)].into();
+    fn ranges_are_cache_only_when_every_class_inside_is() {
+        let rules: Rules = [(b"c".to_vec(), Class::Cache), (b"cs".to_vec(), Class::Strong)].into();
         assert!(is_cache(&rules, b"ca"));
         assert!(!is_cache(&rules, b"csx"));
-        assert!(!is_cache(&rules, b"d"));
         assert!(range_is_cache(&rules, b"ca", b"cb"));
         assert!(!range_is_cache(&rules, b"ca", b"d"));
-        let nested: Rules = [(b"c".to_vec(), true)].into();
-        assert!(range_is_cache(&nested, b"cm", b"c\xff"));
+        let nested: Rules = [(b"c".to_vec(), Class::Cache)].into();
         assert!(range_is_cache(&nested, b"cm", b"d"), "d is where strong keys resume");
         assert!(!range_is_cache(&nested, b"cm", b"da"));
-        let everything: Rules = [(Vec::new(), true)].into();
-        assert!(range_is_cache(&everything, b"", b"\xff"));
     }
 
     #[test]
     fn keys_are_of_one_class_when_all_or_none_are_cache_keys() {
-        let rules: Rules = [(b"c".to_vec(), true)].into();
+        let rules: Rules = [(b"c".to_vec(), Class::Cache)].into();
         assert!(one_class(&rules, &[b"ca", b"cb"]));
         assert!(one_class(&rules, &[b"a", b"b"]));
         assert!(!one_class(&rules, &[b"ca", b"b"]));

@@ -182,6 +182,12 @@ impl fmt::Display for Key {
     }
 }
 
+/// An encoded key as people read it in messages and logs: the tuple, or hex when the
+/// bytes do not decode (a message about a bad key must still name it).
+pub fn display_encoded(encoded: &[u8]) -> String {
+    Key::decode(encoded).map_or_else(|_| hex::encode(encoded), |key| key.to_string())
+}
+
 /// Anything that can be one part of a key.
 pub trait IntoKeyPart {
     fn into_key_part(self) -> KeyPart;

@@ -6,9 +6,11 @@
 //! - [`limits`]: the size and count limits every front-end enforces.
 //! - [`regions`]: the demo's regions and the round trips between them.
 //! - [`error_code`]: the stable error codes a client can match on.
+//! - [`keyspace`]: consistency classes and the longest-prefix rule that assigns them.
 
 pub mod error_code;
 pub mod key;
+pub mod keyspace;
 pub mod limits;
 pub mod regions;
 pub mod versionstamp;

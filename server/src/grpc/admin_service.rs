@@ -15,9 +15,9 @@ use edgekv_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::status::status;
+use crate::keyspace::Class;
 use crate::kv::KvStore;
 use crate::raft::{ClusterStatus, Member, RaftNode, links_to_proto};
-use crate::replication::keyspace::Class;
 
 /// Who this node is, as reported in read answers and status.
 #[derive(Clone, Debug)]

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use edgekv_proto::key::display_encoded as display_key;
+use edgekv_proto::keyspace::class_of;
 use edgekv_proto::v1::ValueEncoding;
 use edgekv_proto::{ErrorCode, Key, Versionstamp, limits::MAX_DELETE_RANGE_KEYS};
 use serde::{Deserialize, Serialize};
@@ -22,8 +24,8 @@ use tokio::sync::broadcast;
 use super::error::{KvError, KvResult};
 use super::types::{AtomicOutcome, AtomicWrite, Expiry, Mutation};
 use super::v8_sum::{self, SumError, SumOperand};
+use crate::keyspace::{Class, Keyspace, Rules};
 use crate::raft::{AppliedBatch, Applier, CommittedProposal};
-use crate::replication::keyspace::{Class, Keyspace};
 use crate::storage::codec::{Envelope, expiry_index_key};
 use crate::storage::{ColumnFamily, Engine, ScanRange, StorageError, StorageResult, WriteBatch};
 use crate::ttl::DueExpiry;
@@ -319,14 +321,6 @@ fn describe(envelope: &Envelope) -> String {
     }
 }
 
-pub(crate) fn display_key(key: &[u8]) -> String {
-    Key::decode(key).map_or_else(|_| hex_string(key), |k| k.to_string())
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Applies one atomic write to the group's view, or nothing at all: its writes are
 /// collected in `pending` and merged only when every check passed and every mutation
 /// succeeded.
@@ -466,11 +460,11 @@ fn names_a_cache_key(write: &AtomicWrite, keyspace: &Keyspace, staged: &[(Vec<u8
         return None;
     }
     // The rules as of this batch: only a batch that set rules itself needs its own copy.
-    let with_staged: Option<BTreeMap<Vec<u8>, Class>> =
+    let with_staged: Option<Rules> =
         (!staged.is_empty()).then(|| keyspace.rules().into_iter().chain(staged.iter().cloned()).collect());
     let is_cache = |key: &[u8]| {
         let class = match &with_staged {
-            Some(rules) => crate::replication::keyspace::class_in(rules, key),
+            Some(rules) => class_of(rules, key),
             None => keyspace.class_of(key),
         };
         class == Class::Cache
@@ -499,14 +493,14 @@ fn apply_set_class(
     class: Class,
     now: u64,
 ) -> KvResult<()> {
-    let mut rules: BTreeMap<Vec<u8>, Class> = keyspace
+    let mut rules: Rules = keyspace
         .rules()
         .into_iter()
         .chain(staged.rules.iter().cloned())
         .collect();
     rules.insert(prefix.to_vec(), class);
     let end = Key::prefix_end(prefix);
-    let becomes_cache = |key: &[u8]| crate::replication::keyspace::class_in(&rules, key) == Class::Cache;
+    let becomes_cache = |key: &[u8]| class_of(&rules, key) == Class::Cache;
     let pending = BTreeMap::new();
     // Stored keys, and keys an earlier write of this batch created.
     let mut keys: Vec<Vec<u8>> = staged

@@ -115,7 +115,7 @@ impl KvError {
 
 impl KvError {
     pub(crate) fn from_sum(error: super::v8_sum::SumError, key: &[u8]) -> Self {
-        let key = super::apply::display_key(key);
+        let key = edgekv_proto::key::display_encoded(key);
         match error {
             super::v8_sum::SumError::Type(reason) => KvError::SumTypeMismatch { key, reason },
             super::v8_sum::SumError::OutOfRange => KvError::SumOutOfRange { key },

@@ -25,19 +25,20 @@ mod tests;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use edgekv_proto::key::display_encoded as display_key;
+use edgekv_proto::keyspace::class_of;
 use edgekv_proto::limits::MAX_GET_MANY_KEYS;
 use edgekv_proto::{ErrorCode, Versionstamp};
 use tokio::sync::broadcast;
 
 pub use self::apply::ChangedKeys;
-pub(crate) use self::apply::display_key;
 use self::apply::{Answer, Command, CommandRef, KvApplier};
 pub use self::error::{KvError, KvResult};
 pub use self::types::*;
 use crate::clock::Clock;
 use crate::crdt::values::Payload;
+use crate::keyspace::{Class, Keyspace, Rules};
 use crate::raft::{Applier, RaftNode};
-use crate::replication::keyspace::{Class, Keyspace};
 use crate::replication::store::CacheError;
 use crate::replication::{CacheOp, CacheStore};
 use crate::storage::codec::Envelope;
@@ -195,7 +196,7 @@ impl KvStore {
         if !prefix.is_empty() {
             validate::range_bound(prefix)?;
         }
-        let mut rules: std::collections::BTreeMap<Vec<u8>, Class> = self.keyspace.rules().into_iter().collect();
+        let mut rules: Rules = self.keyspace.rules().into_iter().collect();
         rules.insert(prefix.to_vec(), class);
         if class == Class::Strong {
             let cache = self.cache.clone();
@@ -203,10 +204,7 @@ impl KvStore {
             let live = tokio::task::spawn_blocking(move || cache.live_keys_under(&owned))
                 .await
                 .map_err(|e| KvError::InvalidArgument(e.to_string()))??;
-            if let Some(key) = live
-                .iter()
-                .find(|k| crate::replication::keyspace::class_in(&rules, k) == Class::Strong)
-            {
+            if let Some(key) = live.iter().find(|k| class_of(&rules, k) == Class::Strong) {
                 return Err(KvError::KeyspaceNotEmpty(format!(
                     "{} holds cache data (for example {}); delete it, or pin its prefix to cache first",
                     apply::prefix_text(prefix),

@@ -667,7 +667,7 @@ async fn every_applied_batch_is_in_the_change_feed_in_commit_order() {
 
 mod cache_class {
     use super::*;
-    use crate::replication::keyspace::Class;
+    use crate::keyspace::Class;
 
     async fn cache_store(clock: &ManualClock) -> (KvStore, TestNode) {
         let (store, node, _) = store(clock).await;

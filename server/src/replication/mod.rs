@@ -5,7 +5,6 @@
 //!   batched), from a durable per-peer cursor.
 //! - [`service`]: the receiving side, merging idempotently; serves anti-entropy's requests.
 //! - [`anti_entropy`]: digest comparison and repair between pairs of nodes.
-//! - [`keyspace`]: which class each key is in (rules replicated through Raft).
 //! - [`digest`], [`wire`]: the bucket digests and the message formats.
 //!
 //! The topology is the Raft membership: every member, in any region, holds every cache
@@ -14,7 +13,6 @@
 
 pub mod anti_entropy;
 pub mod digest;
-pub mod keyspace;
 pub mod service;
 pub mod shipper;
 pub mod store;

@@ -15,7 +15,8 @@ use edgekv_proto::Versionstamp;
 use tokio::sync::{broadcast, watch};
 
 use super::digest::{BUCKETS, Buckets, bucket_of, record_hash};
-use super::keyspace::{Class, Keyspace};
+use crate::keyspace::{Class, Keyspace};
+use edgekv_proto::key::display_encoded as display_key;
 use super::wire::EncodedRecord;
 use crate::clock::Clock;
 use crate::crdt::hlc::{ClockSkew, HybridClock, Timestamp};
@@ -183,11 +184,6 @@ fn seq_of(key: &[u8]) -> StorageResult<u64> {
     key.try_into()
         .map(u64::from_be_bytes)
         .map_err(|_| StorageError::Corrupted("outbox key is not 8 bytes".into()))
-}
-
-/// A key as people read it: the tuple, or hex when it does not decode.
-fn display_key(key: &[u8]) -> String {
-    edgekv_proto::Key::decode(key).map_or_else(|_| format!("{key:02x?}"), |k| k.to_string())
 }
 
 fn corrupt(key: &[u8], error: postcard::Error) -> StorageError {

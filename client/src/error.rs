@@ -1,7 +1,7 @@
 //! SDK errors. Every error says whether retrying is safe; a write whose outcome is
 //! unknown is reported as [`Error::Indefinite`] and never retried behind the caller's back.
 
-use edgekv_proto::{ERROR_CODE_METADATA, ErrorCode, KeyError};
+use edgekv_proto::{ErrorCode, KeyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -60,12 +60,7 @@ impl Error {
     /// Classifies a failed call. `write` marks calls that change data: when the server did
     /// not answer with a code, they become indefinite rather than retryable.
     pub(crate) fn from_status(status: tonic::Status, write: bool) -> Self {
-        let code = status
-            .metadata()
-            .get(ERROR_CODE_METADATA)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<ErrorCode>().ok());
-        if let Some(code) = code {
+        if let Some(code) = edgekv_proto::grpc_status::code_of(&status) {
             return Error::Server {
                 code,
                 message: status.message().to_string(),
@@ -108,7 +103,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// be made. Only then may a write move on to another node.
 pub(crate) fn is_connect_refusal(status: &tonic::Status) -> bool {
     use std::error::Error as _;
-    if status.code() != tonic::Code::Unavailable || status.metadata().get(ERROR_CODE_METADATA).is_some() {
+    if status.code() != tonic::Code::Unavailable || edgekv_proto::grpc_status::code_of(status).is_some() {
         return false;
     }
     let mut source = status.source();

@@ -11,8 +11,9 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use clap::Subcommand;
+use edgekv_proto::grpc_status::code_of;
 use edgekv_proto::v1::{self as pb, admin_client::AdminClient, inject_fault_request::Fault};
-use edgekv_proto::{ERROR_CODE_METADATA, ErrorCode, LEADER_METADATA};
+use edgekv_proto::{ErrorCode, LEADER_METADATA};
 use serde_json::{Value as Json, json};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -422,7 +423,7 @@ impl Node {
         let leader = match named {
             Some(url) => url,
             None => {
-                if error_code(refusal) != Some(ErrorCode::Unavailable) {
+                if code_of(refusal) != Some(ErrorCode::Unavailable) {
                     return None;
                 }
                 let status = self.cluster_status().await.ok()?;
@@ -449,17 +450,9 @@ fn leader_url(addr: &str) -> String {
     }
 }
 
-fn error_code(status: &tonic::Status) -> Option<ErrorCode> {
-    status
-        .metadata()
-        .get(ERROR_CODE_METADATA)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
 /// `CODE: message`, with the server's stable code when it sent one.
 fn failure(status: &tonic::Status) -> Failure {
-    let message = match error_code(status) {
+    let message = match code_of(status) {
         Some(code) => format!("{code}: {}", status.message()),
         None => match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {

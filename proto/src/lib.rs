@@ -5,10 +5,12 @@
 //! - [`versionstamp`]: the 10-byte commit stamps returned by every write.
 //! - [`limits`]: the size and count limits every front-end enforces.
 //! - [`regions`]: the demo's regions and the round trips between them.
-//! - [`error_code`]: the stable error codes a client can match on.
+//! - [`error_code`]: the stable error codes a client can match on; [`grpc_status`]: how
+//!   they travel on gRPC statuses, both ways.
 //! - [`keyspace`]: consistency classes and the longest-prefix rule that assigns them.
 
 pub mod error_code;
+pub mod grpc_status;
 pub mod key;
 pub mod keyspace;
 pub mod limits;

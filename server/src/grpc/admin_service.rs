@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use edgekv_proto::ErrorCode;
+use edgekv_proto::grpc_status::status;
 use edgekv_proto::peer::FaultState;
 use edgekv_proto::v1::admin_server::Admin;
 use edgekv_proto::v1::{
@@ -14,7 +15,6 @@ use edgekv_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::status::status;
 use crate::keyspace::Class;
 use crate::kv::KvStore;
 use crate::raft::{ClusterStatus, Member, RaftNode, links_to_proto};

@@ -1,12 +1,12 @@
 //! `edgekv.v1.Kv`: translates the wire messages to [`KvStore`] calls and back.
 
 use edgekv_proto::ErrorCode;
+use edgekv_proto::grpc_status::status;
 use edgekv_proto::limits::{DEFAULT_LIST_PAGE, MAX_LIST_PAGE};
 use edgekv_proto::v1::{self as pb, kv_server::Kv};
 use tonic::{Request, Response, Status};
 
 use super::admin_service::NodeInfo;
-use super::status::status;
 use crate::kv::{self, KvStore};
 
 pub(super) struct KvService {

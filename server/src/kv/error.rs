@@ -106,9 +106,7 @@ impl KvError {
             KvError::ShuttingDown => ErrorCode::ShuttingDown,
             KvError::Refused { code, .. } => *code,
             KvError::Consensus(error) | KvError::ClassChangeUnresolved(error) => error.code(),
-            KvError::Storage(StorageError::NoSpace(_)) => ErrorCode::StorageFull,
-            KvError::Storage(StorageError::Corrupted(_)) => ErrorCode::DataCorrupted,
-            KvError::Storage(_) => ErrorCode::StorageError,
+            KvError::Storage(error) => error.code(),
         }
     }
 }

@@ -62,20 +62,45 @@ impl KvConnectError {
             KvConnectError::BadRequest(_) | KvConnectError::QueuesUnsupported => StatusCode::BAD_REQUEST,
             KvConnectError::NotFound => StatusCode::NOT_FOUND,
             KvConnectError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            KvConnectError::Kv(error) => match error.code() {
-                ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::StorageFull => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                ErrorCode::StorageError | ErrorCode::DataCorrupted | ErrorCode::Internal => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-                ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-                // The write may or may not have been applied: the leader did not confirm it
-                // in time, as a gateway whose upstream timed out.
-                ErrorCode::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
-                _ => StatusCode::BAD_REQUEST,
-            },
+            KvConnectError::Kv(error) => http_status(error.code()),
         }
+    }
+}
+
+/// The HTTP status of a stable code. Exhaustive: a new code must choose its status here.
+fn http_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::StorageError | ErrorCode::DataCorrupted | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        // The write may or may not have been applied: the leader did not confirm it in
+        // time, as a gateway whose upstream timed out.
+        ErrorCode::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
+        // The request itself cannot be served as sent; Deno's clients show the body.
+        ErrorCode::KeyTooLarge
+        | ErrorCode::KeyMalformed
+        | ErrorCode::ValueTooLarge
+        | ErrorCode::ValueMalformed
+        | ErrorCode::MetadataTooLarge
+        | ErrorCode::MetadataMalformed
+        | ErrorCode::TooManyMutations
+        | ErrorCode::TooManyChecks
+        | ErrorCode::TooManyKeys
+        | ErrorCode::RequestTooLarge
+        | ErrorCode::InvalidArgument
+        | ErrorCode::InvalidRange
+        | ErrorCode::InvalidCursor
+        | ErrorCode::InvalidExpiry
+        | ErrorCode::TypeMismatch
+        | ErrorCode::SumOutOfRange
+        | ErrorCode::RangeTooLarge
+        | ErrorCode::UnsupportedForCacheClass
+        | ErrorCode::MixedClasses
+        | ErrorCode::KeyspaceNotEmpty
+        | ErrorCode::ClockSkew
+        | ErrorCode::NotFound
+        | ErrorCode::MembershipChangeFailed
+        | ErrorCode::FaultInjectionDisabled => StatusCode::BAD_REQUEST,
     }
 }
 

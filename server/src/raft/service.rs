@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use edgekv_proto::ERROR_CODE_METADATA;
+use edgekv_proto::ErrorCode;
+use edgekv_proto::grpc_status::{status, status_with_grpc_code};
 use edgekv_proto::peer::peer_server::{Peer, PeerServer};
 use edgekv_proto::peer::{
     DescribeRequest, DescribeResponse, FaultState, JoinRequest, JoinResponse, RaftPayload, ReadIndexRequest,
@@ -40,27 +41,22 @@ impl PeerService {
 }
 
 fn bad_payload(e: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("undecodable Raft payload: {e}"))
+    status(ErrorCode::InvalidArgument, format!("undecodable Raft payload: {e}"))
 }
 
 fn payload<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload>, Status> {
-    let data = encode(value).map_err(|e| Status::internal(e.to_string()))?;
+    let data = encode(value).map_err(|e| status(ErrorCode::Internal, format!("cannot encode a Raft reply: {e}")))?;
     Ok(Response::new(RaftPayload { data }))
 }
 
 /// The peer-side status of a consensus error: FAILED_PRECONDITION for "not the leader"
-/// (the caller retries at the leader), with the stable code attached.
+/// (the caller retries at the leader), UNAVAILABLE otherwise, with the stable code attached.
 fn consensus_status(error: ConsensusError) -> Status {
     let code = match error {
         ConsensusError::NotLeader => tonic::Code::FailedPrecondition,
         _ => tonic::Code::Unavailable,
     };
-    let mut status = Status::new(code, error.to_string());
-    status.metadata_mut().insert(
-        ERROR_CODE_METADATA,
-        error.code().as_str().parse().expect("error codes are ASCII"),
-    );
-    status
+    status_with_grpc_code(code, error.code(), error.to_string())
 }
 
 /// The simulated WAN's links as the admin and peer APIs carry them.
@@ -157,7 +153,8 @@ impl Peer for PeerService {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let request = request.into_inner();
         if request.node_id == 0 || request.peer_addr.is_empty() || request.region.is_empty() {
-            return Err(Status::invalid_argument(
+            return Err(status(
+                ErrorCode::InvalidArgument,
                 "join needs a node id, region and peer address",
             ));
         }
@@ -175,7 +172,7 @@ impl Peer for PeerService {
                     |mut c| async move { c.join(request).await },
                 )
                 .await
-                .map_err(|e| Status::unavailable(format!("cannot reach leader {leader}: {e}")))?;
+                .map_err(|e| status(ErrorCode::Unavailable, format!("cannot reach leader {leader}: {e}")))?;
             return Ok(Response::new(answer));
         }
         let member = Member {
@@ -188,7 +185,12 @@ impl Peer for PeerService {
             .raft()
             .add_learner(request.node_id, member, false)
             .await
-            .map_err(|e| Status::failed_precondition(format!("cannot add node {}: {e}", request.node_id)))?;
+            .map_err(|e| {
+                status(
+                    ErrorCode::MembershipChangeFailed,
+                    format!("cannot add node {}: {e}", request.node_id),
+                )
+            })?;
         tracing::info!(node = request.node_id, "added a learner");
         Ok(Response::new(JoinResponse {
             leader_id: self.node.id(),
@@ -197,7 +199,8 @@ impl Peer for PeerService {
 
     async fn set_faults(&self, request: Request<FaultState>) -> Result<Response<FaultState>, Status> {
         if !self.allow_fault_injection {
-            return Err(Status::failed_precondition(
+            return Err(status(
+                ErrorCode::FaultInjectionDisabled,
                 "fault injection is off on this node (start it with --allow-fault-injection)",
             ));
         }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use edgekv_proto::ErrorCode;
+use edgekv_proto::grpc_status::status;
 use edgekv_proto::peer::CachePayload;
 use edgekv_proto::peer::cache_replication_server::{CacheReplication, CacheReplicationServer};
 use tonic::{Request, Response, Status};
@@ -36,13 +37,17 @@ impl CacheReplicationService {
     fn check_clock(&self, sent_at: crate::crdt::hlc::Timestamp) -> Result<(), Status> {
         self.store
             .check_peer_clock(sent_at)
-            .map_err(|skew| crate::grpc::status::status(ErrorCode::ClockSkew, skew.to_string()))
+            .map_err(|skew| status(ErrorCode::ClockSkew, skew.to_string()))
     }
 }
 
 fn request<T: for<'de> serde::Deserialize<'de>>(payload: Request<CachePayload>) -> Result<T, Status> {
-    wire::decode(&payload.into_inner().data)
-        .map_err(|e| Status::invalid_argument(format!("undecodable replication message: {e}")))
+    wire::decode(&payload.into_inner().data).map_err(|e| {
+        status(
+            ErrorCode::InvalidArgument,
+            format!("undecodable replication message: {e}"),
+        )
+    })
 }
 
 fn reply<T: serde::Serialize>(value: &T) -> Result<Response<CachePayload>, Status> {
@@ -52,7 +57,12 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<CachePayload>, Statu
 }
 
 fn storage_status(error: crate::storage::StorageError) -> Status {
-    Status::from(crate::kv::KvError::from(error))
+    status(error.code(), error.to_string())
+}
+
+/// The blocking task that served a request panicked or was cancelled (shutdown).
+fn task_failed(error: tokio::task::JoinError) -> Status {
+    status(ErrorCode::Internal, format!("the merge task failed: {error}"))
 }
 
 #[tonic::async_trait]
@@ -70,7 +80,7 @@ impl CacheReplication for CacheReplicationService {
         let store = self.store.clone();
         let changed = tokio::task::spawn_blocking(move || store.merge(&merge.records, source))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(task_failed)?
             .map_err(storage_status)?;
         reply(&MergeReply {
             changed: changed as u64,
@@ -96,7 +106,7 @@ impl CacheReplication for CacheReplicationService {
         let (records, next) =
             tokio::task::spawn_blocking(move || store.records_in_buckets(&buckets, fetch.after.as_deref(), max_bytes))
                 .await
-                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(task_failed)?
                 .map_err(storage_status)?;
         reply(&FetchReply { records, next })
     }

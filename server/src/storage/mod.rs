@@ -88,6 +88,18 @@ pub enum StorageError {
     Io { path: PathBuf, reason: String },
 }
 
+impl StorageError {
+    /// The stable code a client sees for this failure.
+    pub fn code(&self) -> edgekv_proto::ErrorCode {
+        use edgekv_proto::ErrorCode;
+        match self {
+            StorageError::NoSpace(_) => ErrorCode::StorageFull,
+            StorageError::Corrupted(_) => ErrorCode::DataCorrupted,
+            StorageError::Locked { .. } | StorageError::Engine(_) | StorageError::Io { .. } => ErrorCode::StorageError,
+        }
+    }
+}
+
 pub type StorageResult<T> = Result<T, StorageError>;
 
 /// An owned key-value pair read from the engine.

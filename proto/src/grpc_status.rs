@@ -1,0 +1,89 @@
+//! Stable error codes on gRPC, both ways, for the server and the SDK alike: the gRPC
+//! status code each [`ErrorCode`] travels with, the `edgekv-error-code` metadata that
+//! carries it, and reading it back from a status.
+//!
+//! The gRPC code is chosen so generic gRPC tooling (retry policies, dashboards) does the
+//! right thing without knowing edgekv's codes; a client matches on the stable code.
+
+use tonic::{Code, Status};
+
+use crate::error_code::{ERROR_CODE_METADATA, ErrorCode};
+
+impl ErrorCode {
+    /// The gRPC status code a failure with this code is sent with.
+    pub fn grpc_code(self) -> Code {
+        match self {
+            ErrorCode::KeyTooLarge
+            | ErrorCode::ValueTooLarge
+            | ErrorCode::MetadataTooLarge
+            | ErrorCode::TooManyMutations
+            | ErrorCode::TooManyChecks
+            | ErrorCode::TooManyKeys
+            | ErrorCode::RequestTooLarge
+            | ErrorCode::KeyMalformed
+            | ErrorCode::ValueMalformed
+            | ErrorCode::MetadataMalformed
+            | ErrorCode::InvalidArgument
+            | ErrorCode::InvalidRange
+            | ErrorCode::InvalidCursor
+            | ErrorCode::InvalidExpiry => Code::InvalidArgument,
+            ErrorCode::TypeMismatch | ErrorCode::SumOutOfRange | ErrorCode::RangeTooLarge => Code::FailedPrecondition,
+            ErrorCode::Unavailable | ErrorCode::ShuttingDown => Code::Unavailable,
+            // Not UNAVAILABLE: generic gRPC retry policies retry that, and this write may
+            // already have been applied.
+            ErrorCode::OutcomeUnknown => Code::Aborted,
+            ErrorCode::NotFound => Code::NotFound,
+            ErrorCode::MembershipChangeFailed
+            | ErrorCode::FaultInjectionDisabled
+            | ErrorCode::UnsupportedForCacheClass
+            | ErrorCode::MixedClasses
+            | ErrorCode::KeyspaceNotEmpty
+            | ErrorCode::ClockSkew => Code::FailedPrecondition,
+            ErrorCode::StorageFull => Code::ResourceExhausted,
+            ErrorCode::StorageError | ErrorCode::Internal => Code::Internal,
+            ErrorCode::DataCorrupted => Code::DataLoss,
+            ErrorCode::Unauthenticated => Code::Unauthenticated,
+        }
+    }
+}
+
+/// A status with a stable code and a message for people.
+pub fn status(code: ErrorCode, message: impl Into<String>) -> Status {
+    status_with_grpc_code(code.grpc_code(), code, message)
+}
+
+/// A status with a stable code but another gRPC code than the usual one: for a peer
+/// protocol whose callers branch on the gRPC code.
+pub fn status_with_grpc_code(grpc_code: Code, code: ErrorCode, message: impl Into<String>) -> Status {
+    let mut status = Status::new(grpc_code, message);
+    status.metadata_mut().insert(
+        ERROR_CODE_METADATA,
+        code.as_str().parse().expect("error codes are ASCII"),
+    );
+    status
+}
+
+/// The stable code a status carries, if it came from edgekv (a transport failure, or a
+/// node too old to know the code, carries none).
+pub fn code_of(status: &Status) -> Option<ErrorCode> {
+    status
+        .metadata()
+        .get(ERROR_CODE_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_survives_a_status() {
+        for code in ErrorCode::ALL {
+            let sent = status(*code, "message");
+            assert_eq!(sent.code(), code.grpc_code());
+            assert_eq!(code_of(&sent), Some(*code));
+        }
+        assert_eq!(code_of(&Status::unavailable("transport")), None);
+    }
+}

@@ -9,19 +9,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use edgekv_proto::Versionstamp;
+use edgekv_proto::key::display_encoded as display_key;
 use tokio::sync::{broadcast, watch};
 
 use super::digest::{BUCKETS, Buckets, bucket_of, record_hash};
-use crate::keyspace::{Class, Keyspace};
-use edgekv_proto::key::display_encoded as display_key;
 use super::wire::EncodedRecord;
 use crate::clock::Clock;
 use crate::crdt::hlc::{ClockSkew, HybridClock, Timestamp};
 use crate::crdt::record::{CacheRecord, KindMismatch};
 use crate::crdt::values::Payload;
+use crate::keyspace::{Class, Keyspace};
 use crate::storage::codec::{Envelope, expiry_index_key};
 use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, StorageError, StorageResult, WriteBatch};
 
@@ -158,6 +158,48 @@ struct WriterState {
     records: u64,
 }
 
+impl WriterState {
+    /// Reads the outbox bounds and computes the digests and counts with one scan of the
+    /// cache records; every stored stamp is witnessed by `hlc`.
+    fn load(engine: &dyn Engine, hlc: &HybridClock<Arc<dyn Clock>>) -> StorageResult<Self> {
+        let mut digests = Buckets::default();
+        let (mut tombstones, mut records) = (0, 0);
+        for item in engine.scan(ColumnFamily::Cache, ScanRange::all(), false) {
+            let (key, bytes) = item?;
+            let record = CacheRecord::decode(&bytes).map_err(|e| corrupt(&key, e))?;
+            digests.toggle(bucket_of(&key), record_hash(&key, &bytes));
+            records += 1;
+            tombstones += u64::from(record.is_tombstone());
+            // Stamps issued from now on stay above every stored one, even when the wall
+            // clock was set back across a restart.
+            hlc.witness(record.stamp());
+        }
+        let last = |reverse| -> StorageResult<u64> {
+            match engine.scan(ColumnFamily::Outbox, ScanRange::all(), reverse).next() {
+                Some(item) => seq_of(&item?.0),
+                None => Ok(0),
+            }
+        };
+        // The sequence never restarts below a peer's saved cursor, even when every entry
+        // was taken and trimmed before a restart: a shipper only sends above its cursor.
+        let mut outbox_head = last(true)?;
+        // The prefix ends in '/'; '0' is the byte after it.
+        let cursors = ScanRange::new(OUTBOX_CURSOR_PREFIX.to_vec(), b"outbox_cursor0".to_vec());
+        for item in engine.scan(ColumnFamily::Meta, cursors, false) {
+            let (_, value) = item?;
+            let cursor = value.try_into().map(u64::from_be_bytes).unwrap_or(0);
+            outbox_head = outbox_head.max(cursor);
+        }
+        Ok(Self {
+            outbox_head,
+            outbox_oldest: last(false)?,
+            digests,
+            tombstones,
+            records,
+        })
+    }
+}
+
 pub struct CacheStore {
     engine: Arc<dyn Engine>,
     node: u64,
@@ -210,36 +252,9 @@ impl CacheStore {
         keyspace: Arc<Keyspace>,
         changes: broadcast::Sender<Arc<Vec<Vec<u8>>>>,
     ) -> StorageResult<Self> {
-        let mut digests = Buckets::default();
-        let (mut tombstones, mut records) = (0, 0);
         let hlc = HybridClock::new(node, wall.clone(), settings.max_clock_skew_ms);
-        for item in engine.scan(ColumnFamily::Cache, ScanRange::all(), false) {
-            let (key, bytes) = item?;
-            let record = CacheRecord::decode(&bytes).map_err(|e| corrupt(&key, e))?;
-            digests.toggle(bucket_of(&key), record_hash(&key, &bytes));
-            records += 1;
-            tombstones += u64::from(record.is_tombstone());
-            // Stamps issued from now on stay above every stored one, even when the wall
-            // clock was set back across a restart.
-            hlc.witness(record.stamp());
-        }
-        let last = |reverse| -> StorageResult<u64> {
-            match engine.scan(ColumnFamily::Outbox, ScanRange::all(), reverse).next() {
-                Some(item) => seq_of(&item?.0),
-                None => Ok(0),
-            }
-        };
-        // The sequence never restarts below a peer's saved cursor, even when every entry
-        // was taken and trimmed before a restart: a shipper only sends above its cursor.
-        let mut outbox_head = last(true)?;
-        // The prefix ends in '/'; '0' is the byte after it.
-        let cursors = ScanRange::new(OUTBOX_CURSOR_PREFIX.to_vec(), b"outbox_cursor0".to_vec());
-        for item in engine.scan(ColumnFamily::Meta, cursors, false) {
-            let (_, value) = item?;
-            let cursor = value.try_into().map(u64::from_be_bytes).unwrap_or(0);
-            outbox_head = outbox_head.max(cursor);
-        }
-        let outbox_oldest = last(false)?;
+        let state = WriterState::load(engine.as_ref(), &hlc)?;
+        let outbox_head = state.outbox_head;
         let (head_sender, _) = watch::channel(outbox_head);
         Ok(Self {
             engine,
@@ -249,13 +264,7 @@ impl CacheStore {
             durability,
             settings,
             keyspace,
-            state: Mutex::new(WriterState {
-                outbox_head,
-                outbox_oldest,
-                digests,
-                tombstones,
-                records,
-            }),
+            state: Mutex::new(state),
             counters: CacheCounters::default(),
             inbound: Mutex::new(HashMap::new()),
             changes,
@@ -265,6 +274,40 @@ impl CacheStore {
 
     pub fn node(&self) -> u64 {
         self.node
+    }
+
+    /// The writer state, locked. A panic while it was held may have left it half-updated;
+    /// everything in it is derived from the engine, so it is rebuilt from there and every
+    /// later operation goes on (instead of each panicking on the poisoned lock).
+    fn state(&self) -> MutexGuard<'_, WriterState> {
+        match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => {
+                let mut state = poisoned.into_inner();
+                match WriterState::load(self.engine.as_ref(), &self.hlc) {
+                    Ok(reloaded) => {
+                        *state = reloaded;
+                        tracing::error!("a cache operation panicked; its state was rebuilt from storage");
+                    }
+                    // Anti-entropy repairs whatever a stale digest hides; the next panic
+                    // (or restart) tries the rebuild again.
+                    Err(error) => {
+                        tracing::error!(%error, "a cache operation panicked and its state could not be rebuilt")
+                    }
+                }
+                self.state.clear_poison();
+                state
+            }
+        }
+    }
+
+    /// Inbound lag per peer, locked. It only feeds status reports: after a panic while it
+    /// was held, its values stand as they are.
+    fn inbound(&self) -> MutexGuard<'_, HashMap<u64, InboundLag>> {
+        self.inbound.lock().unwrap_or_else(|poisoned| {
+            self.inbound.clear_poison();
+            poisoned.into_inner()
+        })
     }
 
     /// This node's wall clock, for an outgoing message: the receiver refuses a sender
@@ -321,7 +364,7 @@ impl CacheStore {
     /// later mutation of the write wins over an earlier one on the same key (as in Deno
     /// KV). Returns the last stamp.
     pub fn write(&self, ops: &[CacheOp]) -> Result<Timestamp, CacheError> {
-        let mut state = self.state.lock().expect("cache store lock");
+        let mut state = self.state();
         let mut stamp = self.hlc.now();
         let now = self.wall.now_ms();
         let mut changed: BTreeMap<Vec<u8>, (Option<CacheRecord>, CacheRecord)> = BTreeMap::new();
@@ -421,7 +464,7 @@ impl CacheStore {
     /// changed a record here.
     pub fn merge(&self, records: &[EncodedRecord], source: Source) -> StorageResult<usize> {
         let now = self.wall.now_ms();
-        let mut state = self.state.lock().expect("cache store lock");
+        let mut state = self.state();
         let mut changed: BTreeMap<Vec<u8>, (Option<CacheRecord>, CacheRecord)> = BTreeMap::new();
         let mut lags = Vec::new();
         for (key, bytes) in records {
@@ -475,7 +518,7 @@ impl CacheStore {
             self.counters.repaired.fetch_add(count as u64, Ordering::Relaxed);
         }
         if !lags.is_empty() {
-            let mut inbound = self.inbound.lock().expect("lag lock");
+            let mut inbound = self.inbound();
             for (node, lag) in lags {
                 let entry = inbound.entry(node).or_default();
                 entry.last_ms = lag;
@@ -515,7 +558,7 @@ impl CacheStore {
     /// the limit. Returns the oldest sequence number still kept: a peer whose cursor is
     /// below it missed entries and relies on anti-entropy.
     pub fn trim_outbox(&self, taken: u64) -> StorageResult<u64> {
-        let mut state = self.state.lock().expect("cache store lock");
+        let mut state = self.state();
         let over_limit = state.outbox_head.saturating_sub(self.settings.outbox_limit);
         let upto = taken.max(over_limit).min(state.outbox_head);
         if state.outbox_oldest == 0 || upto < state.outbox_oldest {
@@ -533,7 +576,7 @@ impl CacheStore {
 
     /// The digest of every bucket.
     pub fn digests(&self) -> Vec<u64> {
-        self.state.lock().expect("cache store lock").digests.to_vec()
+        self.state().digests.to_vec()
     }
 
     /// Records in the chosen buckets, in key order after `after`, up to about `max_bytes`.
@@ -586,7 +629,7 @@ impl CacheStore {
         if due.is_empty() {
             return Ok(0);
         }
-        let mut state = self.state.lock().expect("cache store lock");
+        let mut state = self.state();
         let mut batch = WriteBatch::default();
         let mut changed = BTreeMap::new();
         let worked = due.len();
@@ -621,7 +664,7 @@ impl CacheStore {
     }
 
     pub fn snapshot(&self) -> CacheSnapshot {
-        let state = self.state.lock().expect("cache store lock");
+        let state = self.state();
         let c = &self.counters;
         CacheSnapshot {
             outbox_head: state.outbox_head,
@@ -633,7 +676,7 @@ impl CacheStore {
             clock_skew_refusals: c.clock_skew_refusals.load(Ordering::Relaxed),
             repaired: c.repaired.load(Ordering::Relaxed),
             outbox_dropped: c.outbox_dropped.load(Ordering::Relaxed),
-            inbound: self.inbound.lock().expect("lag lock").clone(),
+            inbound: self.inbound().clone(),
         }
     }
 
@@ -657,7 +700,7 @@ impl CacheStore {
 
     /// The largest propagation lag among the latest writes merged from each peer.
     pub fn recent_lag_ms(&self) -> u64 {
-        let inbound = self.inbound.lock().expect("lag lock");
+        let inbound = self.inbound();
         inbound.values().map(|lag| lag.last_ms).max().unwrap_or(0)
     }
 }
@@ -713,6 +756,36 @@ mod tests {
         CacheStore::visible_envelope(key, &bytes, store.wall.now_ms())
             .unwrap()
             .map(|e| e.value)
+    }
+
+    #[test]
+    fn a_panic_while_the_state_is_locked_leaves_later_operations_working() {
+        let clock = ManualClock::new(1_000);
+        let store = store(1, &clock, all_cache());
+        store.write(&[set(b"before", b"x", None)]).unwrap();
+        let digests = store.digests();
+        // Half an update, then a panic with the lock held.
+        let panicked = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut state = store.state.lock().unwrap();
+                    state.digests.toggle(0, 1);
+                    state.records += 7;
+                    panic!("a bug in a cache operation");
+                })
+                .join()
+        });
+        assert!(panicked.is_err() && store.state.is_poisoned());
+        assert_eq!(
+            store.digests(),
+            digests,
+            "the half update is gone: rebuilt from storage"
+        );
+        assert!(!store.state.is_poisoned());
+        clock.advance(1);
+        store.write(&[set(b"after", b"y", None)]).unwrap();
+        assert_eq!(shown(&store, b"after"), Some(b"y".to_vec()));
+        assert_eq!(store.snapshot().records, 2);
     }
 
     #[test]

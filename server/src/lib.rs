@@ -1,19 +1,32 @@
 //! The edgekv node.
 //!
-//! Layers, each importing only from the layers below it:
+//! Layers, top first, each importing only from its own layer and the layers below
+//! ([`LAYERS`]; `layers.rs` checks every `crate::` path against it):
+//! - composition: [`node`] composes the rest, with startup and the ordered shutdown
+//!   (`main.rs` parses the command line and calls it); [`demo`] runs several nodes in one
+//!   process as a local multi-region cluster; [`config`] aggregates every subsystem's
+//!   settings;
 //! - front-ends: [`grpc`] (the public `edgekv.v1` API) and [`kvconnect`] (the Deno KV
 //!   Connect protocol);
 //! - domain: [`kv`] (get, list, atomic writes, limits: the semantics every front-end shares);
 //! - replication: [`raft`] (the openraft member: log store, state machine, peer service,
-//!   proposer), [`replication`] (the cache class: merged records, outbox,
-//!   shipping, anti-entropy), [`crdt`] (the cache class's clock and value types), [`net`] (the peer
-//!   transport and the simulated WAN), [`ttl`] (reclaiming expired entries);
+//!   proposer), [`replication`] (the cache class: merged records, outbox, shipping,
+//!   anti-entropy), [`ttl`] (reclaiming expired entries);
+//! - building blocks: [`crdt`] (the cache class's clock and value types), [`net`] (the peer
+//!   transport and the simulated WAN);
 //! - base: [`storage`] (the engine trait, RocksDB and in-memory engines, record layout),
-//!   [`keyspace`] (the class rules in force, stored and applied), [`config`], [`clock`].
-//!
-//! [`node`] composes them, with startup and the ordered shutdown; `main.rs` parses the
-//! command line and calls it. [`demo`] runs several nodes in one process as a local
-//! multi-region cluster.
+//!   [`keyspace`] (the class rules in force, stored and applied), [`clock`].
+
+/// The layers of the node, top first, as the crate doc describes them. A module may import
+/// from its own layer and the layers below, never from one above.
+pub const LAYERS: &[&[&str]] = &[
+    &["node", "demo", "config"],
+    &["grpc", "kvconnect"],
+    &["kv"],
+    &["raft", "replication", "ttl"],
+    &["crdt", "net"],
+    &["storage", "keyspace", "clock"],
+];
 
 pub mod clock;
 pub mod config;
@@ -29,3 +42,6 @@ pub mod raft;
 pub mod replication;
 pub mod storage;
 pub mod ttl;
+
+#[cfg(test)]
+mod layers;

@@ -10,7 +10,7 @@
 //!   Connect protocol);
 //! - domain: [`kv`] (get, list, atomic writes, limits: the semantics every front-end shares);
 //! - replication: [`raft`] (the openraft member: log store, state machine, peer service,
-//!   proposer), [`replication`] (the cache class: merged records, outbox, shipping,
+//!   proposer), [`cache`] (the cache class: merged records, outbox, shipping,
 //!   anti-entropy), [`ttl`] (reclaiming expired entries);
 //! - building blocks: [`crdt`] (the cache class's clock and value types), [`net`] (the peer
 //!   transport and the simulated WAN);
@@ -23,11 +23,12 @@ pub const LAYERS: &[&[&str]] = &[
     &["node", "demo", "config"],
     &["grpc", "kvconnect"],
     &["kv"],
-    &["raft", "replication", "ttl"],
+    &["raft", "cache", "ttl"],
     &["crdt", "net"],
     &["storage", "keyspace", "clock"],
 ];
 
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod crdt;
@@ -39,7 +40,6 @@ pub mod kvconnect;
 pub mod net;
 pub mod node;
 pub mod raft;
-pub mod replication;
 pub mod storage;
 pub mod ttl;
 

@@ -14,16 +14,16 @@ use futures::FutureExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::anti_entropy::AntiEntropy;
+use crate::cache::shipper::{ShipSettings, Shippers};
+use crate::cache::{self, CacheReplicationService, CacheStore};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::grpc::{self, NodeInfo};
-use crate::kv::{KvError, KvStateMachine};
+use crate::kv::{KvError, KvStoreBuilder};
 use crate::kvconnect;
 use crate::net::{PeerTransport, Wan};
 use crate::raft::{Bootstrap, ConsensusError, Member, PeerService, RaftNode, ReplicatedClock};
-use crate::replication::anti_entropy::AntiEntropy;
-use crate::replication::shipper::{ShipSettings, Shippers};
-use crate::replication::{self, CacheReplicationService, CacheStore};
 use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageError};
 use crate::ttl::{compaction_filter, sweeper::Sweeper};
 
@@ -129,22 +129,22 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         wan,
         PEER_CONNECT_TIMEOUT,
     ));
-    let state_machine = KvStateMachine::new(engine.clone(), clock.clone())?;
+    let store_builder = KvStoreBuilder::new(engine.clone(), clock.clone())?;
     let cache = Arc::new(CacheStore::open(
         engine.clone(),
         config.node.id,
         clock.clone(),
         durability,
         config.cache.settings(),
-        state_machine.keyspace(),
-        state_machine.changes(),
+        store_builder.keyspace(),
+        store_builder.changes(),
     )?);
     let (raft, proposer) = RaftNode::start(
         config.node.id,
         member,
         address.to_string(),
         engine.clone(),
-        state_machine.applier(),
+        store_builder.applier(),
         durability,
         config.cluster.raft_settings(),
         transport,
@@ -202,8 +202,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
             return bootstrapped.map(|_| ()).map_err(NodeError::from);
         }
     }
-    let store = state_machine.into_store(raft.clone(), cache.clone());
-    let monitors = replication::Monitors::default();
+    let store = store_builder.into_store(raft.clone(), cache.clone());
+    let monitors = cache::Monitors::default();
     let info = NodeInfo {
         node_id: config.node.id.to_string(),
         region: config.node.region.clone(),
@@ -276,7 +276,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         synced: monitors.synced.clone(),
     };
     tasks.spawn(anti_entropy.run(recoveries, replication_stop.clone()).map(Ok));
-    tasks.spawn(replication::sweep(cache.clone(), config.ttl.sweep_interval, replication_stop.clone()).map(Ok));
+    tasks.spawn(cache::sweep(cache.clone(), config.ttl.sweep_interval, replication_stop.clone()).map(Ok));
 
     tracing::info!(
         node = config.node.id,

@@ -158,8 +158,8 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
-    pub fn settings(&self) -> crate::replication::CacheSettings {
-        crate::replication::CacheSettings {
+    pub fn settings(&self) -> crate::cache::CacheSettings {
+        crate::cache::CacheSettings {
             max_clock_skew_ms: self.max_clock_skew.as_millis() as u64,
             tombstone_grace_ms: self.tombstone_grace.as_millis() as u64,
             outbox_limit: self.outbox_limit,

@@ -27,7 +27,7 @@ pub struct NodeInfo {
     pub data_dir: PathBuf,
     pub sync_writes: bool,
     pub allow_fault_injection: bool,
-    pub replication: crate::replication::Monitors,
+    pub replication: crate::cache::Monitors,
 }
 
 pub(super) struct AdminService {
@@ -38,7 +38,7 @@ pub(super) struct AdminService {
 
 /// The cache class's replication as this node sees it: its store's counters, shipping to
 /// each peer and the lag of writes from each peer.
-fn cache_to_wire(store: &KvStore, monitors: &crate::replication::Monitors) -> CacheReplicationStatus {
+fn cache_to_wire(store: &KvStore, monitors: &crate::cache::Monitors) -> CacheReplicationStatus {
     let cache = store.cache().snapshot();
     let shipping = monitors.shipping.lock().expect("status lock").clone();
     let synced = monitors.synced.lock().expect("sync lock").clone();

@@ -35,12 +35,12 @@ pub use self::apply::ChangedKeys;
 use self::apply::{Answer, Command, CommandRef, KvApplier};
 pub use self::error::{KvError, KvResult};
 pub use self::types::*;
+use crate::cache::store::CacheError;
+use crate::cache::{CacheOp, CacheStore};
 use crate::clock::Clock;
 use crate::crdt::values::Payload;
 use crate::keyspace::{Class, Keyspace, Rules};
 use crate::raft::{Applier, RaftNode};
-use crate::replication::store::CacheError;
-use crate::replication::{CacheOp, CacheStore};
 use crate::storage::codec::Envelope;
 use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, Snapshot};
 use crate::ttl::DueExpiry;
@@ -67,9 +67,10 @@ pub struct KvStore {
     cache: Arc<CacheStore>,
 }
 
-/// The domain's half of the Raft state machine, made before the Raft member starts (it
-/// needs it) and turned into a [`KvStore`] once the member runs.
-pub struct KvStateMachine {
+/// A [`KvStore`] in the making: it holds the domain's half of the Raft state machine (the
+/// applier), which the Raft member needs before it starts, and becomes the store once the
+/// member runs. (The Raft side of the state machine is `raft::StateMachineStore`.)
+pub struct KvStoreBuilder {
     engine: Arc<dyn Engine>,
     clock: Arc<dyn Clock>,
     applier: Arc<KvApplier>,
@@ -79,7 +80,7 @@ pub struct KvStateMachine {
     keyspace: Arc<Keyspace>,
 }
 
-impl KvStateMachine {
+impl KvStoreBuilder {
     pub fn new(engine: Arc<dyn Engine>, clock: Arc<dyn Clock>) -> KvResult<Self> {
         let database_id = database_id(engine.as_ref())?;
         let keyspace = Arc::new(Keyspace::load(engine.as_ref())?);
@@ -591,9 +592,7 @@ impl KvStore {
                 CacheError::KindMismatch { operation, key, found } => KvError::KindMismatch { operation, key, found },
                 CacheError::ClockSkew(skew) => KvError::InvalidArgument(skew.to_string()),
             })?;
-        Ok(AtomicOutcome::Committed(crate::replication::store::versionstamp_of(
-            stamp,
-        )))
+        Ok(AtomicOutcome::Committed(crate::cache::store::versionstamp_of(stamp)))
     }
 
     /// Deletes the given due entries whose value still carries that expiry. Used by the

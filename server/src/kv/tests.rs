@@ -24,7 +24,7 @@ impl TestNode {
     async fn start(engine: Arc<MemoryEngine>, clock: &ManualClock) -> (KvStore, Self) {
         use crate::raft::{Bootstrap, Member, RaftNode, RaftSettings};
         let clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        let machine = KvStateMachine::new(engine.clone(), clock.clone()).unwrap();
+        let machine = KvStoreBuilder::new(engine.clone(), clock.clone()).unwrap();
         let (engine_for_cache, clock_for_cache): (Arc<dyn Engine>, _) = (engine.clone(), clock.clone());
         let member = Member {
             region: "local".into(),
@@ -55,12 +55,12 @@ impl TestNode {
         let stop = tokio_util::sync::CancellationToken::new();
         let proposer = tokio::spawn(proposer.run(stop.clone()));
         let cache = Arc::new(
-            crate::replication::CacheStore::open(
+            crate::cache::CacheStore::open(
                 engine_for_cache,
                 1,
                 clock_for_cache,
                 Durability::Sync,
-                crate::replication::CacheSettings {
+                crate::cache::CacheSettings {
                     max_clock_skew_ms: 1_000,
                     tombstone_grace_ms: 60_000,
                     outbox_limit: 1_000,

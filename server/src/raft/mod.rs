@@ -40,7 +40,7 @@ pub use self::log_store::LogStore;
 pub use self::proposer::Proposer;
 pub use self::service::{PeerService, links_to_proto};
 pub use self::state_machine::{
-    AppliedBatch, Applier, CHANGE_FEED_RETENTION, CommittedProposal, ReplicatedClock, StateMachine, changes_since,
+    AppliedBatch, Applier, CHANGE_FEED_RETENTION, CommittedProposal, ReplicatedClock, StateMachineStore, changes_since,
 };
 pub use self::types::{Member, NodeId};
 use self::types::{Raft, RaftMetrics};
@@ -234,7 +234,7 @@ impl RaftNode {
     ) -> Result<(Arc<Self>, Proposer), ConsensusError> {
         let config = Arc::new(raft_config(&settings)?);
         let log_store = LogStore::new(engine.clone(), durability);
-        let state_machine = StateMachine::open(engine, applier, replicated_clock.clone())
+        let state_machine = StateMachineStore::open(engine, applier, replicated_clock.clone())
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let raft = Raft::new(
             id,

@@ -155,7 +155,7 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
-pub struct StateMachine {
+pub struct StateMachineStore {
     engine: Arc<dyn Engine>,
     applier: Arc<dyn Applier>,
     clock: ReplicatedClock,
@@ -188,7 +188,7 @@ fn bookkeeping(
     Ok(())
 }
 
-impl StateMachine {
+impl StateMachineStore {
     /// Opens the state machine over `engine`; `clock` is set to the stored replicated
     /// clock and advanced as entries are applied. Fails with openraft's own (large) error
     /// type, as its storage traits do.
@@ -283,7 +283,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     }
 }
 
-impl RaftStateMachine<TypeConfig> for StateMachine {
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {

@@ -7,7 +7,7 @@ use openraft::testing::{StoreBuilder, Suite};
 
 use super::state_machine::{AppliedBatch, Applier, CommittedProposal};
 use super::types::{StorageError, TypeConfig};
-use super::{LogStore, StateMachine};
+use super::{LogStore, StateMachineStore};
 use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageResult, WriteBatch};
 
 /// Answers every request with its own bytes and writes nothing: the suite exercises Raft
@@ -28,13 +28,13 @@ impl Applier for EchoApplier {
 
 struct RocksStoreBuilder;
 
-impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RocksStoreBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
+impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for RocksStoreBuilder {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine: Arc<dyn Engine> =
             Arc::new(RocksEngine::open(dir.path(), RocksOptions::default()).expect("open RocksDB"));
         let log_store = LogStore::new(engine.clone(), Durability::Sync);
-        let state_machine = StateMachine::open(engine, Arc::new(EchoApplier), Default::default())?;
+        let state_machine = StateMachineStore::open(engine, Arc::new(EchoApplier), Default::default())?;
         Ok((dir, log_store, state_machine))
     }
 }

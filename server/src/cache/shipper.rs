@@ -5,7 +5,8 @@
 //! place while local reads and writes go on untouched.
 //!
 //! A supervisor follows the Raft membership (every member, voter or learner, is a cache
-//! replica), starts and stops shippers, and trims the outbox behind the slowest cursor.
+//! replica), starts and stops shippers, and trims the outbox behind the slowest cursor. The
+//! shippers are its own tasks: it waits for every one of them before it returns.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{CacheStore, OUTBOX_CURSOR_PREFIX};
@@ -92,12 +94,15 @@ impl Shippers {
     pub async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
         let mut running: HashMap<NodeId, (Member, CancellationToken)> = HashMap::new();
+        let mut shippers = JoinSet::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {}
             }
+            // Shippers of removed peers end once cancelled; collect them as they do.
+            while shippers.try_join_next().is_some() {}
             let peers: HashMap<NodeId, Member> = this
                 .raft
                 .members()
@@ -136,13 +141,14 @@ impl Shippers {
                 let token = stop.child_token();
                 running.insert(id, (member.clone(), token.clone()));
                 let shipper = this.clone();
-                tokio::spawn(async move { shipper.ship_to(id, member, cursor, token).await });
+                shippers.spawn(async move { shipper.ship_to(id, member, cursor, token).await });
             }
             this.trim();
         }
         for (_, (_, token)) in running {
             token.cancel();
         }
+        while shippers.join_next().await.is_some() {}
     }
 
     fn trim(&self) {

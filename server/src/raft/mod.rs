@@ -14,6 +14,7 @@
 //! changes and the cluster's status. A single-node `edgekv dev` is a one-voter cluster on
 //! exactly this path.
 
+mod disk;
 mod log_store;
 mod network;
 mod proposer;
@@ -111,6 +112,9 @@ pub enum ConsensusError {
     NotMember(NodeId),
     #[error("{0}")]
     Invalid(String),
+    /// Last, so the variants before it keep their wire numbers between nodes.
+    #[error("the disk is full; the Raft member stopped: {0}")]
+    StorageFull(String),
 }
 
 impl ConsensusError {
@@ -123,7 +127,7 @@ impl ConsensusError {
             | ConsensusError::NotLeader => ErrorCode::Unavailable,
             ConsensusError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             ConsensusError::ShuttingDown => ErrorCode::ShuttingDown,
-            ConsensusError::Storage(reason) if reason.contains("No space left") => ErrorCode::StorageFull,
+            ConsensusError::StorageFull(_) => ErrorCode::StorageFull,
             ConsensusError::Storage(_) => ErrorCode::StorageError,
             ConsensusError::Membership(_) => ErrorCode::MembershipChangeFailed,
             ConsensusError::NotMember(_) => ErrorCode::NotFound,
@@ -194,6 +198,8 @@ pub struct RaftNode {
     replicated_clock: ReplicatedClock,
     /// The client API address of the leader, as it last told us (id, address).
     leader_api: std::sync::Mutex<Option<(NodeId, String)>>,
+    /// The engine under the log store and state machine, watched for a full disk.
+    disk: Arc<disk::DiskWatch>,
 }
 
 fn raft_config(settings: &RaftSettings) -> Result<openraft::Config, ConsensusError> {
@@ -233,6 +239,8 @@ impl RaftNode {
         replicated_clock: ReplicatedClock,
     ) -> Result<(Arc<Self>, Proposer), ConsensusError> {
         let config = Arc::new(raft_config(&settings)?);
+        let disk = disk::DiskWatch::new(engine);
+        let engine: Arc<dyn Engine> = disk.clone();
         let log_store = LogStore::new(engine.clone(), durability);
         let state_machine = StateMachineStore::open(engine, applier, replicated_clock.clone())
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
@@ -259,6 +267,7 @@ impl RaftNode {
             membership_lock: Mutex::new(()),
             replicated_clock,
             leader_api: std::sync::Mutex::new(None),
+            disk,
         });
         Ok((node, proposer))
     }
@@ -389,7 +398,7 @@ impl RaftNode {
                 }
                 if current.state == ServerState::Shutdown || current.running_state.is_err() {
                     return Err(match &current.running_state {
-                        Err(openraft::error::Fatal::StorageError(error)) => ConsensusError::Storage(error.to_string()),
+                        Err(openraft::error::Fatal::StorageError(error)) => self.stopped_by(error),
                         _ => ConsensusError::ShuttingDown,
                     });
                 }
@@ -512,8 +521,18 @@ impl RaftNode {
     fn check_running(&self) -> Result<(), ConsensusError> {
         match &self.raft.metrics().borrow().running_state {
             Ok(()) => Ok(()),
-            Err(openraft::error::Fatal::StorageError(error)) => Err(ConsensusError::Storage(error.to_string())),
+            Err(openraft::error::Fatal::StorageError(error)) => Err(self.stopped_by(error)),
             Err(_) => Err(ConsensusError::ShuttingDown),
+        }
+    }
+
+    /// The answer of a member that a storage failure stopped: a full disk (as the engine
+    /// reported it, by type) or another failure.
+    fn stopped_by(&self, error: &impl std::fmt::Display) -> ConsensusError {
+        if self.disk.is_full() {
+            ConsensusError::StorageFull(error.to_string())
+        } else {
+            ConsensusError::Storage(error.to_string())
         }
     }
 

@@ -8,6 +8,10 @@
 //! - [`network`]: outbound Raft RPCs over the peer transport; [`service`]: the inbound
 //!   peer gRPC service (Raft RPCs, write forwarding, read index, join, faults).
 //! - [`proposer`]: batches concurrent client writes into one log entry.
+//! - [`reads`]: linearizable reads (read barrier, read index) and staleness;
+//!   [`membership`]: adding, promoting and removing members; [`status`]: the cluster as
+//!   this node sees it; [`error`]: what fails, with stable codes; [`disk`]: telling a full
+//!   disk from other storage failures.
 //!
 //! [`RaftNode`] is what the rest of the node uses: `write` (propose here when leader,
 //! otherwise forward to the leader), `read_barrier` (linearizable reads), membership
@@ -15,34 +19,39 @@
 //! exactly this path.
 
 mod disk;
+mod error;
 mod log_store;
+mod membership;
 mod network;
 mod proposer;
+mod reads;
 mod service;
 mod state_machine;
+mod status;
 pub mod types;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use edgekv_proto::ErrorCode;
-use edgekv_proto::peer::{DescribeRequest, DescribeResponse, JoinRequest, RaftPayload, ReadIndexRequest};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
-use openraft::{ChangeMembers, ServerState};
-use serde::{Deserialize, Serialize};
+use edgekv_proto::peer::{JoinRequest, RaftPayload};
+use openraft::ServerState;
+use openraft::error::{InitializeError, RaftError};
 use tokio::sync::{Mutex, mpsc};
 
+pub use self::error::ConsensusError;
+pub(crate) use self::error::ForwardAnswer;
 pub use self::log_store::LogStore;
 pub use self::proposer::Proposer;
 pub use self::service::{PeerService, links_to_proto};
 pub use self::state_machine::{
     AppliedBatch, Applier, CHANGE_FEED_RETENTION, CommittedProposal, ReplicatedClock, StateMachineStore, changes_since,
 };
+pub use self::status::{ClusterStatus, MemberStatus};
 pub use self::types::{Member, NodeId};
 use self::types::{Raft, RaftMetrics};
 use crate::clock::Clock;
@@ -79,94 +88,6 @@ impl Default for RaftSettings {
             entries_kept_after_snapshot: 5_000,
         }
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum ConsensusError {
-    #[error("no leader is known after {0} ms (an election is in progress or no quorum is reachable)")]
-    NoLeader(u64),
-    #[error("cannot reach the leader: {0}")]
-    LeaderUnreachable(String),
-    #[error(
-        "could not confirm leadership with a quorum within {0} ms; a strong read is refused rather than served stale"
-    )]
-    NoQuorum(u64),
-    #[error(
-        "no contact with a quorum for {0} ms: this node looks cut off from the rest of the cluster, so strong \
-         requests fail at once until it is back (cache keys keep working)"
-    )]
-    CutOff(u64),
-    #[error("the write was proposed but its outcome is unknown ({0}); it may or may not have been applied")]
-    OutcomeUnknown(String),
-    /// Only between nodes: the one asked is not the leader (the caller retries at the
-    /// leader). Never reaches a client.
-    #[error("this node is not the leader")]
-    NotLeader,
-    #[error("the node is shutting down")]
-    ShuttingDown,
-    #[error("Raft storage failed: {0}")]
-    Storage(String),
-    #[error("membership change refused: {0}")]
-    Membership(String),
-    #[error("node {0} is not a member of the cluster")]
-    NotMember(NodeId),
-    #[error("{0}")]
-    Invalid(String),
-    /// Last, so the variants before it keep their wire numbers between nodes.
-    #[error("the disk is full; the Raft member stopped: {0}")]
-    StorageFull(String),
-}
-
-impl ConsensusError {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            ConsensusError::NoLeader(_)
-            | ConsensusError::LeaderUnreachable(_)
-            | ConsensusError::NoQuorum(_)
-            | ConsensusError::CutOff(_)
-            | ConsensusError::NotLeader => ErrorCode::Unavailable,
-            ConsensusError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
-            ConsensusError::ShuttingDown => ErrorCode::ShuttingDown,
-            ConsensusError::StorageFull(_) => ErrorCode::StorageFull,
-            ConsensusError::Storage(_) => ErrorCode::StorageError,
-            ConsensusError::Membership(_) => ErrorCode::MembershipChangeFailed,
-            ConsensusError::NotMember(_) => ErrorCode::NotFound,
-            ConsensusError::Invalid(_) => ErrorCode::InvalidArgument,
-        }
-    }
-}
-
-/// The leader's answer to a forwarded write.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ForwardAnswer {
-    pub result: Result<Vec<u8>, ConsensusError>,
-    /// The answering leader's client API address.
-    pub leader_api_addr: String,
-}
-
-/// One member as `cluster status` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemberStatus {
-    pub id: NodeId,
-    pub member: Member,
-    pub voter: bool,
-    pub leader: bool,
-    /// Empty when the member could not be asked.
-    pub api_addr: String,
-    pub matched_index: Option<u64>,
-    /// Only known on the leader.
-    pub lag: Option<u64>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterStatus {
-    pub node_id: NodeId,
-    pub members: Vec<MemberStatus>,
-    pub leader: Option<NodeId>,
-    pub term: u64,
-    pub commit_index: u64,
-    pub applied_index: u64,
-    pub last_log_index: u64,
 }
 
 /// Where a node starts from.
@@ -582,325 +503,6 @@ impl RaftNode {
                 Err(ConsensusError::LeaderUnreachable(error.to_string()))
             }
             Err(error) => Err(ConsensusError::OutcomeUnknown(error.to_string())),
-        }
-    }
-
-    /// Returns once this node's state machine reflects every write acknowledged before the
-    /// call: the leader confirms its leadership with a quorum and names its commit index
-    /// (read index); this node waits until it has applied that far.
-    pub async fn read_barrier(&self) -> Result<(), ConsensusError> {
-        if self.is_caught_up_sole_voter() {
-            return Ok(());
-        }
-        self.check_contact()?;
-        let deadline = self.deadline();
-        let no_quorum = || ConsensusError::NoQuorum(self.settings.request_timeout.as_millis() as u64);
-        loop {
-            let (leader, member) = self.leader(deadline).await?;
-            let read_index = if leader == self.id {
-                match tokio::time::timeout_at(deadline, self.raft.get_read_log_id()).await {
-                    Ok(Ok((read_log_id, _))) => read_log_id.map_or(0, |id| id.index),
-                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                        if tokio::time::Instant::now() >= deadline {
-                            return Err(no_quorum());
-                        }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                    // One round of heartbeats went unanswered by a quorum (a slow link, a
-                    // follower restarting): try again until the deadline.
-                    Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))))
-                        if tokio::time::Instant::now() < deadline =>
-                    {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                    Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) | Err(_) => {
-                        return Err(no_quorum());
-                    }
-                    Ok(Err(RaftError::Fatal(_))) => return Err(ConsensusError::ShuttingDown),
-                }
-            } else {
-                let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match self
-                    .transport
-                    .call(member.destination(), timeout, |mut c| async move {
-                        c.read_index(ReadIndexRequest {}).await
-                    })
-                    .await
-                {
-                    Ok(answer) => {
-                        self.remember_leader_api(leader, answer.leader_api_addr);
-                        answer.read_index
-                    }
-                    Err(TransportError::Status { status, .. })
-                        if status.code() == tonic::Code::FailedPrecondition
-                            && tokio::time::Instant::now() < deadline =>
-                    {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                    Err(error @ (TransportError::Unreachable { .. } | TransportError::Broken { .. }))
-                        if tokio::time::Instant::now() < deadline =>
-                    {
-                        tracing::debug!(%error, "read index: leader unreachable; retrying");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                    Err(error) => return Err(ConsensusError::LeaderUnreachable(error.to_string())),
-                }
-            };
-            if read_index == 0 {
-                return Ok(());
-            }
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            return self
-                .raft
-                .wait(Some(remaining))
-                .applied_index_at_least(Some(read_index), "read barrier")
-                .await
-                .map(|_| ())
-                .map_err(|_| no_quorum());
-        }
-    }
-
-    /// The leader side of a follower's read barrier.
-    pub(crate) async fn read_index(&self) -> Result<u64, ConsensusError> {
-        let timeout = self.settings.request_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, self.raft.get_read_log_id()).await {
-                Ok(Ok((read_log_id, _))) => return Ok(read_log_id.map_or(0, |id| id.index)),
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                    return Err(ConsensusError::NotLeader);
-                }
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))))
-                    if tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) | Err(_) => {
-                    return Err(ConsensusError::NoQuorum(timeout.as_millis() as u64));
-                }
-                Ok(Err(RaftError::Fatal(_))) => return Err(ConsensusError::ShuttingDown),
-            }
-        }
-    }
-
-    /// How stale this node's replica may be, in milliseconds: on the leader, the time since
-    /// a quorum last acknowledged it (a leader cut off may have been deposed unknowingly);
-    /// on a follower, the time since it last heard from a leader.
-    pub fn staleness_ms(&self) -> u64 {
-        let leader_staleness =
-            self.with_metrics(|m| (m.current_leader == Some(self.id)).then(|| m.millis_since_quorum_ack.unwrap_or(0)));
-        if let Some(staleness) = leader_staleness {
-            // Leading counts as contact, for when this node steps down.
-            self.heard_from_leader();
-            return staleness;
-        }
-        let now = self.started.elapsed().as_millis() as u64;
-        now.saturating_sub(self.last_leader_contact_ms.load(Ordering::Relaxed))
-    }
-
-    /// Fails at once when this node has had no contact with a quorum (a follower: with a
-    /// leader; the leader: with a quorum of acks) for three election timeouts: by then a
-    /// reachable majority would have elected a leader and contacted it, so waiting out the
-    /// request timeout would only delay the same answer. Nothing was proposed: the answer
-    /// is definite (`UNAVAILABLE`).
-    fn check_contact(&self) -> Result<(), ConsensusError> {
-        let (leading, leader_known) =
-            self.with_metrics(|m| (m.current_leader == Some(self.id), m.current_leader.is_some()));
-        if leader_known && !leading {
-            // A follower of a known leader: forwarding finds out soon enough. (A leader that
-            // just stepped down has old contact times; its new leader is known quickly.)
-            return Ok(());
-        }
-        let silent_ms = self.staleness_ms();
-        let limit_ms = 3 * self.settings.election_timeout.as_millis() as u64;
-        if silent_ms > limit_ms {
-            return Err(ConsensusError::CutOff(silent_ms));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn heard_from_leader(&self) {
-        self.last_leader_contact_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    fn membership_error(error: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> ConsensusError {
-        match error {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ConsensusError::NotLeader,
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                ConsensusError::Membership(e.to_string())
-            }
-            RaftError::Fatal(_) => ConsensusError::ShuttingDown,
-        }
-    }
-
-    /// Adds a member as a learner (it receives the log, does not vote); with `voter`, then
-    /// makes it a voter once it has caught up.
-    pub async fn add_member(&self, id: NodeId, member: Member, voter: bool) -> Result<(), ConsensusError> {
-        let _serial = self.membership_lock.lock().await;
-        let metrics = self.metrics();
-        if metrics.membership_config.membership().get_node(&id).is_none() {
-            self.check_newcomer(id, &member).await?;
-            // Blocking: returns once the learner has caught up with the log, so promoting
-            // it next does not stall commits while it copies.
-            let added = tokio::time::timeout(
-                self.settings.request_timeout * 3,
-                self.raft.add_learner(id, member, true),
-            )
-            .await
-            .map_err(|_| {
-                ConsensusError::OutcomeUnknown(format!(
-                    "node {id} was not confirmed as a learner in time; check `kvctl member list`"
-                ))
-            })?;
-            added.map_err(Self::membership_error)?;
-        }
-        if voter {
-            self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await?;
-        }
-        Ok(())
-    }
-
-    /// What a member says about itself (id, region, addresses, progress).
-    async fn describe(&self, member: &Member, timeout: Duration) -> Result<DescribeResponse, TransportError> {
-        self.transport
-            .call(member.destination(), timeout, |mut c| async move {
-                c.describe(DescribeRequest {}).await
-            })
-            .await
-    }
-
-    /// Asks a node about to be added who it is: it must answer with the id it is being added
-    /// as and hold no Raft log yet. A node that formed a cluster of its own (started without
-    /// `--await-membership`) has a log and terms of its own; adding it would make it refuse
-    /// the leader's appends with its higher vote and unsettle the cluster.
-    async fn check_newcomer(&self, id: NodeId, member: &Member) -> Result<(), ConsensusError> {
-        let answer = self.describe(member, Duration::from_secs(5)).await.map_err(|e| {
-            ConsensusError::Membership(format!(
-                "cannot reach node {id} at {}: {e}; start it with --await-membership first",
-                member.peer_addr
-            ))
-        })?;
-        if answer.node_id != id {
-            return Err(ConsensusError::Membership(format!(
-                "the node at {} is node {}, not {id}",
-                member.peer_addr, answer.node_id
-            )));
-        }
-        if answer.last_log_index > 0 {
-            return Err(ConsensusError::Membership(format!(
-                "node {id} already holds Raft state (its own cluster?); restart it with --await-membership \
-                 on an empty data directory"
-            )));
-        }
-        Ok(())
-    }
-
-    pub async fn promote(&self, id: NodeId) -> Result<(), ConsensusError> {
-        let _serial = self.membership_lock.lock().await;
-        if self.metrics().membership_config.membership().get_node(&id).is_none() {
-            return Err(ConsensusError::NotMember(id));
-        }
-        self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await
-    }
-
-    pub async fn remove(&self, id: NodeId) -> Result<(), ConsensusError> {
-        let _serial = self.membership_lock.lock().await;
-        let metrics = self.metrics();
-        let membership = metrics.membership_config.membership();
-        if membership.get_node(&id).is_none() {
-            return Err(ConsensusError::NotMember(id));
-        }
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        if voters.contains(&id) {
-            if voters.len() == 1 {
-                return Err(ConsensusError::Membership(format!(
-                    "node {id} is the only voter; add another voter first"
-                )));
-            }
-            // retain = false: leaves the cluster entirely instead of staying as a learner.
-            self.change_with(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
-                .await
-        } else {
-            self.change_with(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
-                .await
-        }
-    }
-
-    async fn change(&self, change: ChangeMembers<NodeId, Member>) -> Result<(), ConsensusError> {
-        self.change_with(change, true).await
-    }
-
-    async fn change_with(&self, change: ChangeMembers<NodeId, Member>, retain: bool) -> Result<(), ConsensusError> {
-        tokio::time::timeout(
-            self.settings.request_timeout,
-            self.raft.change_membership(change, retain),
-        )
-        .await
-        .map_err(|_| ConsensusError::OutcomeUnknown("membership change not committed in time".into()))?
-        .map(|_| ())
-        .map_err(Self::membership_error)
-    }
-
-    /// The cluster as this node sees it, with each member's client address asked of the
-    /// member itself (in parallel, briefly).
-    pub async fn status(&self) -> ClusterStatus {
-        let metrics = self.metrics();
-        let membership = metrics.membership_config.membership().clone();
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        let last_log_index = metrics.last_log_index.unwrap_or(0);
-        let commit_index = self
-            .raft
-            .with_raft_state(|state| state.committed.map_or(0, |id| id.index))
-            .await
-            .unwrap_or(0);
-        let replication = metrics.replication.clone();
-        let ask = membership.nodes().map(|(id, member)| {
-            let id = *id;
-            let member = member.clone();
-            async move {
-                if id == self.id {
-                    return (id, self.api_addr.clone());
-                }
-                let answer = self.describe(&member, Duration::from_secs(2)).await;
-                (id, answer.map(|a| a.api_addr).unwrap_or_default())
-            }
-        });
-        let api_addrs: BTreeMap<NodeId, String> = futures::future::join_all(ask).await.into_iter().collect();
-        let members = membership
-            .nodes()
-            .map(|(id, member)| {
-                let matched_index = match &replication {
-                    Some(progress) => progress.get(id).and_then(|m| m.map(|l| l.index)),
-                    None if *id == self.id => metrics.last_log_index,
-                    None => None,
-                };
-                let lag = replication
-                    .as_ref()
-                    .map(|_| last_log_index.saturating_sub(matched_index.unwrap_or(0)));
-                MemberStatus {
-                    id: *id,
-                    member: member.clone(),
-                    voter: voters.contains(id),
-                    leader: metrics.current_leader == Some(*id),
-                    api_addr: api_addrs.get(id).cloned().unwrap_or_default(),
-                    matched_index,
-                    lag,
-                }
-            })
-            .collect();
-        ClusterStatus {
-            node_id: self.id,
-            members,
-            leader: metrics.current_leader,
-            term: metrics.current_term,
-            commit_index,
-            applied_index: metrics.last_applied.map_or(0, |id| id.index),
-            last_log_index,
         }
     }
 

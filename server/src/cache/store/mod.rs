@@ -6,15 +6,23 @@
 //! read-merge-write of a key is never interleaved with another, and the in-memory digests
 //! and counters always describe what is on disk. A local write puts the record and its
 //! outbox entry in one `WriteBatch`: once acknowledged, it is shipped even across a crash.
+//!
+//! This file holds the store and its writes and merges; [`outbox`] the outbox's reading and
+//! trimming, [`sweep`] expiry and tombstone collection, [`status`] the counters it reports.
+
+mod outbox;
+mod status;
+mod sweep;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use edgekv_proto::Versionstamp;
 use edgekv_proto::key::display_encoded as display_key;
 use tokio::sync::{broadcast, watch};
 
+pub use self::status::{CacheCounters, CacheSnapshot, InboundLag};
 use super::digest::{BUCKETS, Buckets, bucket_of, record_hash};
 use super::wire::EncodedRecord;
 use crate::clock::Clock;
@@ -106,45 +114,6 @@ pub enum Source {
     Outbox { from_node: u64 },
     /// Found different by anti-entropy.
     Repair,
-}
-
-/// Counters for `kvctl cluster status`.
-#[derive(Debug, Default)]
-pub struct CacheCounters {
-    /// Records from peers that changed ours.
-    pub merges: AtomicU64,
-    /// Merges where two different writes of one key met and the stamps picked one.
-    pub conflicts_resolved: AtomicU64,
-    /// Records refused because their stamp was too far ahead of our clock.
-    pub clock_skew_refusals: AtomicU64,
-    /// Records anti-entropy brought in.
-    pub repaired: AtomicU64,
-    /// Outbox entries dropped over the limit (their peers are repaired by anti-entropy).
-    pub outbox_dropped: AtomicU64,
-}
-
-/// Propagation lag observed for writes shipped from one node: wall time from the write's
-/// stamp to its merge here.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct InboundLag {
-    pub last_ms: u64,
-    pub max_ms: u64,
-    pub records: u64,
-}
-
-/// What the store holds, as one snapshot of the counters.
-#[derive(Clone, Debug, Default)]
-pub struct CacheSnapshot {
-    pub outbox_head: u64,
-    pub outbox_oldest: u64,
-    pub tombstones: u64,
-    pub records: u64,
-    pub merges: u64,
-    pub conflicts_resolved: u64,
-    pub clock_skew_refusals: u64,
-    pub repaired: u64,
-    pub outbox_dropped: u64,
-    pub inbound: HashMap<u64, InboundLag>,
 }
 
 struct WriterState {
@@ -530,19 +499,6 @@ impl CacheStore {
         Ok(count)
     }
 
-    /// Up to `limit` outbox entries after `after`: (sequence number, key).
-    pub fn outbox_after(&self, after: u64, limit: usize) -> StorageResult<Vec<(u64, Vec<u8>)>> {
-        let range = ScanRange::new(outbox_key(after.saturating_add(1)), outbox_key(u64::MAX));
-        self.engine
-            .scan(ColumnFamily::Outbox, range, false)
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item?;
-                Ok((seq_of(&key)?, value))
-            })
-            .collect()
-    }
-
     /// The stored records of `keys` (encoded), skipping keys without one.
     pub fn records(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<EncodedRecord>> {
         let mut out = Vec::with_capacity(keys.len());
@@ -552,26 +508,6 @@ impl CacheStore {
             }
         }
         Ok(out)
-    }
-
-    /// Drops outbox entries every peer has taken (up to `taken`), and the oldest beyond
-    /// the limit. Returns the oldest sequence number still kept: a peer whose cursor is
-    /// below it missed entries and relies on anti-entropy.
-    pub fn trim_outbox(&self, taken: u64) -> StorageResult<u64> {
-        let mut state = self.state();
-        let over_limit = state.outbox_head.saturating_sub(self.settings.outbox_limit);
-        let upto = taken.max(over_limit).min(state.outbox_head);
-        if state.outbox_oldest == 0 || upto < state.outbox_oldest {
-            return Ok(state.outbox_oldest);
-        }
-        // Entries no peer had taken yet, dropped only because of the limit.
-        let dropped = (upto + 1).saturating_sub(state.outbox_oldest.max(taken + 1));
-        self.counters.outbox_dropped.fetch_add(dropped, Ordering::Relaxed);
-        let mut batch = WriteBatch::default();
-        batch.delete_range(ColumnFamily::Outbox, outbox_key(0), outbox_key(upto + 1));
-        self.engine.write(batch, Durability::Buffered)?;
-        state.outbox_oldest = if upto == state.outbox_head { 0 } else { upto + 1 };
-        Ok(state.outbox_oldest)
     }
 
     /// The digest of every bucket.
@@ -612,74 +548,6 @@ impl CacheStore {
         Ok((out, None))
     }
 
-    /// Expires due values (keeping their stamps as tombstones) and collects tombstones
-    /// past the grace period, up to `limit` due entries. Returns how many it worked through.
-    pub fn sweep(&self, limit: usize) -> StorageResult<usize> {
-        let now = self.wall.now_ms();
-        let due: Vec<Vec<u8>> = self
-            .engine
-            .scan(
-                ColumnFamily::CacheDue,
-                ScanRange::new(Vec::new(), expiry_index_key(now.saturating_add(1), &[])),
-                false,
-            )
-            .take(limit)
-            .map(|item| item.map(|(key, _)| key))
-            .collect::<StorageResult<_>>()?;
-        if due.is_empty() {
-            return Ok(0);
-        }
-        let mut state = self.state();
-        let mut batch = WriteBatch::default();
-        let mut changed = BTreeMap::new();
-        let worked = due.len();
-        // A key may be due several times (each write adds an entry); handle it once.
-        let mut handled = std::collections::HashSet::new();
-        for index_key in due {
-            batch.delete(ColumnFamily::CacheDue, index_key.clone());
-            let key = index_key[8..].to_vec();
-            if !handled.insert(key.clone()) {
-                continue;
-            }
-            let Some(record) = self.load(&key)? else { continue };
-            let collectable = record
-                .dead_since(now)
-                .is_some_and(|since| since.saturating_add(self.settings.tombstone_grace_ms) <= now);
-            if collectable {
-                batch.delete(ColumnFamily::Cache, key.clone());
-                state
-                    .digests
-                    .toggle(bucket_of(&key), record_hash(&key, &record.encode()));
-                state.tombstones -= u64::from(record.is_tombstone());
-                state.records -= 1;
-                continue;
-            }
-            let mut after = record.clone();
-            if after.reclaim_expired(now) {
-                changed.insert(key, (Some(record), after));
-            }
-        }
-        self.commit(&mut state, batch, changed, now)?;
-        Ok(worked)
-    }
-
-    pub fn snapshot(&self) -> CacheSnapshot {
-        let state = self.state();
-        let c = &self.counters;
-        CacheSnapshot {
-            outbox_head: state.outbox_head,
-            outbox_oldest: state.outbox_oldest,
-            tombstones: state.tombstones,
-            records: state.records,
-            merges: c.merges.load(Ordering::Relaxed),
-            conflicts_resolved: c.conflicts_resolved.load(Ordering::Relaxed),
-            clock_skew_refusals: c.clock_skew_refusals.load(Ordering::Relaxed),
-            repaired: c.repaired.load(Ordering::Relaxed),
-            outbox_dropped: c.outbox_dropped.load(Ordering::Relaxed),
-            inbound: self.inbound().clone(),
-        }
-    }
-
     /// Keys under `prefix` that show a value (for class changes).
     pub fn live_keys_under(&self, prefix: &[u8]) -> StorageResult<Vec<Vec<u8>>> {
         let now = self.wall.now_ms();
@@ -696,12 +564,6 @@ impl CacheStore {
             }
         }
         Ok(live)
-    }
-
-    /// The largest propagation lag among the latest writes merged from each peer.
-    pub fn recent_lag_ms(&self) -> u64 {
-        let inbound = self.inbound();
-        inbound.values().map(|lag| lag.last_ms).max().unwrap_or(0)
     }
 }
 

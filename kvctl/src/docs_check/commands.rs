@@ -392,13 +392,7 @@ pub(super) fn check(name: &str, doc: &str) -> (Vec<String>, usize) {
 
 #[test]
 fn every_kvctl_command_and_flag_in_the_docs_exists() {
-    let mut problems = Vec::new();
-    let mut checked = 0;
-    for doc in super::docs() {
-        let (found, count) = check(&doc.name, &doc.text);
-        problems.extend(found);
-        checked += count;
-    }
+    let (problems, checked) = super::check_every_page(check);
     assert!(
         problems.is_empty(),
         "the docs name kvctl commands, flags or values that kvctl does not have:\n{}",

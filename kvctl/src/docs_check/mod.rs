@@ -39,6 +39,19 @@ fn docs() -> Vec<Doc> {
         .collect()
 }
 
+/// Runs `check` (problems and how many things it checked, for one page) over every doc
+/// page: all the problems, and the total checked.
+fn check_every_page(check: impl Fn(&str, &str) -> (Vec<String>, usize)) -> (Vec<String>, usize) {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for doc in docs() {
+        let (found, count) = check(&doc.name, &doc.text);
+        problems.extend(found);
+        checked += count;
+    }
+    (problems, checked)
+}
+
 /// Markdown outside code blocks: a paragraph (lines up to a blank line, headings included)
 /// or one table row.
 struct Block {

@@ -106,13 +106,7 @@ pub(super) fn check(name: &str, doc: &str) -> (Vec<String>, usize) {
 
 #[test]
 fn every_cluster_status_field_in_the_docs_exists() {
-    let mut problems = Vec::new();
-    let mut checked = 0;
-    for doc in super::docs() {
-        let (found, count) = check(&doc.name, &doc.text);
-        problems.extend(found);
-        checked += count;
-    }
+    let (problems, checked) = super::check_every_page(check);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(
         checked >= 20,

@@ -2,11 +2,10 @@
 //! membership and fault-injection commands.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use edgekv_proto::ErrorCode;
 use edgekv_proto::grpc_status::status;
-use edgekv_proto::peer::FaultState;
 use edgekv_proto::v1::admin_server::Admin;
 use edgekv_proto::v1::{
     AddMemberRequest, CachePeerStatus, CacheReplicationStatus, ClusterStatusRequest, ClusterStatusResponse,
@@ -17,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::keyspace::Class;
 use crate::kv::KvStore;
-use crate::raft::{ClusterStatus, Member, RaftNode, links_to_proto};
+use crate::raft::{ClusterStatus, FaultChange, Member, RaftNode, links_to_proto};
 
 /// Who this node is, as reported in read answers and status.
 #[derive(Clone, Debug)]
@@ -245,57 +244,33 @@ impl Admin for AdminService {
                 "fault injection is off on this node; start it with --allow-fault-injection (edgekv demo does)",
             ));
         }
-        let wan = self.raft().transport().wan().clone();
-        match request.into_inner().fault {
-            Some(Fault::Partition(pair)) => {
-                if pair.a.is_empty() || pair.b.is_empty() || pair.a == pair.b {
-                    return Err(status(
-                        ErrorCode::InvalidArgument,
-                        "a partition needs two different regions",
-                    ));
-                }
-                wan.partition(&pair.a, &pair.b);
+        let two_regions = |a: &str, b: &str, what: &str| {
+            if a.is_empty() || b.is_empty() || a == b {
+                return Err(status(
+                    ErrorCode::InvalidArgument,
+                    format!("a {what} needs two different regions"),
+                ));
             }
-            Some(Fault::Heal(_)) => wan.heal(),
+            Ok(())
+        };
+        let change = match request.into_inner().fault {
+            Some(Fault::Partition(pair)) => {
+                two_regions(&pair.a, &pair.b, "partition")?;
+                FaultChange::Partition { a: pair.a, b: pair.b }
+            }
+            Some(Fault::Heal(_)) => FaultChange::Heal,
             Some(Fault::Latency(latency)) => {
-                if latency.a.is_empty() || latency.b.is_empty() || latency.a == latency.b {
-                    return Err(status(
-                        ErrorCode::InvalidArgument,
-                        "a latency needs two different regions",
-                    ));
+                two_regions(&latency.a, &latency.b, "latency")?;
+                FaultChange::Latency {
+                    a: latency.a,
+                    b: latency.b,
+                    one_way_delay_ms: latency.one_way_delay_ms,
+                    jitter_ms: latency.jitter_ms,
                 }
-                wan.set_latency(&latency.a, &latency.b, latency.one_way_delay_ms, latency.jitter_ms);
             }
             None => return Err(status(ErrorCode::InvalidArgument, "no fault given")),
-        }
-        // Every member gets the same picture, sent directly (a link cut between two other
-        // regions must still reach both). The direct call bypasses the simulated WAN:
-        // fault control is out of band, like a test harness's own network.
-        let links = wan.links();
-        let state = FaultState {
-            links: links_to_proto(&links),
-            broadcast: false,
         };
-        let raft = self.raft();
-        let members: Vec<(u64, Member)> = raft.members().into_iter().filter(|(id, _)| *id != raft.id()).collect();
-        let sends = members.iter().map(|(id, member)| {
-            let state = state.clone();
-            async move {
-                let sent = raft
-                    .transport()
-                    .call_out_of_band(member.destination(), Duration::from_secs(3), |mut c| async move {
-                        c.set_faults(state).await
-                    })
-                    .await;
-                (*id, sent.is_ok())
-            }
-        });
-        let unreached = futures::future::join_all(sends)
-            .await
-            .into_iter()
-            .filter(|(_, ok)| !ok)
-            .map(|(id, _)| id)
-            .collect();
+        let (links, unreached) = self.raft().change_faults(change).await;
         Ok(Response::new(InjectFaultResponse {
             links: links_to_proto(&links),
             unreached,

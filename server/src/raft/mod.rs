@@ -11,7 +11,8 @@
 //! - [`reads`]: linearizable reads (read barrier, read index) and staleness;
 //!   [`membership`]: adding, promoting and removing members; [`status`]: the cluster as
 //!   this node sees it; [`error`]: what fails, with stable codes; [`disk`]: telling a full
-//!   disk from other storage failures.
+//!   disk from other storage failures; [`faults`]: simulated network faults applied
+//!   across the cluster.
 //!
 //! [`RaftNode`] is what the rest of the node uses: `write` (propose here when leader,
 //! otherwise forward to the leader), `read_barrier` (linearizable reads), membership
@@ -20,6 +21,7 @@
 
 mod disk;
 mod error;
+mod faults;
 mod log_store;
 mod membership;
 mod network;
@@ -45,6 +47,7 @@ use tokio::sync::{Mutex, mpsc};
 
 pub use self::error::ConsensusError;
 pub(crate) use self::error::ForwardAnswer;
+pub use self::faults::FaultChange;
 pub use self::log_store::LogStore;
 pub use self::proposer::Proposer;
 pub use self::service::{PeerService, links_to_proto};

@@ -2,25 +2,30 @@
 //! joins the cluster, then serves the client API, KV Connect and the expiry sweeper; tears
 //! them down in order when the shutdown token fires.
 //!
-//! Shutdown order: stop accepting and drain in-flight client requests, stop the sweeper,
-//! stop the Raft member and the proposer, stop the peer listener, flush RocksDB, release
-//! the data directory.
+//! Each part runs as a [`component::Component`] (tasks that start and stop together, in a
+//! `JoinSet` the node owns): the peer side (peer listener, proposer), the client side
+//! (client API, KV Connect) and the background work (TTL sweeper, cache shippers,
+//! anti-entropy and sweeper). Shutdown order: stop accepting and drain in-flight client
+//! requests while the background work stops, stop the Raft member, then the peer side,
+//! flush RocksDB, release the data directory.
+
+mod component;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use self::component::Component;
 use crate::cache::anti_entropy::AntiEntropy;
 use crate::cache::shipper::{ShipSettings, Shippers};
 use crate::cache::{self, CacheReplicationService, CacheStore};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::grpc::{self, NodeInfo};
-use crate::kv::{KvError, KvStoreBuilder};
+use crate::kv::{KvError, KvStore, KvStoreBuilder};
 use crate::kvconnect;
 use crate::net::{PeerTransport, Wan};
 use crate::raft::{Bootstrap, ConsensusError, Member, PeerService, RaftNode, ReplicatedClock};
@@ -154,38 +159,26 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     .await?;
 
     // The Raft side: peer listener and proposer. Stopped after the client side.
-    let mut raft_tasks: JoinSet<Result<(), NodeError>> = JoinSet::new();
-    let peer_stop = CancellationToken::new();
+    let mut peer_side = Component::new("peer");
     let peer_service = PeerService::new(raft.clone(), config.cluster.allow_fault_injection).into_server();
     let cache_service = CacheReplicationService::new(cache.clone()).into_server();
-    raft_tasks.spawn({
-        let stop = peer_stop.clone();
-        async move {
-            tonic::transport::Server::builder()
-                .add_service(peer_service)
-                .add_service(cache_service)
-                .serve_with_incoming_shutdown(crate::net::accept_nodelay(peer_listener), stop.cancelled_owned())
-                .await
-                .map_err(NodeError::from)
-        }
+    let peer_stop = peer_side.stop_signal();
+    peer_side.spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(peer_service)
+            .add_service(cache_service)
+            .serve_with_incoming_shutdown(crate::net::accept_nodelay(peer_listener), peer_stop.cancelled_owned())
+            .await
+            .map_err(NodeError::from)
     });
-    let proposer_stop = CancellationToken::new();
-    raft_tasks.spawn({
-        let stop = proposer_stop.clone();
-        async move {
-            proposer.run(stop).await;
-            Ok(())
-        }
+    let proposer_stop = peer_side.stop_signal();
+    peer_side.spawn(async move {
+        proposer.run(proposer_stop).await;
+        Ok(())
     });
-    let stop_raft = |raft: Arc<RaftNode>, mut raft_tasks: JoinSet<Result<(), NodeError>>| async move {
+    let stop_raft = |raft: Arc<RaftNode>, peer_side: Component| async move {
         raft.shutdown().await;
-        proposer_stop.cancel();
-        peer_stop.cancel();
-        while let Some(done) = raft_tasks.join_next().await {
-            if let Ok(Err(error)) = done {
-                tracing::warn!(%error, "Raft task ended with an error during shutdown");
-            }
-        }
+        peer_side.stop(None).await;
     };
 
     let bootstrapped = tokio::select! {
@@ -195,7 +188,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     match bootstrapped {
         Ok(true) => {}
         Ok(false) | Err(_) => {
-            stop_raft(raft.clone(), raft_tasks).await;
+            stop_raft(raft.clone(), peer_side).await;
             tokio::task::spawn_blocking(move || engine.flush())
                 .await
                 .map_err(|e| NodeError::Task(e.to_string()))??;
@@ -213,15 +206,14 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         replication: monitors.clone(),
     };
 
-    // The client side. Every background task lives in a set; none is detached.
-    let mut tasks: JoinSet<Result<(), NodeError>> = JoinSet::new();
-    let api_stop = CancellationToken::new();
-    let api = grpc::serve(listener, store.clone(), info, api_stop.clone());
-    tasks.spawn(async move { api.await.map_err(NodeError::from) });
+    // The client side: the APIs, and the work behind them.
+    let mut client_side = Component::new("client API");
+    let api = grpc::serve(listener, store.clone(), info, client_side.stop_signal());
+    client_side.spawn(async move { api.await.map_err(NodeError::from) });
     let kv_connect_address = match kv_connect {
         Some((listener, tokens, address)) => {
-            let serve = kvconnect::serve(listener, store.clone(), tokens, api_stop.clone());
-            tasks.spawn(async move {
+            let serve = kvconnect::serve(listener, store.clone(), tokens, client_side.stop_signal());
+            client_side.spawn(async move {
                 serve
                     .await
                     .map_err(|e| NodeError::Task(format!("KV Connect failed: {e}")))
@@ -230,53 +222,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         }
         None => None,
     };
-    let sweeper_stop = CancellationToken::new();
-    let sweeper = Sweeper {
-        engine: engine.clone(),
-        clock: clock.clone(),
-        interval: config.ttl.sweep_interval,
-    };
-    let sweep_store = store.clone();
-    tasks.spawn({
-        let stop = sweeper_stop.clone();
-        async move {
-            sweeper
-                .run(
-                    move |due| {
-                        let store = sweep_store.clone();
-                        async move { store.expire(due).await }
-                    },
-                    stop,
-                )
-                .await;
-            Ok(())
-        }
-    });
-    drop(store);
-    let replication_stop = CancellationToken::new();
-    let (recovered, recoveries) = tokio::sync::mpsc::unbounded_channel();
-    let shippers = Shippers {
-        store: cache.clone(),
-        engine: engine.clone(),
-        raft: raft.clone(),
-        settings: ShipSettings {
-            cross_region_linger: config.cache.cross_region_linger,
-            batch_entries: 1024,
-            request_timeout: config.cluster.request_timeout,
-        },
-        status: monitors.shipping.clone(),
-        recovered,
-    };
-    tasks.spawn(shippers.run(replication_stop.clone()).map(Ok));
-    let anti_entropy = AntiEntropy {
-        store: cache.clone(),
-        raft: raft.clone(),
-        interval: config.cache.anti_entropy_interval,
-        request_timeout: config.cluster.request_timeout,
-        synced: monitors.synced.clone(),
-    };
-    tasks.spawn(anti_entropy.run(recoveries, replication_stop.clone()).map(Ok));
-    tasks.spawn(cache::sweep(cache.clone(), config.ttl.sweep_interval, replication_stop.clone()).map(Ok));
+    let mut background = start_background(&config, &engine, &clock, store, &cache, &raft, &monitors);
 
     tracing::info!(
         node = config.node.id,
@@ -297,26 +243,16 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
 
     let failure = tokio::select! {
         _ = shutdown.cancelled() => None,
-        Some(done) = tasks.join_next() => Some(task_failure(done)),
-        Some(done) = raft_tasks.join_next() => Some(task_failure(done)),
+        error = client_side.failure() => Some(error),
+        error = background.failure() => Some(error),
+        error = peer_side.failure() => Some(error),
     };
     tracing::info!("shutting down: draining requests");
-    api_stop.cancel();
-    sweeper_stop.cancel();
-    replication_stop.cancel();
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while let Some(done) = tasks.join_next().await {
-            if let Ok(Err(error)) = done {
-                tracing::warn!(%error, "task ended with an error during shutdown");
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("requests still open after {DRAIN_TIMEOUT:?}; closing their connections");
-        tasks.shutdown().await;
-    }
-    stop_raft(raft, raft_tasks).await;
+    tokio::join!(
+        client_side.stop(Some(DRAIN_TIMEOUT)),
+        background.stop(Some(DRAIN_TIMEOUT))
+    );
+    stop_raft(raft, peer_side).await;
     tokio::task::spawn_blocking(move || engine.flush())
         .await
         .map_err(|e| NodeError::Task(e.to_string()))??;
@@ -327,12 +263,60 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     }
 }
 
-fn task_failure(done: Result<Result<(), NodeError>, tokio::task::JoinError>) -> NodeError {
-    match done {
-        Ok(Ok(())) => NodeError::Task("a node task stopped unexpectedly".into()),
-        Ok(Err(error)) => error,
-        Err(join) => NodeError::Task(join.to_string()),
-    }
+/// The node's background work: the TTL sweeper of strong keys (which proposes expiries
+/// through `store`), and the cache class's shippers, anti-entropy and sweeper.
+fn start_background(
+    config: &Config,
+    engine: &Arc<dyn Engine>,
+    clock: &Arc<dyn Clock>,
+    store: KvStore,
+    cache: &Arc<CacheStore>,
+    raft: &Arc<RaftNode>,
+    monitors: &cache::Monitors,
+) -> Component {
+    let mut background = Component::new("background");
+    let sweeper = Sweeper {
+        engine: engine.clone(),
+        clock: clock.clone(),
+        interval: config.ttl.sweep_interval,
+    };
+    let stop = background.stop_signal();
+    background.spawn(async move {
+        sweeper
+            .run(
+                move |due| {
+                    let store = store.clone();
+                    async move { store.expire(due).await }
+                },
+                stop,
+            )
+            .await;
+        Ok(())
+    });
+    let (recovered, recoveries) = tokio::sync::mpsc::unbounded_channel();
+    let shippers = Shippers {
+        store: cache.clone(),
+        engine: engine.clone(),
+        raft: raft.clone(),
+        settings: ShipSettings {
+            cross_region_linger: config.cache.cross_region_linger,
+            batch_entries: 1024,
+            request_timeout: config.cluster.request_timeout,
+        },
+        status: monitors.shipping.clone(),
+        recovered,
+    };
+    background.spawn(shippers.run(background.stop_signal()).map(Ok));
+    let anti_entropy = AntiEntropy {
+        store: cache.clone(),
+        raft: raft.clone(),
+        interval: config.cache.anti_entropy_interval,
+        request_timeout: config.cluster.request_timeout,
+        synced: monitors.synced.clone(),
+    };
+    background.spawn(anti_entropy.run(recoveries, background.stop_signal()).map(Ok));
+    background.spawn(cache::sweep(cache.clone(), config.ttl.sweep_interval, background.stop_signal()).map(Ok));
+    background
 }
 
 /// Waits to be added (`await_membership`), forms a cluster from `initial_cluster`, joins

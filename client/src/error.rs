@@ -103,7 +103,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// be made. Only then may a write move on to another node.
 pub(crate) fn is_connect_refusal(status: &tonic::Status) -> bool {
     use std::error::Error as _;
-    if status.code() != tonic::Code::Unavailable || edgekv_proto::grpc_status::code_of(status).is_some() {
+    if status.code() != tonic::Code::Unavailable || edgekv_proto::grpc_status::carries_code(status) {
         return false;
     }
     let mut source = status.source();

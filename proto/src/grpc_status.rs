@@ -63,6 +63,12 @@ pub fn status_with_grpc_code(grpc_code: Code, code: ErrorCode, message: impl Int
     status
 }
 
+/// Whether a status came from edgekv (it carries a code, even one this version does not
+/// know), as opposed to the transport.
+pub fn carries_code(status: &Status) -> bool {
+    status.metadata().get(ERROR_CODE_METADATA).is_some()
+}
+
 /// The stable code a status carries, if it came from edgekv (a transport failure, or a
 /// node too old to know the code, carries none).
 pub fn code_of(status: &Status) -> Option<ErrorCode> {
@@ -85,5 +91,11 @@ mod tests {
             assert_eq!(code_of(&sent), Some(*code));
         }
         assert_eq!(code_of(&Status::unavailable("transport")), None);
+        assert!(!carries_code(&Status::unavailable("transport")));
+        let mut newer = Status::unavailable("from a newer node");
+        newer
+            .metadata_mut()
+            .insert(ERROR_CODE_METADATA, "SOME_NEW_CODE".parse().unwrap());
+        assert!(carries_code(&newer) && code_of(&newer).is_none());
     }
 }

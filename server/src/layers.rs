@@ -45,29 +45,77 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The module each `crate::` path in `text` names, with its 1-based line.
-fn crate_paths(text: &str) -> Vec<(usize, String)> {
+/// The modules the paths in `text` name through `prefix` (`crate::`, or `super::` in a
+/// top-level module's own file, where it means the crate root), with their 1-based lines.
+/// A grouped path (`crate::{kv::X, grpc}`) names each module in the group.
+fn paths_through(text: &str, prefix: &str) -> Vec<(usize, String)> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut found = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let mut rest = line;
-        while let Some(at) = rest.find("crate::") {
-            let after = &rest[at + "crate::".len()..];
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            // `edgekv_crate::` or `some_crate::` are other crates, not this one.
-            let preceded_by_ident = rest[..at]
-                .chars()
-                .last()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !preceded_by_ident && !name.is_empty() {
-                found.push((number + 1, name));
+        while let Some(at) = rest.find(prefix) {
+            let after = &rest[at + prefix.len()..];
+            // `some_crate::` is another crate; `super::super::` leaves the crate root's view.
+            let preceded_by_ident = rest[..at].chars().last().is_some_and(is_ident);
+            if !preceded_by_ident {
+                let names: Vec<&str> = match after.strip_prefix('{') {
+                    Some(group) => group_items(group)
+                        .into_iter()
+                        .map(|item| item.trim().split("::").next().unwrap_or(""))
+                        .collect(),
+                    None => vec![after.split(|c: char| !is_ident(c)).next().unwrap_or("")],
+                };
+                found.extend(
+                    names
+                        .into_iter()
+                        .filter(|name| !name.is_empty() && *name != "self" && *name != "super")
+                        .map(|name| (number + 1, name.to_string())),
+                );
             }
             rest = after;
         }
     }
     found
+}
+
+/// The top-level items of a `{...}` group, given the text after its `{` (nested groups
+/// stay inside their item).
+fn group_items(group: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (at, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                items.push(&group[start..at]);
+                return items;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&group[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&group[start..]);
+    items
+}
+
+/// The module each `crate::` path in `text` names, with its 1-based line.
+fn crate_paths(text: &str) -> Vec<(usize, String)> {
+    paths_through(text, "crate::")
+}
+
+/// Whether `file` is a top-level module's own file (`src/x.rs` or `src/x/mod.rs`), where
+/// `super::` is the crate root.
+fn is_top_level_file(file: &Path) -> bool {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    match file.strip_prefix(&src).map(|p| p.components().count()) {
+        Ok(1) => true,
+        Ok(2) => file.file_name().is_some_and(|name| name == "mod.rs"),
+        _ => false,
+    }
 }
 
 #[test]
@@ -84,7 +132,11 @@ fn every_module_imports_only_from_its_layer_or_below() {
         };
         for file in files {
             let text = std::fs::read_to_string(file).expect("a source file");
-            for (line, target) in crate_paths(&text) {
+            let mut paths = crate_paths(&text);
+            if is_top_level_file(file) {
+                paths.extend(paths_through(&text, "super::"));
+            }
+            for (line, target) in paths {
                 // Items of the crate root (`crate::LAYERS`) and unknown names are not modules.
                 let Some(target_layer) = layer_of(&target) else {
                     continue;
@@ -107,10 +159,22 @@ fn every_module_imports_only_from_its_layer_or_below() {
 
 #[test]
 fn the_scan_finds_crate_paths_and_only_those() {
-    let text = "use crate::kv::KvStore;\nlet x = crate::grpc::status(); edgekv_crate::x; // crate::node\n";
+    let text = "use crate::kv::KvStore;\nlet x = crate::grpc::status(); edgekv_crate::x; // crate::node\n\
+                use crate::{storage::Engine, cache, clock::{Clock, SystemClock}};\n";
     assert_eq!(
         crate_paths(text),
-        vec![(1, "kv".to_string()), (2, "grpc".to_string()), (2, "node".to_string())]
+        vec![
+            (1, "kv".to_string()),
+            (2, "grpc".to_string()),
+            (2, "node".to_string()),
+            (3, "storage".to_string()),
+            (3, "cache".to_string()),
+            (3, "clock".to_string()),
+        ]
+    );
+    assert_eq!(
+        paths_through("use super::grpc::status;", "super::"),
+        vec![(1, "grpc".to_string())]
     );
     assert_eq!(layer_of("node"), Some(0));
     assert!(layer_of("clock") > layer_of("kv"));

@@ -56,13 +56,19 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<CachePayload>, Statu
     }))
 }
 
+/// A storage failure while serving a peer: logged here (the sender only sees it as a
+/// shipping error), and answered with its stable code.
 fn storage_status(error: crate::storage::StorageError) -> Status {
+    tracing::error!(%error, "a cache replication request failed in storage");
     status(error.code(), error.to_string())
 }
 
-/// The blocking task that served a request panicked or was cancelled (shutdown).
-fn task_failed(error: tokio::task::JoinError) -> Status {
-    status(ErrorCode::Internal, format!("the merge task failed: {error}"))
+/// The blocking task that served a request (`what`) panicked or was cancelled (shutdown).
+fn task_failed(what: &'static str) -> impl Fn(tokio::task::JoinError) -> Status {
+    move |error| {
+        tracing::error!(%error, "the {what} task failed");
+        status(ErrorCode::Internal, format!("the {what} task failed: {error}"))
+    }
 }
 
 #[tonic::async_trait]
@@ -80,7 +86,7 @@ impl CacheReplication for CacheReplicationService {
         let store = self.store.clone();
         let changed = tokio::task::spawn_blocking(move || store.merge(&merge.records, source))
             .await
-            .map_err(task_failed)?
+            .map_err(task_failed("merge"))?
             .map_err(storage_status)?;
         reply(&MergeReply {
             changed: changed as u64,
@@ -106,7 +112,7 @@ impl CacheReplication for CacheReplicationService {
         let (records, next) =
             tokio::task::spawn_blocking(move || store.records_in_buckets(&buckets, fetch.after.as_deref(), max_bytes))
                 .await
-                .map_err(task_failed)?
+                .map_err(task_failed("fetch"))?
                 .map_err(storage_status)?;
         reply(&FetchReply { records, next })
     }

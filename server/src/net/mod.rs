@@ -229,7 +229,7 @@ impl PeerTransport {
             }
             answer.map(tonic::Response::into_inner).map_err(|status| {
                 let from_transport = matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
-                    && edgekv_proto::grpc_status::code_of(&status).is_none();
+                    && !edgekv_proto::grpc_status::carries_code(&status);
                 if !from_transport {
                     TransportError::Status {
                         addr: to.peer_addr.into(),

@@ -28,7 +28,7 @@ use crate::grpc::{self, NodeInfo};
 use crate::kv::{KvError, KvStore, KvStoreBuilder};
 use crate::kvconnect;
 use crate::net::{PeerTransport, Wan};
-use crate::raft::{Bootstrap, ConsensusError, Member, PeerService, RaftNode, ReplicatedClock};
+use crate::raft::{Bootstrap, ConsensusError, Member, PeerService, Proposer, RaftNode, ReplicatedClock};
 use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageError};
 use crate::ttl::{compaction_filter, sweeper::Sweeper};
 
@@ -87,48 +87,20 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     };
     // Everything that can fail is bound before any task starts, so an early return never
     // leaves a running task or an unflushed engine behind.
-    let listener = bind(config.api.listen, "the client API")
-        .await
-        .map_err(NodeError::Listen)?;
-    let address = listener.local_addr().map_err(NodeError::Listen)?;
-    let peer_listener = bind(config.cluster.peer_listen, "peers (--peer-listen)")
-        .await
-        .map_err(NodeError::Listen)?;
-    let peer_address = peer_listener.local_addr().map_err(NodeError::Listen)?;
-    let kv_connect = if config.kv_connect.enabled {
-        let tokens = config
-            .kv_connect
-            .all_access_tokens()
-            .map_err(|e| NodeError::Task(e.to_string()))?;
-        let listener = bind(config.kv_connect.listen, "KV Connect")
-            .await
-            .map_err(NodeError::Listen)?;
-        let address = listener.local_addr().map_err(NodeError::Listen)?;
-        Some((listener, tokens, address))
-    } else {
-        None
-    };
+    let Listeners {
+        api: listener,
+        api_address: address,
+        peer: peer_listener,
+        peer_address,
+        kv_connect,
+    } = Listeners::bind(&config).await?;
 
     let member = Member {
         region: config.node.region.clone(),
         peer_addr: config.cluster.advertised_peer_addr(peer_address),
     };
     let bootstrap = bootstrap_plan(&config, &member)?;
-    let wan = Arc::new(Wan::new(
-        config
-            .cluster
-            .wan_links
-            .iter()
-            .flat_map(|l| {
-                let link = crate::net::Link {
-                    one_way_delay_ms: l.one_way_delay_ms,
-                    jitter_ms: l.jitter_ms,
-                    cut: false,
-                };
-                [((l.a.clone(), l.b.clone()), link), ((l.b.clone(), l.a.clone()), link)]
-            })
-            .collect(),
-    ));
+    let wan = Arc::new(simulated_wan(&config));
     let transport = Arc::new(PeerTransport::new(
         config.node.region.clone(),
         wan,
@@ -159,23 +131,13 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     .await?;
 
     // The Raft side: peer listener and proposer. Stopped after the client side.
-    let mut peer_side = Component::new("peer");
-    let peer_service = PeerService::new(raft.clone(), config.cluster.allow_fault_injection).into_server();
-    let cache_service = CacheReplicationService::new(cache.clone()).into_server();
-    let peer_stop = peer_side.stop_signal();
-    peer_side.spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(peer_service)
-            .add_service(cache_service)
-            .serve_with_incoming_shutdown(crate::net::accept_nodelay(peer_listener), peer_stop.cancelled_owned())
-            .await
-            .map_err(NodeError::from)
-    });
-    let proposer_stop = peer_side.stop_signal();
-    peer_side.spawn(async move {
-        proposer.run(proposer_stop).await;
-        Ok(())
-    });
+    let mut peer_side = start_peer_side(
+        peer_listener,
+        &raft,
+        &cache,
+        config.cluster.allow_fault_injection,
+        proposer,
+    );
     let stop_raft = |raft: Arc<RaftNode>, peer_side: Component| async move {
         raft.shutdown().await;
         peer_side.stop(None).await;
@@ -207,21 +169,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     };
 
     // The client side: the APIs, and the work behind them.
-    let mut client_side = Component::new("client API");
-    let api = grpc::serve(listener, store.clone(), info, client_side.stop_signal());
-    client_side.spawn(async move { api.await.map_err(NodeError::from) });
-    let kv_connect_address = match kv_connect {
-        Some((listener, tokens, address)) => {
-            let serve = kvconnect::serve(listener, store.clone(), tokens, client_side.stop_signal());
-            client_side.spawn(async move {
-                serve
-                    .await
-                    .map_err(|e| NodeError::Task(format!("KV Connect failed: {e}")))
-            });
-            Some(address)
-        }
-        None => None,
-    };
+    let kv_connect_address = kv_connect.as_ref().map(|(_, _, address)| *address);
+    let mut client_side = start_client_side(listener, kv_connect, &store, info);
     let mut background = start_background(&config, &engine, &clock, store, &cache, &raft, &monitors);
 
     tracing::info!(
@@ -261,6 +210,119 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// The node's listening sockets, bound before anything starts.
+struct Listeners {
+    api: tokio::net::TcpListener,
+    api_address: SocketAddr,
+    peer: tokio::net::TcpListener,
+    peer_address: SocketAddr,
+    /// KV Connect's listener, access tokens and address, when it is enabled.
+    kv_connect: Option<(tokio::net::TcpListener, Vec<String>, SocketAddr)>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Self, NodeError> {
+        let api = bind(config.api.listen, "the client API")
+            .await
+            .map_err(NodeError::Listen)?;
+        let api_address = api.local_addr().map_err(NodeError::Listen)?;
+        let peer = bind(config.cluster.peer_listen, "peers (--peer-listen)")
+            .await
+            .map_err(NodeError::Listen)?;
+        let peer_address = peer.local_addr().map_err(NodeError::Listen)?;
+        let kv_connect = if config.kv_connect.enabled {
+            let tokens = config
+                .kv_connect
+                .all_access_tokens()
+                .map_err(|e| NodeError::Task(e.to_string()))?;
+            let listener = bind(config.kv_connect.listen, "KV Connect")
+                .await
+                .map_err(NodeError::Listen)?;
+            let address = listener.local_addr().map_err(NodeError::Listen)?;
+            Some((listener, tokens, address))
+        } else {
+            None
+        };
+        Ok(Self {
+            api,
+            api_address,
+            peer,
+            peer_address,
+            kv_connect,
+        })
+    }
+}
+
+/// The simulated WAN the configuration asks for (`cluster.wan_links`, both directions).
+fn simulated_wan(config: &Config) -> Wan {
+    Wan::new(
+        config
+            .cluster
+            .wan_links
+            .iter()
+            .flat_map(|l| {
+                let link = crate::net::Link {
+                    one_way_delay_ms: l.one_way_delay_ms,
+                    jitter_ms: l.jitter_ms,
+                    cut: false,
+                };
+                [((l.a.clone(), l.b.clone()), link), ((l.b.clone(), l.a.clone()), link)]
+            })
+            .collect(),
+    )
+}
+
+/// The peer side: the peer listener (Raft and cache replication services) and the
+/// proposer that batches writes into log entries.
+fn start_peer_side(
+    listener: tokio::net::TcpListener,
+    raft: &Arc<RaftNode>,
+    cache: &Arc<CacheStore>,
+    allow_fault_injection: bool,
+    proposer: Proposer,
+) -> Component {
+    let mut peer_side = Component::new("peer");
+    let peer_service = PeerService::new(raft.clone(), allow_fault_injection).into_server();
+    let cache_service = CacheReplicationService::new(cache.clone()).into_server();
+    let stop = peer_side.stop_signal();
+    peer_side.spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(peer_service)
+            .add_service(cache_service)
+            .serve_with_incoming_shutdown(crate::net::accept_nodelay(listener), stop.cancelled_owned())
+            .await
+            .map_err(NodeError::from)
+    });
+    let stop = peer_side.stop_signal();
+    peer_side.spawn(async move {
+        proposer.run(stop).await;
+        Ok(())
+    });
+    peer_side
+}
+
+/// The client side: the gRPC API and, when enabled, KV Connect (its listener, access
+/// tokens and address).
+fn start_client_side(
+    listener: tokio::net::TcpListener,
+    kv_connect: Option<(tokio::net::TcpListener, Vec<String>, SocketAddr)>,
+    store: &KvStore,
+    info: NodeInfo,
+) -> Component {
+    let mut client_side = Component::new("client API");
+    let api = grpc::serve(listener, store.clone(), info, client_side.stop_signal());
+    client_side.spawn(async move { api.await.map_err(NodeError::from) });
+    if let Some((listener, tokens, _)) = kv_connect {
+        let serve = kvconnect::serve(listener, store.clone(), tokens, client_side.stop_signal());
+        client_side.spawn(async move {
+            serve
+                .await
+                .map_err(|e| NodeError::Task(format!("KV Connect failed: {e}")))
+        });
+    }
+    client_side
 }
 
 /// The node's background work: the TTL sweeper of strong keys (which proposes expiries

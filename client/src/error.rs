@@ -67,6 +67,11 @@ impl Error {
             };
         }
         let message = format!("{} ({:?})", status.message(), status.code());
+        // A refused token, or a message over the size limit refused before the server read
+        // it: definite, whatever the call was.
+        if let Some(code) = edgekv_proto::grpc_status::code_implied_by_transport(&status) {
+            return Error::Server { code, message };
+        }
         match status.code() {
             // A write whose call broke without an answer from edgekv (no code): it may
             // have been applied. Internal covers HTTP/2 protocol errors mid-call.
@@ -82,16 +87,6 @@ impl Error {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
                 Error::Unavailable(message)
             }
-            tonic::Code::Unauthenticated => Error::Server {
-                code: ErrorCode::Unauthenticated,
-                message,
-            },
-            // The transport's answer to a message over the gRPC size limit, sent before the
-            // server read the request: nothing was applied.
-            tonic::Code::OutOfRange => Error::Server {
-                code: ErrorCode::RequestTooLarge,
-                message,
-            },
             _ => Error::Protocol(message),
         }
     }

@@ -79,6 +79,21 @@ pub fn code_of(status: &Status) -> Option<ErrorCode> {
         .and_then(|text| text.parse().ok())
 }
 
+/// The code a status without one stands for, where its gRPC code says it unambiguously:
+/// tonic itself answers UNAUTHENTICATED to a refused token and OUT_OF_RANGE to a message
+/// over the size limit, before edgekv sees the request. Every other code-less status is a
+/// transport failure, which each caller judges itself (a write's may be indefinite).
+pub fn code_implied_by_transport(status: &Status) -> Option<ErrorCode> {
+    if carries_code(status) {
+        return None;
+    }
+    match status.code() {
+        Code::Unauthenticated => Some(ErrorCode::Unauthenticated),
+        Code::OutOfRange => Some(ErrorCode::RequestTooLarge),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +112,11 @@ mod tests {
             .metadata_mut()
             .insert(ERROR_CODE_METADATA, "SOME_NEW_CODE".parse().unwrap());
         assert!(carries_code(&newer) && code_of(&newer).is_none());
+        assert_eq!(
+            code_implied_by_transport(&Status::out_of_range("too big")),
+            Some(ErrorCode::RequestTooLarge)
+        );
+        assert_eq!(code_implied_by_transport(&status(ErrorCode::TooManyKeys, "m")), None);
+        assert_eq!(code_implied_by_transport(&Status::unavailable("gone")), None);
     }
 }

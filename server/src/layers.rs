@@ -179,3 +179,27 @@ fn the_scan_finds_crate_paths_and_only_those() {
     assert_eq!(layer_of("node"), Some(0));
     assert!(layer_of("clock") > layer_of("kv"));
 }
+
+#[test]
+fn docs_architecture_lists_the_same_layers() {
+    // The numbered list under "Layers import only downwards" in docs/architecture.md.
+    let docs = include_str!("../../docs/architecture.md");
+    let listed: Vec<Vec<String>> = docs
+        .lines()
+        .skip_while(|line| !line.starts_with("Layers import only downwards"))
+        .skip_while(|line| !line.starts_with("1. "))
+        .take_while(|line| line.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(|line| {
+            line.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|name| name.trim_end_matches('/').trim_end_matches(".rs").to_string())
+                .collect()
+        })
+        .collect();
+    let expected: Vec<Vec<String>> = LAYERS
+        .iter()
+        .map(|layer| layer.iter().map(|m| m.to_string()).collect())
+        .collect();
+    assert_eq!(listed, expected, "docs/architecture.md lists other layers than LAYERS");
+}

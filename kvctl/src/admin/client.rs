@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use edgekv_proto::grpc_status::code_of;
+use edgekv_proto::grpc_status::{code_implied_by_transport, code_of};
 use edgekv_proto::v1::{self as pb, admin_client::AdminClient, inject_fault_request::Fault};
 use edgekv_proto::{ErrorCode, LEADER_METADATA};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -147,13 +147,13 @@ fn leader_url(addr: &str) -> String {
 
 /// `CODE: message`, with the server's stable code when it sent one.
 pub(super) fn failure(status: &tonic::Status) -> Failure {
-    let message = match code_of(status) {
+    let implied = code_implied_by_transport(status);
+    let message = match code_of(status).or(implied) {
         Some(code) => format!("{code}: {}", status.message()),
         None => match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
                 format!("UNAVAILABLE: {} ({:?})", status.message(), status.code())
             }
-            tonic::Code::Unauthenticated => format!("UNAUTHENTICATED: {}", status.message()),
             tonic::Code::Unimplemented => format!(
                 "unexpected answer from the server: {} ({:?}; is the node older than this kvctl?)",
                 status.message(),

@@ -14,7 +14,8 @@ use edgekv_client::proto::admin_server::{Admin, AdminServer};
 use edgekv_client::proto::kv_server::{Kv, KvServer};
 use edgekv_client::proto::{self as pb};
 use edgekv_client::{Client, ErrorCode, key};
-use edgekv_proto::{ERROR_CODE_METADATA, LEADER_METADATA};
+use edgekv_proto::LEADER_METADATA;
+use edgekv_proto::grpc_status::status;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
@@ -48,12 +49,11 @@ impl Kv for ScriptedNode {
     async fn atomic(&self, _: Request<pb::AtomicRequest>) -> Result<Response<pb::AtomicResponse>, Status> {
         let write = self.writes.fetch_add(1, Ordering::SeqCst);
         if write < self.refusals {
-            let mut status = Status::failed_precondition(
-                "MIXED_CLASSES: [\"c\",1] became a cache key while this write was on its way; retry it",
+            // As the node sends it: the stable code in the metadata.
+            let mut status = status(
+                ErrorCode::MixedClasses,
+                "[\"c\",1] became a cache key while this write was on its way; nothing was written",
             );
-            status
-                .metadata_mut()
-                .insert(ERROR_CODE_METADATA, "MIXED_CLASSES".parse().unwrap());
             if let Some(leader) = &self.leader_hint {
                 status.metadata_mut().insert(LEADER_METADATA, leader.parse().unwrap());
             }

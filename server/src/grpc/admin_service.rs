@@ -140,9 +140,7 @@ impl AdminService {
                 None => "membership changes are made by the leader, and this node knows of none right now".into(),
             },
         );
-        if let Some(leader) = self.raft().leader_hint().and_then(|l| l.parse().ok()) {
-            refusal.metadata_mut().insert(edgekv_proto::LEADER_METADATA, leader);
-        }
+        super::add_leader_hint(self.raft(), refusal.metadata_mut());
         Err(refusal)
     }
 

@@ -32,21 +32,13 @@ impl KvService {
     /// the next write (or strong read) straight there.
     fn with_leader_hint<T>(&self, message: T) -> Response<T> {
         let mut response = Response::new(message);
-        if let Some(leader) = self.store.raft().leader_hint()
-            && let Ok(value) = leader.parse()
-        {
-            response.metadata_mut().insert(edgekv_proto::LEADER_METADATA, value);
-        }
+        super::add_leader_hint(self.store.raft(), response.metadata_mut());
         response
     }
 
     /// [`Self::with_leader_hint`] for a failed call.
     fn with_leader_hint_on_error(&self, mut status: Status) -> Status {
-        if let Some(leader) = self.store.raft().leader_hint()
-            && let Ok(value) = leader.parse()
-        {
-            status.metadata_mut().insert(edgekv_proto::LEADER_METADATA, value);
-        }
+        super::add_leader_hint(self.store.raft(), status.metadata_mut());
         status
     }
 }

@@ -44,3 +44,11 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }
+
+/// Names the leader's client address in an answer's (or a refusal's) metadata when this
+/// node is a follower that knows it, so the SDK sends the next write straight there.
+fn add_leader_hint(raft: &crate::raft::RaftNode, metadata: &mut tonic::metadata::MetadataMap) {
+    if let Some(leader) = raft.leader_hint().and_then(|l| l.parse().ok()) {
+        metadata.insert(edgekv_proto::LEADER_METADATA, leader);
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use edgekv_proto::LEADER_METADATA;
+use edgekv_proto::grpc_status::leader_named;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
@@ -109,7 +109,7 @@ impl Router {
         if !self.follow_leader {
             return;
         }
-        let Some(addr) = metadata.get(LEADER_METADATA).and_then(|v| v.to_str().ok()) else {
+        let Some(addr) = leader_named(metadata) else {
             return;
         };
         let url = format!("http://{addr}");

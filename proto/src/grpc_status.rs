@@ -1,13 +1,15 @@
 //! Stable error codes on gRPC, both ways, for the server and the SDK alike: the gRPC
 //! status code each [`ErrorCode`] travels with, the `edgekv-error-code` metadata that
-//! carries it, and reading it back from a status.
+//! carries it, and reading it back from a status; and the `edgekv-leader` hint a follower
+//! adds to its answers, written and read here alone.
 //!
 //! The gRPC code is chosen so generic gRPC tooling (retry policies, dashboards) does the
 //! right thing without knowing edgekv's codes; a client matches on the stable code.
 
+use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
-use crate::error_code::{ERROR_CODE_METADATA, ErrorCode};
+use crate::error_code::{ERROR_CODE_METADATA, ErrorCode, LEADER_METADATA};
 
 impl ErrorCode {
     /// The gRPC status code a failure with this code is sent with.
@@ -94,6 +96,22 @@ pub fn code_implied_by_transport(status: &Status) -> Option<ErrorCode> {
     }
 }
 
+/// Names the leader's client address (`host:port`) in an answer's or a refusal's metadata.
+/// An address that cannot travel as metadata is left out: the hint is an optimisation.
+pub fn name_leader(metadata: &mut MetadataMap, leader_addr: &str) {
+    if let Ok(value) = leader_addr.parse() {
+        metadata.insert(LEADER_METADATA, value);
+    }
+}
+
+/// The leader's client address an answer or a refusal names, if it names one.
+pub fn leader_named(metadata: &MetadataMap) -> Option<&str> {
+    metadata
+        .get(LEADER_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .filter(|addr| !addr.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +136,16 @@ mod tests {
         );
         assert_eq!(code_implied_by_transport(&status(ErrorCode::TooManyKeys, "m")), None);
         assert_eq!(code_implied_by_transport(&Status::unavailable("gone")), None);
+    }
+
+    #[test]
+    fn a_named_leader_reads_back() {
+        let mut refusal = status(ErrorCode::Unavailable, "not the leader");
+        assert_eq!(leader_named(refusal.metadata()), None);
+        name_leader(refusal.metadata_mut(), "10.0.0.7:7070");
+        assert_eq!(leader_named(refusal.metadata()), Some("10.0.0.7:7070"));
+        let mut unusable = MetadataMap::new();
+        name_leader(&mut unusable, "bad\naddress");
+        assert_eq!(leader_named(&unusable), None);
     }
 }

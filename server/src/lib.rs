@@ -15,7 +15,8 @@
 //! - building blocks: [`crdt`] (the cache class's clock and value types), [`net`] (the peer
 //!   transport and the simulated WAN);
 //! - base: [`storage`] (the engine trait, RocksDB and in-memory engines, record layout),
-//!   [`keyspace`] (the class rules in force, stored and applied), [`clock`].
+//!   [`keyspace`] (the class rules in force, stored and applied), [`clock`],
+//!   [`duration_text`] (durations as settings write them).
 
 /// The layers of the node, top first, as the crate doc describes them. A module may import
 /// from its own layer and the layers below, never from one above.
@@ -25,7 +26,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["kv"],
     &["raft", "cache", "ttl"],
     &["crdt", "net"],
-    &["storage", "keyspace", "clock"],
+    &["storage", "keyspace", "clock", "duration_text"],
 ];
 
 pub mod cache;
@@ -33,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod crdt;
 pub mod demo;
+pub mod duration_text;
 pub mod grpc;
 pub mod keyspace;
 pub mod kv;

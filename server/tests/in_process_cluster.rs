@@ -65,9 +65,9 @@ async fn start_cluster(data: &std::path::Path) -> Vec<InProcessNode> {
         config.cluster.peer_listen = peers[i];
         config.cluster.initial_cluster = initial.clone();
         config.cluster.allow_fault_injection = true;
-        config.cluster.heartbeat = Duration::from_millis(100);
-        config.cluster.election_timeout = Duration::from_secs(1);
-        config.cluster.request_timeout = Duration::from_secs(3);
+        config.cluster.raft.heartbeat = Duration::from_millis(100);
+        config.cluster.raft.election_timeout = Duration::from_secs(1);
+        config.cluster.raft.request_timeout = Duration::from_secs(3);
         config.cluster.wan_links = vec![WanLinkConfig {
             a: "us-east".into(),
             b: "ap-northeast".into(),

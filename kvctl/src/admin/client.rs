@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use edgekv_proto::grpc_status::{code_implied_by_transport, code_of};
+use edgekv_proto::ErrorCode;
+use edgekv_proto::grpc_status::{code_implied_by_transport, code_of, leader_named};
 use edgekv_proto::v1::{self as pb, admin_client::AdminClient, inject_fault_request::Fault};
-use edgekv_proto::{ErrorCode, LEADER_METADATA};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
@@ -109,12 +109,7 @@ impl Node {
     /// Where to send a membership change this node refused, if it refused it for not being
     /// the leader: the address it named, or else the leader's client address from its status.
     pub(super) async fn leader_after(&mut self, refusal: &tonic::Status) -> Option<String> {
-        let named = refusal
-            .metadata()
-            .get(LEADER_METADATA)
-            .and_then(|v| v.to_str().ok())
-            .filter(|addr| !addr.is_empty())
-            .map(leader_url);
+        let named = leader_named(refusal.metadata()).map(leader_url);
         let leader = match named {
             Some(url) => url,
             None => {

@@ -6,6 +6,7 @@
 //! - [`service`]: the receiving side, merging idempotently; serves anti-entropy's requests.
 //! - [`anti_entropy`]: digest comparison and repair between pairs of nodes.
 //! - [`digest`], [`wire`]: the bucket digests and the message formats.
+//! - [`settings`]: the `[cache]` section of the configuration file.
 //!
 //! The topology is the Raft membership: every member, in any region, holds every cache
 //! key. Nothing here waits on Raft; a node cut off from the rest keeps reading, writing
@@ -14,6 +15,7 @@
 pub mod anti_entropy;
 pub mod digest;
 pub mod service;
+pub mod settings;
 pub mod shipper;
 pub mod store;
 pub mod wire;
@@ -25,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::anti_entropy::SyncTimes;
 pub use self::service::CacheReplicationService;
+pub use self::settings::CacheSettings;
 pub use self::shipper::ShippingStatus;
-pub use self::store::{CacheOp, CacheSettings, CacheStore};
+pub use self::store::{CacheOp, CacheStore};
 
 /// What the status API reads about replication besides the store's own counters.
 #[derive(Clone, Debug, Default)]

@@ -29,6 +29,8 @@ use crate::storage::{ColumnFamily, Durability, StorageResult, WriteBatch};
 const IN_FLIGHT: usize = 64;
 /// Bytes of records per batch (at most; one record larger than this travels alone).
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Outbox entries per message.
+pub const BATCH_ENTRIES: usize = 1024;
 /// The longest wait before shipping to a failing peer again.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 

@@ -4,8 +4,8 @@
 //! to a default. `docs/config.example.toml` lists every key with its default and is
 //! parsed by a test, so it cannot drift from this module.
 //!
-//! - [`sections`]: the file's sections, their defaults, and the settings each subsystem
-//!   takes from them (raft's `RaftSettings`, the cache's `CacheSettings`);
+//! - [`sections`]: the node's own sections and their defaults; the subsystems' sections
+//!   are their own settings types (`RaftSettings`, `TtlSettings`, `CacheSettings`);
 //! - [`overrides`]: what the command line and the environment change;
 //! - [`validate`]: the checks a loaded configuration passes before a node starts.
 //!
@@ -22,6 +22,8 @@ use serde::Deserialize;
 
 pub use self::overrides::Overrides;
 pub use self::sections::*;
+use crate::cache::CacheSettings;
+use crate::ttl::TtlSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -41,8 +43,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub kv_connect: KvConnectConfig,
     pub cluster: ClusterConfig,
-    pub ttl: TtlConfig,
-    pub cache: CacheConfig,
+    pub ttl: TtlSettings,
+    pub cache: CacheSettings,
     pub log: LogConfig,
 }
 
@@ -76,6 +78,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::raft::RaftSettings;
 
     #[test]
     fn raft_timings_must_suit_the_simulated_wan() {
@@ -88,10 +91,10 @@ mod tests {
             jitter_ms: 5,
         }];
         config.validate().unwrap();
-        config.cluster.heartbeat = Duration::from_millis(200);
+        config.cluster.raft.heartbeat = Duration::from_millis(200);
         assert!(config.validate().unwrap_err().to_string().contains("cluster.heartbeat"));
-        config.cluster.heartbeat = Duration::from_millis(300);
-        config.cluster.election_timeout = Duration::from_secs(2);
+        config.cluster.raft.heartbeat = Duration::from_millis(300);
+        config.cluster.raft.election_timeout = Duration::from_secs(2);
         assert!(
             config
                 .validate()
@@ -140,6 +143,22 @@ mod tests {
         let error = Config::parse_toml("[storage]\ndata_dri = \"x\"\n", Path::new("c.toml")).unwrap_err();
         assert!(error.to_string().contains("data_dri"), "{error}");
         assert!(Config::parse_toml("[nope]\n", Path::new("c.toml")).is_err());
+        // [cluster] is the node's membership keys and Raft's settings together; a key
+        // that neither knows is still refused, and each is read into its owner.
+        let error = Config::parse_toml("[cluster]\nheartbeet = \"1s\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(error.to_string().contains("heartbeet"), "{error}");
+        let config = Config::parse_toml(
+            "[cluster]\nheartbeat = \"100ms\"\nsnapshot_after_entries = 7\njoin = \"h:1\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.cluster.raft.heartbeat, Duration::from_millis(100));
+        assert_eq!(config.cluster.raft.snapshot_after_entries, 7);
+        assert_eq!(config.cluster.join, "h:1");
+        assert_eq!(
+            config.cluster.raft.election_timeout,
+            RaftSettings::default().election_timeout
+        );
     }
 
     #[test]

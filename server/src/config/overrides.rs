@@ -92,9 +92,9 @@ impl Config {
             }
         }
         for (value, slot) in [
-            (heartbeat, &mut cluster.heartbeat),
-            (election_timeout, &mut cluster.election_timeout),
-            (request_timeout, &mut cluster.request_timeout),
+            (heartbeat, &mut cluster.raft.heartbeat),
+            (election_timeout, &mut cluster.raft.election_timeout),
+            (request_timeout, &mut cluster.raft.request_timeout),
         ] {
             if let Some(v) = value {
                 *slot = v;
@@ -110,10 +110,10 @@ impl Config {
             cluster.await_membership = v;
         }
         if let Some(v) = snapshot_after_entries {
-            cluster.snapshot_after_entries = v;
+            cluster.raft.snapshot_after_entries = v;
         }
         if let Some(v) = entries_kept_after_snapshot {
-            cluster.entries_kept_after_snapshot = v;
+            cluster.raft.entries_kept_after_snapshot = v;
         }
         if let Some(v) = kv_connect_enabled {
             self.kv_connect.enabled = v;

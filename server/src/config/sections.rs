@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ConfigError;
+use crate::raft::RaftSettings;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,22 +64,12 @@ pub struct ClusterConfig {
     pub await_membership: bool,
     /// Serve the fault-injection admin call (simulated WAN latency and partitions).
     pub allow_fault_injection: bool,
-    /// How often the leader heartbeats its followers.
-    #[serde(with = "humantime_serde_compat")]
-    pub heartbeat: Duration,
-    /// Silence after which a follower calls an election (randomized up to twice this).
-    /// Keep it at least 10x the largest round trip between regions.
-    #[serde(with = "humantime_serde_compat")]
-    pub election_timeout: Duration,
-    /// How long a strong request waits for a leader, quorum or commit before it fails.
-    #[serde(with = "humantime_serde_compat")]
-    pub request_timeout: Duration,
-    /// Take a snapshot (and purge the log before it) every this many entries.
-    pub snapshot_after_entries: u64,
-    /// Entries kept after a snapshot for followers that lag a little.
-    pub entries_kept_after_snapshot: u64,
     /// Simulated WAN links between regions (one-way delay each direction). Off when empty.
     pub wan_links: Vec<WanLinkConfig>,
+    /// The Raft member's timings and log compaction, written in this same section (serde
+    /// still refuses a key that neither this struct nor `RaftSettings` knows).
+    #[serde(flatten)]
+    pub raft: RaftSettings,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -90,57 +80,6 @@ pub struct WanLinkConfig {
     pub one_way_delay_ms: u32,
     #[serde(default)]
     pub jitter_ms: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TtlConfig {
-    /// How often the expiry sweeper looks for due entries (reads never depend on it).
-    #[serde(with = "humantime_serde_compat")]
-    pub sweep_interval: Duration,
-}
-
-/// The cache class's replication (see docs/cluster.md, "Cache class").
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheConfig {
-    /// How far ahead of ours a peer's clock may be before its updates are refused.
-    #[serde(with = "humantime_serde_compat")]
-    pub max_clock_skew: Duration,
-    /// How long tombstones of deleted and expired cache keys are kept. Must be longer
-    /// than the longest partition the cluster is meant to survive.
-    #[serde(with = "humantime_serde_compat")]
-    pub tombstone_grace: Duration,
-    /// Outbox entries kept for peers that do not take them (then anti-entropy repairs).
-    pub outbox_limit: u64,
-    /// How often a node compares digests with the next peer in turn.
-    #[serde(with = "humantime_serde_compat")]
-    pub anti_entropy_interval: Duration,
-    /// How long shipping to another region waits to batch writes.
-    #[serde(with = "humantime_serde_compat")]
-    pub cross_region_linger: Duration,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            max_clock_skew: Duration::from_secs(1),
-            tombstone_grace: Duration::from_secs(24 * 3600),
-            outbox_limit: 1_000_000,
-            anti_entropy_interval: Duration::from_secs(1),
-            cross_region_linger: Duration::from_millis(5),
-        }
-    }
-}
-
-impl CacheConfig {
-    pub fn settings(&self) -> crate::cache::CacheSettings {
-        crate::cache::CacheSettings {
-            max_clock_skew_ms: self.max_clock_skew.as_millis() as u64,
-            tombstone_grace_ms: self.tombstone_grace.as_millis() as u64,
-            outbox_limit: self.outbox_limit,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -209,7 +148,6 @@ impl KvConnectConfig {
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        let raft = crate::raft::RaftSettings::default();
         Self {
             peer_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
             peer_advertise: String::new(),
@@ -217,12 +155,8 @@ impl Default for ClusterConfig {
             join: String::new(),
             await_membership: false,
             allow_fault_injection: false,
-            heartbeat: raft.heartbeat,
-            election_timeout: raft.election_timeout,
-            request_timeout: raft.request_timeout,
-            snapshot_after_entries: raft.snapshot_after_entries,
-            entries_kept_after_snapshot: raft.entries_kept_after_snapshot,
             wan_links: Vec::new(),
+            raft: RaftSettings::default(),
         }
     }
 }
@@ -236,16 +170,6 @@ pub struct InitialMember {
 }
 
 impl ClusterConfig {
-    pub fn raft_settings(&self) -> crate::raft::RaftSettings {
-        crate::raft::RaftSettings {
-            heartbeat: self.heartbeat,
-            election_timeout: self.election_timeout,
-            request_timeout: self.request_timeout,
-            snapshot_after_entries: self.snapshot_after_entries,
-            entries_kept_after_snapshot: self.entries_kept_after_snapshot,
-        }
-    }
-
     /// The address peers reach this node at.
     pub fn advertised_peer_addr(&self, bound: SocketAddr) -> String {
         if self.peer_advertise.is_empty() {
@@ -302,30 +226,11 @@ pub(super) fn is_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
-impl Default for TtlConfig {
-    fn default() -> Self {
-        Self {
-            sweep_interval: Duration::from_secs(1),
-        }
-    }
-}
-
 impl Default for LogConfig {
     fn default() -> Self {
         // openraft narrates every election and replication step at info.
         Self {
             level: "info,openraft=warn".into(),
         }
-    }
-}
-
-/// Durations in the file are humantime strings ("1s", "250ms").
-mod humantime_serde_compat {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 }

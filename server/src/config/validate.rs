@@ -70,12 +70,12 @@ impl Config {
                 ),
             });
         }
-        if cluster.heartbeat.is_zero() || cluster.election_timeout < cluster.heartbeat * 3 {
+        if cluster.raft.heartbeat.is_zero() || cluster.raft.election_timeout < cluster.raft.heartbeat * 3 {
             return Err(ConfigError::Invalid {
                 key: "cluster.election_timeout",
                 reason: format!(
                     "must be at least 3x the heartbeat ({:?}); it is {:?}",
-                    cluster.heartbeat, cluster.election_timeout
+                    cluster.raft.heartbeat, cluster.raft.election_timeout
                 ),
             });
         }
@@ -89,32 +89,32 @@ impl Config {
             .map(|l| Duration::from_millis(2 * u64::from(l.one_way_delay_ms + l.jitter_ms)))
             .max()
         {
-            if cluster.heartbeat <= worst_rtt {
+            if cluster.raft.heartbeat <= worst_rtt {
                 return Err(ConfigError::Invalid {
                     key: "cluster.heartbeat",
                     reason: format!(
                         "{:?} is not above the slowest simulated round trip ({worst_rtt:?})",
-                        cluster.heartbeat
+                        cluster.raft.heartbeat
                     ),
                 });
             }
-            if cluster.election_timeout < worst_rtt * 10 {
+            if cluster.raft.election_timeout < worst_rtt * 10 {
                 return Err(ConfigError::Invalid {
                     key: "cluster.election_timeout",
                     reason: format!(
                         "{:?} is under 10x the slowest simulated round trip ({worst_rtt:?})",
-                        cluster.election_timeout
+                        cluster.raft.election_timeout
                     ),
                 });
             }
         }
-        if cluster.request_timeout.is_zero() {
+        if cluster.raft.request_timeout.is_zero() {
             return Err(ConfigError::Invalid {
                 key: "cluster.request_timeout",
                 reason: "must be greater than zero".into(),
             });
         }
-        if cluster.snapshot_after_entries == 0 {
+        if cluster.raft.snapshot_after_entries == 0 {
             return Err(ConfigError::Invalid {
                 key: "cluster.snapshot_after_entries",
                 reason: "must be greater than zero".into(),

@@ -48,7 +48,7 @@ pub async fn serve(
 /// Names the leader's client address in an answer's (or a refusal's) metadata when this
 /// node is a follower that knows it, so the SDK sends the next write straight there.
 fn add_leader_hint(raft: &crate::raft::RaftNode, metadata: &mut tonic::metadata::MetadataMap) {
-    if let Some(leader) = raft.leader_hint().and_then(|l| l.parse().ok()) {
-        metadata.insert(edgekv_proto::LEADER_METADATA, leader);
+    if let Some(leader) = raft.leader_hint() {
+        edgekv_proto::grpc_status::name_leader(metadata, &leader);
     }
 }

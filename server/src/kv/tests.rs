@@ -61,9 +61,9 @@ impl TestNode {
                 clock_for_cache,
                 Durability::Sync,
                 crate::cache::CacheSettings {
-                    max_clock_skew_ms: 1_000,
-                    tombstone_grace_ms: 60_000,
+                    tombstone_grace: std::time::Duration::from_secs(60),
                     outbox_limit: 1_000,
+                    ..Default::default()
                 },
                 machine.keyspace(),
                 machine.changes(),

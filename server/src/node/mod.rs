@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::component::Component;
 use crate::cache::anti_entropy::AntiEntropy;
-use crate::cache::shipper::{ShipSettings, Shippers};
+use crate::cache::shipper::Shippers;
 use crate::cache::{self, CacheReplicationService, CacheStore};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -112,7 +112,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         config.node.id,
         clock.clone(),
         durability,
-        config.cache.settings(),
+        config.cache,
         store_builder.keyspace(),
         store_builder.changes(),
     )?);
@@ -123,7 +123,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         engine.clone(),
         store_builder.applier(),
         durability,
-        config.cluster.raft_settings(),
+        config.cluster.raft.clone(),
         transport,
         clock.clone(),
         replicated_clock,
@@ -360,11 +360,7 @@ fn start_background(
         store: cache.clone(),
         engine: engine.clone(),
         raft: raft.clone(),
-        settings: ShipSettings {
-            cross_region_linger: config.cache.cross_region_linger,
-            batch_entries: 1024,
-            request_timeout: config.cluster.request_timeout,
-        },
+        settings: config.cache.ship_settings(config.cluster.raft.request_timeout),
         status: monitors.shipping.clone(),
         recovered,
     };
@@ -373,7 +369,7 @@ fn start_background(
         store: cache.clone(),
         raft: raft.clone(),
         interval: config.cache.anti_entropy_interval,
-        request_timeout: config.cluster.request_timeout,
+        request_timeout: config.cluster.raft.request_timeout,
         synced: monitors.synced.clone(),
     };
     background.spawn(anti_entropy.run(recoveries, background.stop_signal()).map(Ok));

@@ -19,6 +19,7 @@
 //! changes and the cluster's status. A single-node `edgekv dev` is a one-voter cluster on
 //! exactly this path.
 
+mod bootstrap;
 mod disk;
 mod error;
 mod faults;
@@ -28,6 +29,7 @@ mod network;
 mod proposer;
 mod reads;
 mod service;
+mod settings;
 mod state_machine;
 mod status;
 pub mod types;
@@ -35,22 +37,22 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use edgekv_proto::peer::{JoinRequest, RaftPayload};
+use edgekv_proto::peer::RaftPayload;
 use openraft::ServerState;
-use openraft::error::{InitializeError, RaftError};
 use tokio::sync::{Mutex, mpsc};
 
+pub use self::bootstrap::Bootstrap;
 pub use self::error::ConsensusError;
 pub(crate) use self::error::ForwardAnswer;
 pub use self::faults::FaultChange;
 pub use self::log_store::LogStore;
 pub use self::proposer::Proposer;
 pub use self::service::{PeerService, links_to_proto};
+pub use self::settings::RaftSettings;
 pub use self::state_machine::{
     AppliedBatch, Applier, CHANGE_FEED_RETENTION, CommittedProposal, ReplicatedClock, StateMachineStore, changes_since,
 };
@@ -58,52 +60,8 @@ pub use self::status::{ClusterStatus, MemberStatus};
 pub use self::types::{Member, NodeId};
 use self::types::{Raft, RaftMetrics};
 use crate::clock::Clock;
-use crate::net::{Destination, PeerTransport, TransportError};
+use crate::net::{PeerTransport, TransportError};
 use crate::storage::{Durability, Engine};
-
-/// Timing and log-compaction settings of the Raft member.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RaftSettings {
-    /// How often the leader heartbeats its followers.
-    pub heartbeat: Duration,
-    /// A follower that hears nothing from a leader for this long (randomized up to twice
-    /// it) starts an election. Keep it at least 10x the largest round trip between regions.
-    pub election_timeout: Duration,
-    /// How long a strong request may wait for a leader, a quorum or its commit before it
-    /// fails with UNAVAILABLE (or OUTCOME_UNKNOWN for a write already proposed).
-    pub request_timeout: Duration,
-    /// Build a snapshot (and purge the log before it) after this many entries.
-    pub snapshot_after_entries: u64,
-    /// Entries kept in the log after a snapshot, so briefly lagging followers catch up
-    /// from the log instead of a snapshot.
-    pub entries_kept_after_snapshot: u64,
-}
-
-impl Default for RaftSettings {
-    fn default() -> Self {
-        // Cross-region defaults: 220 ms is about the worst round trip between public cloud
-        // regions (eu-west to ap-northeast), so elections start after 3 s of silence.
-        Self {
-            heartbeat: Duration::from_millis(300),
-            election_timeout: Duration::from_millis(3000),
-            request_timeout: Duration::from_secs(10),
-            snapshot_after_entries: 20_000,
-            entries_kept_after_snapshot: 5_000,
-        }
-    }
-}
-
-/// Where a node starts from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Bootstrap {
-    /// Form a new cluster of these voters (this node among them) unless the data
-    /// directory already holds one.
-    InitialCluster(BTreeMap<NodeId, Member>),
-    /// Ask the member at this peer address to add this node as a learner.
-    Join(String),
-    /// Start empty and wait for the cluster to add this node (`kvctl member add`).
-    AwaitMembership,
-}
 
 pub struct RaftNode {
     id: NodeId,
@@ -126,26 +84,6 @@ pub struct RaftNode {
     disk: Arc<disk::DiskWatch>,
 }
 
-fn raft_config(settings: &RaftSettings) -> Result<openraft::Config, ConsensusError> {
-    let election_ms = settings.election_timeout.as_millis() as u64;
-    let config = openraft::Config {
-        cluster_name: "edgekv".into(),
-        heartbeat_interval: settings.heartbeat.as_millis() as u64,
-        election_timeout_min: election_ms,
-        election_timeout_max: election_ms * 2,
-        // Snapshot chunks and append batches stay well under the peer message limit.
-        max_payload_entries: 16,
-        snapshot_max_chunk_size: 4 * 1024 * 1024,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_after_entries),
-        max_in_snapshot_log_to_keep: settings.entries_kept_after_snapshot,
-        install_snapshot_timeout: 10_000,
-        ..Default::default()
-    };
-    config
-        .validate()
-        .map_err(|e| ConsensusError::Invalid(format!("invalid Raft settings: {e}")))
-}
-
 impl RaftNode {
     /// Opens the log and state machine on `engine` and starts the Raft member and the
     /// proposer. The member does nothing until [`RaftNode::bootstrap`].
@@ -162,7 +100,7 @@ impl RaftNode {
         clock: Arc<dyn Clock>,
         replicated_clock: ReplicatedClock,
     ) -> Result<(Arc<Self>, Proposer), ConsensusError> {
-        let config = Arc::new(raft_config(&settings)?);
+        let config = Arc::new(settings.openraft_config()?);
         let disk = disk::DiskWatch::new(engine);
         let engine: Arc<dyn Engine> = disk.clone();
         let log_store = LogStore::new(engine.clone(), durability);
@@ -218,95 +156,6 @@ impl RaftNode {
 
     fn metrics(&self) -> RaftMetrics {
         self.raft.metrics().borrow().clone()
-    }
-
-    /// Forms the cluster or joins one. Returns once this node is a member; joining retries
-    /// until the cluster takes it (the caller races this against its shutdown signal).
-    pub async fn bootstrap(&self, bootstrap: &Bootstrap) -> Result<(), ConsensusError> {
-        match bootstrap {
-            Bootstrap::InitialCluster(members) => {
-                if !members.contains_key(&self.id) {
-                    return Err(ConsensusError::Invalid(format!(
-                        "the initial cluster does not list this node's id {}",
-                        self.id
-                    )));
-                }
-                match self.raft.initialize(members.clone()).await {
-                    Ok(()) => tracing::info!(voters = members.len(), "formed a new cluster"),
-                    Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
-                        tracing::info!("data directory already holds cluster state; rejoining it");
-                        // A one-voter cluster needs no election timeout to pass before it
-                        // serves again after a restart.
-                        let metrics = self.metrics();
-                        let voters: Vec<_> = metrics.membership_config.membership().voter_ids().collect();
-                        if voters == [self.id] {
-                            let _ = self.raft.trigger().elect().await;
-                        }
-                    }
-                    Err(e) => return Err(ConsensusError::Invalid(format!("cannot form the cluster: {e}"))),
-                }
-                Ok(())
-            }
-            Bootstrap::AwaitMembership => {
-                if !self
-                    .raft
-                    .is_initialized()
-                    .await
-                    .map_err(|_| ConsensusError::ShuttingDown)?
-                {
-                    tracing::info!(
-                        "waiting to be added: run `kvctl member add {} {} {}` against the cluster",
-                        self.id,
-                        self.member.region,
-                        self.member.peer_addr
-                    );
-                }
-                Ok(())
-            }
-            Bootstrap::Join(peer_addr) => {
-                if self
-                    .raft
-                    .is_initialized()
-                    .await
-                    .map_err(|_| ConsensusError::ShuttingDown)?
-                {
-                    tracing::info!("data directory already holds cluster state; not joining again");
-                    return Ok(());
-                }
-                let request = JoinRequest {
-                    node_id: self.id,
-                    region: self.member.region.clone(),
-                    peer_addr: self.member.peer_addr.clone(),
-                };
-                let mut attempt = 0u32;
-                loop {
-                    let destination = Destination {
-                        region: &self.member.region,
-                        peer_addr: peer_addr.as_str(),
-                    };
-                    let request = request.clone();
-                    let result = self
-                        .transport
-                        .call(destination, self.settings.request_timeout, |mut c| async move {
-                            c.join(request).await
-                        })
-                        .await;
-                    match result {
-                        Ok(answer) => {
-                            tracing::info!(leader = answer.leader_id, "joined the cluster as a learner");
-                            return Ok(());
-                        }
-                        Err(error) => {
-                            attempt += 1;
-                            if attempt % 10 == 1 {
-                                tracing::warn!(%error, "cannot join through {peer_addr} yet; retrying");
-                            }
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Waits until a leader is known, or fails at `deadline`.

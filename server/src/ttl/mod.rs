@@ -11,6 +11,26 @@
 pub mod compaction_filter;
 pub mod sweeper;
 
+use std::time::Duration;
+
+/// Expiry's settings (`[ttl]` in docs/config.example.toml).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtlSettings {
+    /// How often the sweepers (of strong keys and of cache keys) look for due entries;
+    /// reads never depend on them.
+    #[serde(with = "crate::duration_text")]
+    pub sweep_interval: Duration,
+}
+
+impl Default for TtlSettings {
+    fn default() -> Self {
+        Self {
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// An expiry index entry that is due: the key's value expired at `expires_at_ms`, unless
 /// it was overwritten since.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

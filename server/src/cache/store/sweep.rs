@@ -41,7 +41,7 @@ impl CacheStore {
             let Some(record) = self.load(&key)? else { continue };
             let collectable = record
                 .dead_since(now)
-                .is_some_and(|since| since.saturating_add(self.settings.tombstone_grace_ms) <= now);
+                .is_some_and(|since| since.saturating_add(self.settings.tombstone_grace_ms()) <= now);
             if collectable {
                 batch.delete(ColumnFamily::Cache, key.clone());
                 state

@@ -361,7 +361,8 @@ pub async fn start_edgekv_cluster(
     for (i, (region, peer_port)) in regions.iter().zip(&peer_ports).enumerate() {
         let id = i as u64 + 1;
         let mut command = Command::new(binary);
-        command.arg("serve");
+        // Plaintext on loopback, like the systems it is compared with.
+        command.arg("serve").arg("--insecure");
         if let Some(config) = &config {
             command.arg("--config").arg(config);
         }

@@ -46,7 +46,7 @@ use edgekv_proto::v1::kv_client::KvClient;
 pub use edgekv_proto::{ErrorCode, Key, KeyPart, Versionstamp, key, key::IntoKeyPart};
 use tonic::transport::Channel;
 
-use crate::routing::{Node, Route, Router, endpoint};
+use crate::routing::{Dialer, Node, Route, Router};
 
 pub use crate::atomic::{Atomic, CommitResult, SetOptions};
 pub use crate::error::{Error, Result};
@@ -94,6 +94,7 @@ pub struct ClientBuilder {
     region: Option<String>,
     token: Option<String>,
     stay_local: bool,
+    ca_certificate: Option<Vec<u8>>,
 }
 
 impl ClientBuilder {
@@ -121,6 +122,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Trusts the CA whose certificate (PEM) this is for `https://` endpoints: the cluster's
+    /// `ca.crt` (made by `edgekv cert create-ca`). Without it, `https://` endpoints are
+    /// checked against the system's trusted roots.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificate = Some(pem.into());
+        self
+    }
+
     /// Sends every request to the given nodes only, never straight to the leader they
     /// name (for a client that can reach only its local nodes).
     pub fn stay_local(mut self, stay_local: bool) -> Self {
@@ -138,12 +147,13 @@ impl ClientBuilder {
                 reason: "no endpoint given".into(),
             });
         }
+        let dialer = Dialer::new(self.ca_certificate.as_deref());
         let mut nodes = Vec::with_capacity(self.nodes.len());
         for (region, url) in self.nodes {
-            let channel = endpoint(&url)?.connect_lazy();
+            let channel = dialer.endpoint(&url)?.connect_lazy();
             nodes.push(Node { url, region, channel });
         }
-        let router = Router::new(nodes, self.region.as_deref(), !self.stay_local);
+        let router = Router::new(nodes, self.region.as_deref(), !self.stay_local, dialer.clone());
         // The nearest node that answers: a region whose nodes are down fails over to the
         // next one given.
         let first = router.pick(Route::Local, 0);
@@ -151,7 +161,7 @@ impl ClientBuilder {
         let mut failures = Vec::new();
         for attempt in 0..router.attempts() {
             let node = router.pick(Route::Local, attempt);
-            match endpoint(&node.url)?.connect().await {
+            match dialer.endpoint(&node.url)?.connect().await {
                 Ok(_) => {
                     reached = true;
                     break;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use edgekv_proto::grpc_status::leader_named;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{Error, Result};
 
@@ -40,20 +40,54 @@ pub(crate) struct Router {
     next_local: AtomicUsize,
     follow_leader: bool,
     leader: RwLock<Option<Node>>,
+    dialer: Dialer,
+    /// The scheme of the leader a node names by address: `https` when the client reaches
+    /// the cluster over TLS.
+    leader_scheme: &'static str,
 }
 
-pub(crate) fn endpoint(url: &str) -> Result<Endpoint> {
-    Ok(Endpoint::from_shared(url.to_string())
-        .map_err(|e| Error::Endpoint {
+/// How the client reaches nodes: plaintext for `http://` URLs, TLS for `https://` ones
+/// (trusting the given CA, or else the system's roots).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Dialer {
+    tls: Option<ClientTlsConfig>,
+}
+
+impl Dialer {
+    /// `ca_pem`: the certificate (PEM) of the CA that signed the nodes' certificates.
+    pub(crate) fn new(ca_pem: Option<&[u8]>) -> Self {
+        let tls = match ca_pem {
+            Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+            None => ClientTlsConfig::new().with_native_roots(),
+        };
+        Self { tls: Some(tls) }
+    }
+
+    pub(crate) fn endpoint(&self, url: &str) -> Result<Endpoint> {
+        let invalid = |e: tonic::transport::Error| Error::Endpoint {
             endpoint: url.to_string(),
             reason: e.to_string(),
-        })?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true))
+        };
+        let mut endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(invalid)?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        if url.starts_with("https://")
+            && let Some(tls) = &self.tls
+        {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(invalid)?;
+        }
+        Ok(endpoint)
+    }
 }
 
 impl Router {
-    pub(crate) fn new(mut nodes: Vec<Node>, region: Option<&str>, follow_leader: bool) -> Self {
+    pub(crate) fn new(mut nodes: Vec<Node>, region: Option<&str>, follow_leader: bool, dialer: Dialer) -> Self {
+        let leader_scheme = if nodes.iter().any(|n| n.url.starts_with("https://")) {
+            "https"
+        } else {
+            "http"
+        };
         // Stable: keeps the caller's order within each group.
         nodes.sort_by_key(|n| region.is_some() && n.region.as_deref() != region);
         let local = match region {
@@ -70,6 +104,8 @@ impl Router {
             next_local: AtomicUsize::new(0),
             follow_leader,
             leader: RwLock::new(None),
+            dialer,
+            leader_scheme,
         }
     }
 
@@ -112,7 +148,7 @@ impl Router {
         let Some(addr) = leader_named(metadata) else {
             return;
         };
-        let url = format!("http://{addr}");
+        let url = format!("{}://{addr}", self.leader_scheme);
         if self
             .leader
             .read()
@@ -125,7 +161,7 @@ impl Router {
         let known = self.nodes.iter().find(|n| n.url.trim_end_matches('/') == url).cloned();
         let node = match known {
             Some(node) => node,
-            None => match endpoint(&url) {
+            None => match self.dialer.endpoint(&url) {
                 Ok(endpoint) => Node {
                     url,
                     region: None,

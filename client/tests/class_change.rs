@@ -14,7 +14,6 @@ use edgekv_client::proto::admin_server::{Admin, AdminServer};
 use edgekv_client::proto::kv_server::{Kv, KvServer};
 use edgekv_client::proto::{self as pb};
 use edgekv_client::{Client, ErrorCode, key};
-use edgekv_proto::LEADER_METADATA;
 use edgekv_proto::grpc_status::status;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -55,7 +54,7 @@ impl Kv for ScriptedNode {
                 "[\"c\",1] became a cache key while this write was on its way; nothing was written",
             );
             if let Some(leader) = &self.leader_hint {
-                status.metadata_mut().insert(LEADER_METADATA, leader.parse().unwrap());
+                edgekv_proto::grpc_status::name_leader(status.metadata_mut(), leader);
             }
             return Err(status);
         }

@@ -11,6 +11,7 @@ mod admin;
 #[cfg(test)]
 mod docs_check;
 mod output;
+mod token;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -152,6 +153,11 @@ enum Command {
         #[command(subcommand)]
         command: admin::KeyspaceCommand,
     },
+    /// Mint and inspect access tokens (locally, from a secrets file; no node is contacted).
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
 }
 
 /// A failure with the exit code it maps to.
@@ -200,6 +206,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let output = cli.output;
     let command = cli.command;
     let plan = Plan::from_command(command)?;
+    if let Plan::Token(token) = plan {
+        return token.execute(cli.token.as_deref(), output);
+    }
     // Admin commands speak to the node's Admin service themselves (and may move on to the
     // leader); everything else goes through the SDK.
     if let Plan::Admin(admin) = plan {
@@ -244,6 +253,7 @@ enum Plan {
     },
     Status,
     Admin(admin::Plan),
+    Token(token::Plan),
 }
 
 impl Plan {
@@ -327,6 +337,7 @@ impl Plan {
             Command::Member { command } => Plan::Admin(admin::Plan::member(command)?),
             Command::Fault { command } => Plan::Admin(admin::Plan::fault(command)?),
             Command::Keyspace { command } => Plan::Admin(admin::Plan::keyspace(command)?),
+            Command::Token { command } => Plan::Token(token::Plan::new(command)?),
         })
     }
 
@@ -468,6 +479,7 @@ impl Plan {
                 }
             }
             Plan::Admin(_) => unreachable!("run() executes admin plans without an SDK client"),
+            Plan::Token(_) => unreachable!("run() executes token plans locally"),
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use std::str::FromStr;
 pub const ERROR_CODE_METADATA: &str = "edgekv-error-code";
 /// Response metadata key a follower adds with the leader's client API address
 /// (`host:port`), so a client can send writes and strong reads there directly.
-pub const LEADER_METADATA: &str = "edgekv-leader";
+pub(crate) const LEADER_METADATA: &str = "edgekv-leader";
 
 macro_rules! error_codes {
     ($($variant:ident => $text:literal, $retry:literal, $doc:literal;)*) => {
@@ -78,7 +78,8 @@ error_codes! {
     StorageFull => "STORAGE_FULL", true, "The node's disk is full; nothing was written.";
     StorageError => "STORAGE_ERROR", false, "The storage engine failed; nothing was written.";
     DataCorrupted => "DATA_CORRUPTED", false, "A stored record could not be decoded.";
-    Unauthenticated => "UNAUTHENTICATED", false, "The access token is missing or wrong.";
+    Unauthenticated => "UNAUTHENTICATED", false, "The access token is missing, malformed, signed with an unknown or wrong secret, or expired.";
+    PermissionDenied => "PERMISSION_DENIED", false, "The access token is valid but does not allow this request: a key, list or range outside its scopes, a write with a read-only scope, or an admin operation without admin. Nothing was done.";
     Internal => "INTERNAL", false, "An unexpected server error; please report it.";
 }
 

@@ -45,6 +45,7 @@ impl ErrorCode {
             ErrorCode::StorageError | ErrorCode::Internal => Code::Internal,
             ErrorCode::DataCorrupted => Code::DataLoss,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
+            ErrorCode::PermissionDenied => Code::PermissionDenied,
         }
     }
 }

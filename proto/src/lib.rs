@@ -8,6 +8,8 @@
 //! - [`error_code`]: the stable error codes a client can match on; [`grpc_status`]: how
 //!   they travel on gRPC statuses, both ways.
 //! - [`keyspace`]: consistency classes and the longest-prefix rule that assigns them.
+//! - `token` (feature `token`, for the node and kvctl; the SDK goes without it): access
+//!   tokens, their signing secrets, and the key scopes a verified token grants.
 
 pub mod error_code;
 pub mod grpc_status;
@@ -15,6 +17,8 @@ pub mod key;
 pub mod keyspace;
 pub mod limits;
 pub mod regions;
+#[cfg(feature = "token")]
+pub mod token;
 pub mod versionstamp;
 
 /// The generated `edgekv.v1` API.
@@ -33,6 +37,6 @@ pub mod peer {
     pub use v1::*;
 }
 
-pub use error_code::{ERROR_CODE_METADATA, ErrorCode, LEADER_METADATA};
+pub use error_code::{ERROR_CODE_METADATA, ErrorCode};
 pub use key::{Key, KeyError, KeyPart};
 pub use versionstamp::Versionstamp;

@@ -13,7 +13,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, WanLinkConfig};
+use crate::config::Config;
+use crate::net::WanLinkSettings;
 use crate::node::{self, NodeError, Ready};
 use edgekv_proto::regions::demo_round_trip_ms;
 
@@ -50,12 +51,12 @@ fn free_port() -> Result<SocketAddr, DemoError> {
 
 /// The simulated WAN of the demo: the default matrix for known region pairs, 100 ms
 /// round trips between unknown ones; one-way delay is half the round trip, jitter 5%.
-pub fn demo_links(regions: &[String]) -> Vec<WanLinkConfig> {
+pub fn demo_links(regions: &[String]) -> Vec<WanLinkSettings> {
     let mut links = Vec::new();
     for (i, a) in regions.iter().enumerate() {
         for b in &regions[i + 1..] {
             let rtt = demo_round_trip_ms(a, b).unwrap_or(100);
-            links.push(WanLinkConfig {
+            links.push(WanLinkSettings {
                 a: a.clone(),
                 b: b.clone(),
                 one_way_delay_ms: rtt / 2,

@@ -16,7 +16,9 @@
 //!   transport and the simulated WAN);
 //! - base: [`storage`] (the engine trait, RocksDB and in-memory engines, record layout),
 //!   [`keyspace`] (the class rules in force, stored and applied), [`clock`],
-//!   [`duration_text`] (durations as settings write them).
+//!   [`duration_text`] (durations as settings write them), [`tls`] (certificates and the
+//!   TLS configurations of every listener and peer connection), [`auth`] (access tokens:
+//!   who a request acts as and what its token allows).
 
 /// The layers of the node, top first, as the crate doc describes them. A module may import
 /// from its own layer and the layers below, never from one above.
@@ -26,9 +28,10 @@ pub const LAYERS: &[&[&str]] = &[
     &["kv"],
     &["raft", "cache", "ttl"],
     &["crdt", "net"],
-    &["storage", "keyspace", "clock", "duration_text"],
+    &["storage", "keyspace", "clock", "duration_text", "tls", "auth"],
 ];
 
+pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod config;
@@ -43,6 +46,7 @@ pub mod net;
 pub mod node;
 pub mod raft;
 pub mod storage;
+pub mod tls;
 pub mod ttl;
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use edgekv_server::config::{Config, Overrides};
+use edgekv_server::config::{Config, Overrides, Profile};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -41,6 +41,11 @@ enum Command {
         #[arg(long = "log", env = "EDGEKV_LOG", default_value = "warn,openraft=error")]
         log_level: String,
     },
+    /// Make the cluster's certificates (`cert create-ca`, then `cert create-node` per node).
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
     /// Run a node from a configuration file (production).
     Serve {
         /// TOML configuration file (see docs/config.example.toml).
@@ -48,6 +53,34 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         settings: Settings,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Make a new cluster CA: ca.crt and ca.key in the certificates directory.
+    CreateCa {
+        /// Where the certificates go (created if missing).
+        #[arg(long, env = "EDGEKV_CERTS_DIR")]
+        certs_dir: PathBuf,
+        /// Replace existing files.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Make this node's certificate (node.crt, node.key), signed by the cluster CA.
+    CreateNode {
+        /// Where the certificates are: ca.crt (and ca.key, unless --ca-key names it).
+        #[arg(long, env = "EDGEKV_CERTS_DIR")]
+        certs_dir: PathBuf,
+        /// A DNS name or IP address clients and peers reach this node by (repeat for each).
+        #[arg(long = "host", required = true, num_args = 1..)]
+        hosts: Vec<String>,
+        /// The CA's private key, when it is kept outside the certificates directory.
+        #[arg(long)]
+        ca_key: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        overwrite: bool,
     },
 }
 
@@ -134,6 +167,13 @@ struct Settings {
     /// How far ahead a peer's clock may be before its cache updates are refused, e.g. 1s.
     #[arg(long, env = "EDGEKV_MAX_CLOCK_SKEW", value_parser = humantime::parse_duration)]
     max_clock_skew: Option<Duration>,
+    /// Directory with ca.crt, node.crt and node.key (`edgekv cert`): serve TLS everywhere
+    /// and mutual TLS between nodes.
+    #[arg(long, env = "EDGEKV_CERTS_DIR")]
+    certs_dir: Option<PathBuf>,
+    /// Serve plaintext: `serve` without --certs-dir, or `dev` on a non-loopback address.
+    #[arg(long, env = "EDGEKV_INSECURE", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    insecure: Option<bool>,
 }
 
 impl From<Settings> for Overrides {
@@ -165,6 +205,8 @@ impl From<Settings> for Overrides {
             outbox_limit: s.outbox_limit,
             anti_entropy_interval: s.anti_entropy_interval,
             max_clock_skew: s.max_clock_skew,
+            certs_dir: s.certs_dir,
+            insecure: s.insecure,
         }
     }
 }
@@ -173,8 +215,12 @@ impl From<Settings> for Overrides {
 /// listens on loopback only, and a fixed token makes `DENO_KV_ACCESS_TOKEN` copy-pasteable.
 const DEV_KV_CONNECT_TOKEN: &str = "edgekv-dev-token";
 
-fn load(command: Command) -> Result<Config, edgekv_server::config::ConfigError> {
-    match command {
+/// The node's configuration, and the listeners it serves in plaintext on purpose
+/// (`--insecure`), to warn about once logging is up.
+type Loaded = (Config, Vec<(&'static str, SocketAddr)>);
+
+fn load(command: Command) -> Result<Loaded, edgekv_server::config::ConfigError> {
+    let (config, profile) = match command {
         Command::Dev { settings } => {
             let mut overrides = Overrides::from(settings);
             if overrides.kv_connect_token_file.is_none() {
@@ -182,15 +228,44 @@ fn load(command: Command) -> Result<Config, edgekv_server::config::ConfigError> 
                     .kv_connect_token
                     .get_or_insert_with(|| DEV_KV_CONNECT_TOKEN.into());
             }
-            Config::load(None, overrides)
+            (Config::load(None, overrides)?, Profile::Dev)
         }
-        Command::Serve { config, settings } => Config::load(config.as_deref(), settings.into()),
-        Command::Demo { .. } => unreachable!("demo builds its own configurations"),
+        Command::Serve { config, settings } => (Config::load(config.as_deref(), settings.into())?, Profile::Serve),
+        Command::Demo { .. } | Command::Cert { .. } => unreachable!("handled before a node configuration is loaded"),
+    };
+    let open = config.check_exposure(profile)?;
+    Ok((config, open))
+}
+
+fn cert(command: CertCommand) -> ExitCode {
+    let written = match command {
+        CertCommand::CreateCa { certs_dir, overwrite } => edgekv_server::tls::create::create_ca(&certs_dir, overwrite),
+        CertCommand::CreateNode {
+            certs_dir,
+            hosts,
+            ca_key,
+            overwrite,
+        } => edgekv_server::tls::create::create_node(&certs_dir, &hosts, ca_key.as_deref(), overwrite),
+    };
+    match written {
+        Ok(paths) => {
+            for path in paths {
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("edgekv cert: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Cert { command } = cli.command {
+        return cert(command);
+    }
     if let Command::Demo {
         regions,
         nodes_per_region,
@@ -205,22 +280,33 @@ fn main() -> ExitCode {
             edgekv_server::demo::run(plan, shutdown)
         });
     }
-    let config = match load(cli.command) {
-        Ok(config) => config,
+    let (config, open) = match load(cli.command) {
+        Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("edgekv: {error}");
             return ExitCode::from(2);
         }
     };
     let log_level = config.log.level.clone();
+    let scheme = if config.tls.certs_dir().is_some() {
+        "https"
+    } else {
+        "http"
+    };
     run_until_signal("edgekv", &log_level, |shutdown| async move {
+        for (listener, address) in open {
+            tracing::warn!(
+                "--insecure: the {listener} listener on {address} serves plaintext without authentication; \
+                 anyone who reaches it can read and write every key"
+            );
+        }
         // The ready line goes to stdout, one line, so scripts and tests can wait for it.
-        let on_ready = Box::new(|ready: edgekv_server::node::Ready| {
+        let on_ready = Box::new(move |ready: edgekv_server::node::Ready| {
             println!("edgekv ready: peer listener on {}", ready.peer);
             if let Some(kv_connect) = ready.kv_connect {
-                println!("edgekv ready: KV Connect on http://{kv_connect}");
+                println!("edgekv ready: KV Connect on {scheme}://{kv_connect}");
             }
-            println!("edgekv ready: client API on http://{}", ready.api);
+            println!("edgekv ready: client API on {scheme}://{}", ready.api);
         });
         edgekv_server::node::run(config, shutdown, on_ready).await
     })

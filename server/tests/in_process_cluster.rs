@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use edgekv_client::{Client, Consistency, ErrorCode, Value, key};
 use edgekv_proto::v1::{self as pb, admin_client::AdminClient, inject_fault_request::Fault};
-use edgekv_server::config::{Config, WanLinkConfig};
+use edgekv_server::config::Config;
+use edgekv_server::net::WanLinkSettings;
 use edgekv_server::node::{self, Ready};
 use tokio_util::sync::CancellationToken;
 
@@ -68,7 +69,7 @@ async fn start_cluster(data: &std::path::Path) -> Vec<InProcessNode> {
         config.cluster.raft.heartbeat = Duration::from_millis(100);
         config.cluster.raft.election_timeout = Duration::from_secs(1);
         config.cluster.raft.request_timeout = Duration::from_secs(3);
-        config.cluster.wan_links = vec![WanLinkConfig {
+        config.cluster.wan_links = vec![WanLinkSettings {
             a: "us-east".into(),
             b: "ap-northeast".into(),
             one_way_delay_ms: 5,

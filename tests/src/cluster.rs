@@ -54,6 +54,9 @@ pub struct ClusterOptions {
     /// Run every node in one private network namespace with only loopback up (needs
     /// root); clients must then run through [`ClusterNode::command`].
     pub isolated: bool,
+    /// A certificates directory (`edgekv cert`) every node serves TLS with; plaintext
+    /// (`--insecure`) when `None`.
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// The KV Connect access token of test clusters.
@@ -76,8 +79,16 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
+    fn scheme(&self) -> &'static str {
+        if self.options.certs_dir.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.api_port)
     }
 
     pub fn peer_addr(&self) -> String {
@@ -86,7 +97,7 @@ impl ClusterNode {
 
     /// The KV Connect URL (Deno.openKv), when the cluster serves it.
     pub fn kv_connect_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.kv_connect_port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.kv_connect_port)
     }
 
     /// A command that runs `program` where it can reach this node.
@@ -126,6 +137,7 @@ impl ClusterNode {
         };
         command
             .arg("serve")
+            .args(self.security_args())
             .args(["--id", &self.id.to_string(), "--region", &self.region])
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -140,6 +152,18 @@ impl ClusterNode {
         let node = Node::launch(command, &self.data_dir).with_context(|| format!("start node {}", self.id))?;
         self.process = Some(if isolated { node.in_namespace() } else { node });
         Ok(())
+    }
+
+    /// The cluster's certificates, or plaintext on loopback (`--insecure`) unless the
+    /// node's extra arguments give it certificates of its own.
+    fn security_args(&self) -> Vec<std::ffi::OsString> {
+        if let Some(dir) = &self.options.certs_dir {
+            vec!["--certs-dir".into(), dir.into()]
+        } else if self.extra.iter().any(|e| e.starts_with("--certs-dir")) {
+            Vec::new()
+        } else {
+            vec!["--insecure".into()]
+        }
     }
 
     /// The test timings, less those the node's extra arguments name themselves.
@@ -161,12 +185,14 @@ impl ClusterNode {
     /// A client that talks to this node only (no leader following), as a client in this
     /// node's region that can reach nothing else would.
     pub async fn client(&self) -> Result<Client> {
-        Ok(Client::builder()
+        let mut builder = Client::builder()
             .region_endpoint(&self.region, self.endpoint())
             .region(&self.region)
-            .stay_local(true)
-            .connect()
-            .await?)
+            .stay_local(true);
+        if let Some(dir) = &self.options.certs_dir {
+            builder = builder.ca_certificate(std::fs::read(dir.join("ca.crt"))?);
+        }
+        Ok(builder.connect().await?)
     }
 
     pub fn log_text(&self) -> String {

@@ -176,6 +176,7 @@ fn deno_against_a_three_region_cluster() {
         ClusterOptions {
             kv_connect: true,
             isolated: true,
+            ..ClusterOptions::default()
         },
     )
     .unwrap();

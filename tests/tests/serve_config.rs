@@ -8,7 +8,8 @@ use edgekv_tests::{Node, binary};
 
 fn serve(config: &std::path::Path) -> Command {
     let mut command = Command::new(binary("edgekv"));
-    command.arg("serve").arg("--config").arg(config);
+    // Plaintext on loopback: these tests are about how settings combine, not TLS.
+    command.arg("serve").arg("--insecure").arg("--config").arg(config);
     for var in [
         "EDGEKV_NODE_ID",
         "EDGEKV_REGION",

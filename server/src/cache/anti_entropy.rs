@@ -22,7 +22,8 @@ use crate::raft::{Member, NodeId, RaftNode};
 /// Bytes per page of records in either direction.
 const PAGE_BYTES: u32 = 16 * 1024 * 1024;
 
-/// When each peer last finished a round with this node.
+/// When each peer last finished a round with this node (a poisoned lock is taken as it
+/// is: every update is one insert).
 pub type SyncTimes = Arc<Mutex<HashMap<NodeId, Instant>>>;
 
 pub struct AntiEntropy {
@@ -78,7 +79,10 @@ impl AntiEntropy {
             };
             match round {
                 Ok(outcome) => {
-                    self.synced.lock().expect("sync lock").insert(peer, Instant::now());
+                    self.synced
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(peer, Instant::now());
                     if outcome.differing_buckets > 0 {
                         tracing::info!(
                             peer,

@@ -54,7 +54,9 @@ pub struct PeerShipping {
     pub last_error: Option<String>,
 }
 
-/// Shipping state per peer, shared with the status API.
+/// Shipping state per peer, shared with the status API. Every update is one insert or
+/// field write, so a panic while it is held leaves it consistent: a poisoned lock is taken
+/// as it is.
 pub type ShippingStatus = Arc<Mutex<HashMap<NodeId, PeerShipping>>>;
 
 fn cursor_key(peer: NodeId) -> Vec<u8> {
@@ -115,7 +117,10 @@ impl Shippers {
                 let keep = peers.get(id) == Some(member);
                 if !keep {
                     token.cancel();
-                    this.status.lock().expect("status lock").remove(id);
+                    this.status
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(id);
                 }
                 keep
             });
@@ -132,14 +137,17 @@ impl Shippers {
                         continue;
                     }
                 };
-                this.status.lock().expect("status lock").insert(
-                    id,
-                    PeerShipping {
-                        region: member.region.clone(),
-                        cursor,
-                        last_error: None,
-                    },
-                );
+                this.status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(
+                        id,
+                        PeerShipping {
+                            region: member.region.clone(),
+                            cursor,
+                            last_error: None,
+                        },
+                    );
                 let token = stop.child_token();
                 running.insert(id, (member.clone(), token.clone()));
                 let shipper = this.clone();
@@ -155,7 +163,7 @@ impl Shippers {
 
     fn trim(&self) {
         let taken = {
-            let status = self.status.lock().expect("status lock");
+            let status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             status
                 .values()
                 .map(|p| p.cursor)
@@ -166,7 +174,7 @@ impl Shippers {
             Ok(oldest) => {
                 // Peers behind the oldest kept entry skip ahead; anti-entropy covers the gap.
                 if oldest > 0 {
-                    let mut status = self.status.lock().expect("status lock");
+                    let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     for peer in status.values_mut() {
                         peer.cursor = peer.cursor.max(oldest - 1);
                     }
@@ -246,7 +254,12 @@ impl Shippers {
                     if let Err(error) = save_cursor(self.engine.as_ref(), peer, cursor) {
                         tracing::warn!(%error, peer, "cannot save the replication cursor");
                     }
-                    if let Some(status) = self.status.lock().expect("status lock").get_mut(&peer) {
+                    if let Some(status) = self
+                        .status
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_mut(&peer)
+                    {
                         status.cursor = cursor;
                         status.last_error = None;
                     }
@@ -256,7 +269,12 @@ impl Shippers {
                     sent = cursor;
                     failures = failures.saturating_add(1);
                     tracing::debug!(%error, peer, "shipping cache writes failed; will retry");
-                    if let Some(status) = self.status.lock().expect("status lock").get_mut(&peer) {
+                    if let Some(status) = self
+                        .status
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_mut(&peer)
+                    {
                         status.last_error = Some(error);
                     }
                     let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(5))).min(MAX_BACKOFF);

@@ -7,11 +7,14 @@
 //! - [`sections`]: the node's own sections and their defaults; the subsystems' sections
 //!   are their own settings types (`RaftSettings`, `TtlSettings`, `CacheSettings`);
 //! - [`overrides`]: what the command line and the environment change;
-//! - [`validate`]: the checks a loaded configuration passes before a node starts.
+//! - [`validate`]: the checks a loaded configuration passes before a node starts;
+//! - [`exposure`]: what a node may serve without TLS (`serve` needs certificates or
+//!   `--insecure`, `dev` stays on loopback).
 //!
 //! Config sits with the node in the composition layer: it aggregates the subsystems'
 //! settings, and nothing below the node reads it.
 
+mod exposure;
 mod overrides;
 mod sections;
 mod validate;
@@ -20,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use self::exposure::Profile;
 pub use self::overrides::Overrides;
 pub use self::sections::*;
 use crate::cache::CacheSettings;
@@ -45,6 +49,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub ttl: TtlSettings,
     pub cache: CacheSettings,
+    pub tls: TlsConfig,
     pub log: LogConfig,
 }
 
@@ -78,13 +83,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::net::WanLinkSettings;
     use crate::raft::RaftSettings;
 
     #[test]
     fn raft_timings_must_suit_the_simulated_wan() {
         let mut config = Config::default();
         config.kv_connect.enabled = false;
-        config.cluster.wan_links = vec![WanLinkConfig {
+        config.cluster.wan_links = vec![WanLinkSettings {
             a: "eu-west".into(),
             b: "ap-northeast".into(),
             one_way_delay_ms: 110,
@@ -145,8 +151,19 @@ mod tests {
         assert!(Config::parse_toml("[nope]\n", Path::new("c.toml")).is_err());
         // [cluster] is the node's membership keys and Raft's settings together; a key
         // that neither knows is still refused, and each is read into its owner.
-        let error = Config::parse_toml("[cluster]\nheartbeet = \"1s\"\n", Path::new("c.toml")).unwrap_err();
+        let error =
+            Config::parse_toml("[cluster]\njoin = \"\"\nheartbeet = \"1s\"\n", Path::new("c.toml")).unwrap_err();
         assert!(error.to_string().contains("heartbeet"), "{error}");
+        assert!(
+            error.to_string().contains("line 3"),
+            "the error points at the key: {error}"
+        );
+        let error =
+            Config::parse_toml("[cluster]\n\nsnapshot_after_entries = \"many\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(
+            error.to_string().contains("snapshot_after_entries"),
+            "the error names the key: {error}"
+        );
         let config = Config::parse_toml(
             "[cluster]\nheartbeat = \"100ms\"\nsnapshot_after_entries = 7\njoin = \"h:1\"\n",
             Path::new("c.toml"),

@@ -37,6 +37,8 @@ pub struct Overrides {
     pub outbox_limit: Option<u64>,
     pub anti_entropy_interval: Option<Duration>,
     pub max_clock_skew: Option<Duration>,
+    pub certs_dir: Option<PathBuf>,
+    pub insecure: Option<bool>,
 }
 
 impl Config {
@@ -68,6 +70,8 @@ impl Config {
             outbox_limit,
             anti_entropy_interval,
             max_clock_skew,
+            certs_dir,
+            insecure,
         } = overrides;
         for (value, slot) in [
             (tombstone_grace, &mut self.cache.tombstone_grace),
@@ -148,6 +152,12 @@ impl Config {
         }
         if let Some(v) = log_level {
             self.log.level = v;
+        }
+        if let Some(v) = certs_dir {
+            self.tls.certs_dir = v;
+        }
+        if let Some(v) = insecure {
+            self.tls.insecure = v;
         }
     }
 }

@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ConfigError;
+use crate::net::WanLinkSettings;
 use crate::raft::RaftSettings;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -47,8 +49,10 @@ pub struct KvConnectConfig {
     pub token_file: PathBuf,
 }
 
+/// `[cluster]`: the node's membership settings, and the Raft member's own settings, which
+/// the file writes in the same section.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "ClusterSection")]
 pub struct ClusterConfig {
     /// Address of the peer listener (Raft and forwarding between nodes; never clients).
     pub peer_listen: SocketAddr,
@@ -65,21 +69,114 @@ pub struct ClusterConfig {
     /// Serve the fault-injection admin call (simulated WAN latency and partitions).
     pub allow_fault_injection: bool,
     /// Simulated WAN links between regions (one-way delay each direction). Off when empty.
-    pub wan_links: Vec<WanLinkConfig>,
-    /// The Raft member's timings and log compaction, written in this same section (serde
-    /// still refuses a key that neither this struct nor `RaftSettings` knows).
-    #[serde(flatten)]
+    pub wan_links: Vec<WanLinkSettings>,
+    /// The Raft member's timings and log compaction.
     pub raft: RaftSettings,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WanLinkConfig {
-    pub a: String,
-    pub b: String,
-    pub one_way_delay_ms: u32,
-    #[serde(default)]
-    pub jitter_ms: u32,
+/// `[cluster]` as the file writes it: every key in one flat table. Read through this
+/// rather than with `#[serde(flatten)]`, which would keep unknown keys refused but lose
+/// the line and the expected keys from every error about a Raft key. The meaning of each
+/// Raft key is documented on [`RaftSettings`].
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ClusterSection {
+    peer_listen: SocketAddr,
+    peer_advertise: String,
+    initial_cluster: String,
+    join: String,
+    await_membership: bool,
+    allow_fault_injection: bool,
+    wan_links: Vec<WanLinkSettings>,
+    #[serde(with = "crate::duration_text")]
+    heartbeat: Duration,
+    #[serde(with = "crate::duration_text")]
+    election_timeout: Duration,
+    #[serde(with = "crate::duration_text")]
+    request_timeout: Duration,
+    snapshot_after_entries: u64,
+    entries_kept_after_snapshot: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        let ClusterConfig {
+            peer_listen,
+            peer_advertise,
+            initial_cluster,
+            join,
+            await_membership,
+            allow_fault_injection,
+            wan_links,
+            raft,
+        } = ClusterConfig::default();
+        Self {
+            peer_listen,
+            peer_advertise,
+            initial_cluster,
+            join,
+            await_membership,
+            allow_fault_injection,
+            wan_links,
+            heartbeat: raft.heartbeat,
+            election_timeout: raft.election_timeout,
+            request_timeout: raft.request_timeout,
+            snapshot_after_entries: raft.snapshot_after_entries,
+            entries_kept_after_snapshot: raft.entries_kept_after_snapshot,
+        }
+    }
+}
+
+impl From<ClusterSection> for ClusterConfig {
+    fn from(section: ClusterSection) -> Self {
+        let ClusterSection {
+            peer_listen,
+            peer_advertise,
+            initial_cluster,
+            join,
+            await_membership,
+            allow_fault_injection,
+            wan_links,
+            heartbeat,
+            election_timeout,
+            request_timeout,
+            snapshot_after_entries,
+            entries_kept_after_snapshot,
+        } = section;
+        Self {
+            peer_listen,
+            peer_advertise,
+            initial_cluster,
+            join,
+            await_membership,
+            allow_fault_injection,
+            wan_links,
+            raft: RaftSettings {
+                heartbeat,
+                election_timeout,
+                request_timeout,
+                snapshot_after_entries,
+                entries_kept_after_snapshot,
+            },
+        }
+    }
+}
+
+/// Transport security: the node's certificates, or the explicit choice to run without.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Directory with `ca.crt`, `node.crt` and `node.key` (`edgekv cert`); empty for none.
+    pub certs_dir: PathBuf,
+    /// Serve plaintext (`serve` without certificates, or `dev` on a non-loopback address).
+    pub insecure: bool,
+}
+
+impl TlsConfig {
+    /// The certificates directory, when one is configured.
+    pub fn certs_dir(&self) -> Option<&std::path::Path> {
+        (!self.certs_dir.as_os_str().is_empty()).then_some(self.certs_dir.as_path())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]

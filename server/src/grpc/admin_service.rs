@@ -39,8 +39,16 @@ pub(super) struct AdminService {
 /// each peer and the lag of writes from each peer.
 fn cache_to_wire(store: &KvStore, monitors: &crate::cache::Monitors) -> CacheReplicationStatus {
     let cache = store.cache().snapshot();
-    let shipping = monitors.shipping.lock().expect("status lock").clone();
-    let synced = monitors.synced.lock().expect("sync lock").clone();
+    let shipping = monitors
+        .shipping
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let synced = monitors
+        .synced
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let mut peers: Vec<CachePeerStatus> = store
         .raft()
         .members()

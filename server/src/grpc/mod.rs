@@ -19,10 +19,11 @@ pub use self::admin_service::NodeInfo;
 use self::kv_service::KvService;
 use crate::kv::KvStore;
 
-/// Serves the client API on `listener` until `shutdown` fires, then stops accepting and
-/// lets in-flight requests finish.
+/// Serves the client API on `listener` (over TLS when `tls` is given) until `shutdown`
+/// fires, then stops accepting and lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     store: KvStore,
     info: NodeInfo,
     shutdown: CancellationToken,
@@ -34,7 +35,11 @@ pub async fn serve(
         started: Instant::now(),
     };
     let incoming = crate::net::accept_nodelay(listener);
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(
             KvServer::new(kv)
                 .max_decoding_message_size(MAX_REQUEST_BYTES)

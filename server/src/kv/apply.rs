@@ -24,8 +24,9 @@ use tokio::sync::broadcast;
 use super::error::{KvError, KvResult};
 use super::types::{AtomicOutcome, AtomicWrite, Expiry, Mutation};
 use super::v8_sum::{self, SumError, SumOperand};
+use super::validate;
 use crate::keyspace::{Class, Keyspace, Rules};
-use crate::raft::{AppliedBatch, Applier, CommittedProposal};
+use crate::raft::{AppliedBatch, Applier, CommittedProposal, Refused};
 use crate::storage::codec::{Envelope, expiry_index_key};
 use crate::storage::{ColumnFamily, Engine, ScanRange, StorageError, StorageResult, WriteBatch};
 use crate::ttl::DueExpiry;
@@ -133,6 +134,23 @@ impl KvApplier {
 }
 
 impl Applier for KvApplier {
+    /// The checks [`super::KvStore`] runs before it proposes each command (the sweeper's
+    /// batch bound for expiries); a request that does not decode is no command at all.
+    fn check_proposal(&self, body: &[u8]) -> Result<(), Refused> {
+        let checked = match decode::<Command>(body) {
+            Err(reason) => Err(KvError::InvalidArgument(format!(
+                "the request does not decode: {reason}"
+            ))),
+            Ok(Command::Atomic(write)) => validate::atomic(&write),
+            Ok(Command::Expire(due)) => validate::expiries(&due),
+            Ok(Command::SetClass { prefix, .. }) => validate::class_prefix(&prefix),
+        };
+        checked.map_err(|error| Refused {
+            code: error.code(),
+            message: error.to_string(),
+        })
+    }
+
     fn apply(&self, engine: &dyn Engine, proposals: &[CommittedProposal<'_>]) -> StorageResult<AppliedBatch> {
         let mut staged = Staged::new(engine);
         let mut answers = Vec::with_capacity(proposals.len());

@@ -194,9 +194,7 @@ impl KvStore {
     /// cache data by this node before proposing (cache data is node-local, and replicas
     /// converge to the same records, so this node's view is the cluster's up to lag).
     pub async fn set_class(&self, prefix: &[u8], class: Class) -> KvResult<()> {
-        if !prefix.is_empty() {
-            validate::range_bound(prefix)?;
-        }
+        validate::class_prefix(prefix)?;
         let mut rules: Rules = self.keyspace.rules().into_iter().collect();
         rules.insert(prefix.to_vec(), class);
         if class == Class::Strong {
@@ -602,6 +600,7 @@ impl KvStore {
         if !self.raft.is_leader() {
             return Ok(0);
         }
+        validate::expiries(&due)?;
         let answer = self.raft.write(apply::encode(&Command::Expire(due))).await?;
         match decode_answer(&answer)? {
             Answer::Expired(count) => Ok(count),

@@ -34,6 +34,7 @@ impl TestNode {
             "local".into(),
             Arc::default(),
             std::time::Duration::from_secs(1),
+            None,
         ));
         let (raft, proposer) = RaftNode::start(
             1,

@@ -1,5 +1,6 @@
 //! Limit and shape checks for every request, before anything touches storage. One place,
-//! so gRPC, KV Connect and any later front-end refuse exactly the same inputs.
+//! so gRPC, KV Connect and any later front-end refuse exactly the same inputs, and the
+//! leader refuses them too when a peer forwards them (`KvApplier::check_proposal`).
 
 use edgekv_proto::Key;
 use edgekv_proto::limits::*;
@@ -7,6 +8,8 @@ use edgekv_proto::v1::ValueEncoding;
 
 use super::error::{KvError, KvResult};
 use super::types::{AtomicWrite, Expiry, Mutation};
+use crate::ttl::DueExpiry;
+use crate::ttl::sweeper::SWEEP_BATCH;
 
 /// Bytes a versionstamped key adds to its prefix: a string part of 20 hex digits.
 pub const VERSIONSTAMP_SUFFIX_LEN: usize = 22;
@@ -42,6 +45,34 @@ pub fn range_bound(bound: &[u8]) -> KvResult<()> {
             len: bound.len(),
             limit: MAX_READ_KEY_BYTES,
         });
+    }
+    Ok(())
+}
+
+/// The prefix of a class rule: empty (every key) or a range bound.
+pub fn class_prefix(prefix: &[u8]) -> KvResult<()> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    range_bound(prefix)
+}
+
+/// Due expiries as the sweeper hands them over: at most one sweep's batch, each naming a
+/// key within the write limit (every stored key is).
+pub fn expiries(due: &[DueExpiry]) -> KvResult<()> {
+    if due.len() > SWEEP_BATCH {
+        return Err(KvError::TooManyKeys {
+            count: due.len(),
+            limit: SWEEP_BATCH,
+        });
+    }
+    for entry in due {
+        if entry.key.len() > MAX_KEY_BYTES {
+            return Err(KvError::KeyTooLarge {
+                len: entry.key.len(),
+                limit: MAX_KEY_BYTES,
+            });
+        }
     }
     Ok(())
 }

@@ -73,6 +73,7 @@ fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::StorageError | ErrorCode::DataCorrupted | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
         // The write may or may not have been applied: the leader did not confirm it in
         // time, as a gateway whose upstream timed out.
         ErrorCode::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,

@@ -2,7 +2,8 @@
 //! Python `denokv` client use an edgekv node unchanged.
 //!
 //! One listener serves HTTP/1.1 (Node and Python clients) and HTTP/2 with prior
-//! knowledge (h2c, the Deno CLI's choice for `http://` URLs). Routes:
+//! knowledge (h2c, the Deno CLI's choice for `http://` URLs); with certificates it serves
+//! HTTPS instead, HTTP/2 or HTTP/1.1 by ALPN ([`tls_listener`]). Routes:
 //! - `POST /`: metadata exchange ([`metadata`]), authenticated by an access token;
 //! - `POST /{strong|eventual}/snapshot_read`, `/atomic_write` ([`datapath`]) and
 //!   `/watch` ([`watch`]), authenticated by the data-path token the exchange minted.
@@ -13,6 +14,7 @@
 mod datapath;
 pub mod error;
 mod metadata;
+mod tls_listener;
 pub mod tokens;
 mod values;
 mod watch;
@@ -120,9 +122,11 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves KV Connect until `shutdown` fires; open watches end then too.
+/// Serves KV Connect (HTTPS when `tls` is given) until `shutdown` fires; open watches end
+/// then too.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     store: KvStore,
     access_tokens: Vec<String>,
     shutdown: CancellationToken,
@@ -132,6 +136,11 @@ pub async fn serve(
         tokens: Arc::new(Tokens::new(access_tokens)),
         shutdown: shutdown.clone(),
     };
+    if let Some(tls) = tls {
+        return axum::serve(tls_listener::TlsListener::new(listener, tls), router(state))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+    }
     // Nagle off, as on the gRPC listener: small answers would otherwise meet delayed ACKs.
     let listener = listener.tap_io(|tcp| {
         if let Err(error) = tcp.set_nodelay(true) {

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use edgekv_proto::peer::cache_replication_client::CacheReplicationClient;
 use edgekv_proto::peer::peer_client::PeerClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-pub use self::wan::{Link, Links, Wan};
+pub use self::wan::{Link, Links, Wan, WanLinkSettings, links_from_settings};
 
 /// Accepted connections of `listener` with TCP_NODELAY set. The tonic builder's
 /// `tcp_nodelay` only applies to listeners tonic binds itself; ours need it per
@@ -98,15 +98,19 @@ pub struct PeerTransport {
     local_region: String,
     wan: Arc<Wan>,
     connect_timeout: Duration,
+    /// Mutual TLS towards the peers (the node's certificate and the cluster CA), or
+    /// plaintext when the node runs without certificates.
+    tls: Option<ClientTlsConfig>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl PeerTransport {
-    pub fn new(local_region: String, wan: Arc<Wan>, connect_timeout: Duration) -> Self {
+    pub fn new(local_region: String, wan: Arc<Wan>, connect_timeout: Duration, tls: Option<ClientTlsConfig>) -> Self {
         Self {
             local_region,
             wan,
             connect_timeout,
+            tls,
             channels: Mutex::new(HashMap::new()),
         }
     }
@@ -120,10 +124,16 @@ impl PeerTransport {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| TransportError::Unreachable {
+        let invalid = |e: tonic::transport::Error| TransportError::Unreachable {
             addr: addr.into(),
             reason: format!("invalid peer address: {e}"),
-        })?;
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(invalid)?;
+        if let Some(tls) = &self.tls {
+            // The peer's certificate must name the host part of `addr`.
+            endpoint = endpoint.tls_config(tls.clone()).map_err(invalid)?;
+        }
         // Lazy: a member that is down must not stall the caller here; the call fails and
         // Raft retries on its own schedule.
         let channel = endpoint

@@ -19,6 +19,33 @@ pub struct Link {
 /// Directed links by (from region, to region). A link not listed is instant and up.
 pub type Links = BTreeMap<(String, String), Link>;
 
+/// A simulated link between two regions as the configuration file writes it
+/// (`[[cluster.wan_links]]`): the same delay in both directions.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WanLinkSettings {
+    pub a: String,
+    pub b: String,
+    pub one_way_delay_ms: u32,
+    #[serde(default)]
+    pub jitter_ms: u32,
+}
+
+/// The directed links `settings` describe, both directions of each.
+pub fn links_from_settings(settings: &[WanLinkSettings]) -> Links {
+    settings
+        .iter()
+        .flat_map(|l| {
+            let link = Link {
+                one_way_delay_ms: l.one_way_delay_ms,
+                jitter_ms: l.jitter_ms,
+                cut: false,
+            };
+            [((l.a.clone(), l.b.clone()), link), ((l.b.clone(), l.a.clone()), link)]
+        })
+        .collect()
+}
+
 #[derive(Default)]
 pub struct Wan {
     links: RwLock<Links>,

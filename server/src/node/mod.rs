@@ -30,6 +30,7 @@ use crate::kvconnect;
 use crate::net::{PeerTransport, Wan};
 use crate::raft::{Bootstrap, ConsensusError, Member, PeerService, Proposer, RaftNode, ReplicatedClock};
 use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageError};
+use crate::tls::NodeTls;
 use crate::ttl::{compaction_filter, sweeper::Sweeper};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,8 @@ pub enum NodeError {
     Api(#[from] tonic::transport::Error),
     #[error("a node task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// How long shutdown waits for in-flight requests and for clients to acknowledge the
@@ -80,6 +83,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
             data_drop_filter: Some(compaction_filter::expired_records(Arc::new(replicated_clock.clone()))),
         },
     )?);
+    // Certificates are read before anything opens, so a bad directory stops the start.
+    let tls = config.tls.certs_dir().map(NodeTls::load).transpose()?;
     let durability = if config.storage.sync_writes {
         Durability::Sync
     } else {
@@ -100,11 +105,12 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         peer_addr: config.cluster.advertised_peer_addr(peer_address),
     };
     let bootstrap = bootstrap_plan(&config, &member)?;
-    let wan = Arc::new(simulated_wan(&config));
+    let wan = Arc::new(Wan::new(crate::net::links_from_settings(&config.cluster.wan_links)));
     let transport = Arc::new(PeerTransport::new(
         config.node.region.clone(),
         wan,
         PEER_CONNECT_TIMEOUT,
+        tls.as_ref().map(NodeTls::peer_client),
     ));
     let store_builder = KvStoreBuilder::new(engine.clone(), clock.clone())?;
     let cache = Arc::new(CacheStore::open(
@@ -133,6 +139,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     // The Raft side: peer listener and proposer. Stopped after the client side.
     let mut peer_side = start_peer_side(
         peer_listener,
+        tls.as_ref(),
         &raft,
         &cache,
         config.cluster.allow_fault_injection,
@@ -170,7 +177,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
 
     // The client side: the APIs, and the work behind them.
     let kv_connect_address = kv_connect.as_ref().map(|(_, _, address)| *address);
-    let mut client_side = start_client_side(listener, kv_connect, &store, info);
+    let mut client_side = start_client_side(listener, kv_connect, tls.as_ref(), &store, info)?;
     let mut background = start_background(&config, &engine, &clock, store, &cache, &raft, &monitors);
 
     tracing::info!(
@@ -255,29 +262,11 @@ impl Listeners {
     }
 }
 
-/// The simulated WAN the configuration asks for (`cluster.wan_links`, both directions).
-fn simulated_wan(config: &Config) -> Wan {
-    Wan::new(
-        config
-            .cluster
-            .wan_links
-            .iter()
-            .flat_map(|l| {
-                let link = crate::net::Link {
-                    one_way_delay_ms: l.one_way_delay_ms,
-                    jitter_ms: l.jitter_ms,
-                    cut: false,
-                };
-                [((l.a.clone(), l.b.clone()), link), ((l.b.clone(), l.a.clone()), link)]
-            })
-            .collect(),
-    )
-}
-
 /// The peer side: the peer listener (Raft and cache replication services) and the
 /// proposer that batches writes into log entries.
 fn start_peer_side(
     listener: tokio::net::TcpListener,
+    tls: Option<&NodeTls>,
     raft: &Arc<RaftNode>,
     cache: &Arc<CacheStore>,
     allow_fault_injection: bool,
@@ -287,8 +276,13 @@ fn start_peer_side(
     let peer_service = PeerService::new(raft.clone(), allow_fault_injection).into_server();
     let cache_service = CacheReplicationService::new(cache.clone()).into_server();
     let stop = peer_side.stop_signal();
+    let tls = tls.map(NodeTls::peer_server);
     peer_side.spawn(async move {
-        tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            server = server.tls_config(tls)?;
+        }
+        server
             .add_service(peer_service)
             .add_service(cache_service)
             .serve_with_incoming_shutdown(crate::net::accept_nodelay(listener), stop.cancelled_owned())
@@ -308,21 +302,29 @@ fn start_peer_side(
 fn start_client_side(
     listener: tokio::net::TcpListener,
     kv_connect: Option<(tokio::net::TcpListener, Vec<String>, SocketAddr)>,
+    tls: Option<&NodeTls>,
     store: &KvStore,
     info: NodeInfo,
-) -> Component {
+) -> Result<Component, NodeError> {
     let mut client_side = Component::new("client API");
-    let api = grpc::serve(listener, store.clone(), info, client_side.stop_signal());
+    let api = grpc::serve(
+        listener,
+        tls.map(NodeTls::client_api_server),
+        store.clone(),
+        info,
+        client_side.stop_signal(),
+    );
     client_side.spawn(async move { api.await.map_err(NodeError::from) });
     if let Some((listener, tokens, _)) = kv_connect {
-        let serve = kvconnect::serve(listener, store.clone(), tokens, client_side.stop_signal());
+        let https = tls.map(NodeTls::https_server).transpose()?;
+        let serve = kvconnect::serve(listener, https, store.clone(), tokens, client_side.stop_signal());
         client_side.spawn(async move {
             serve
                 .await
                 .map_err(|e| NodeError::Task(format!("KV Connect failed: {e}")))
         });
     }
-    client_side
+    Ok(client_side)
 }
 
 /// The node's background work: the TTL sweeper of strong keys (which proposes expiries

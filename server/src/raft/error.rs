@@ -5,6 +5,7 @@
 use edgekv_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 
+use super::state_machine::Refused;
 use super::types::NodeId;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -38,9 +39,14 @@ pub enum ConsensusError {
     NotMember(NodeId),
     #[error("{0}")]
     Invalid(String),
-    /// Last, so the variants before it keep their wire numbers between nodes.
+    /// After the variants it follows, so they keep their wire numbers between nodes.
     #[error("the disk is full; the Raft member stopped: {0}")]
     StorageFull(String),
+    /// The leader refused a forwarded request before proposing it (the domain's checks
+    /// failed: [`super::Applier::check_proposal`]); nothing was proposed. `code` is the
+    /// stable code's text, as the domain's answers carry it. Last, for the same reason.
+    #[error("{message}")]
+    Refused { code: String, message: String },
 }
 
 impl ConsensusError {
@@ -58,6 +64,7 @@ impl ConsensusError {
             ConsensusError::Membership(_) => ErrorCode::MembershipChangeFailed,
             ConsensusError::NotMember(_) => ErrorCode::NotFound,
             ConsensusError::Invalid(_) => ErrorCode::InvalidArgument,
+            ConsensusError::Refused { code, .. } => code.parse().unwrap_or(ErrorCode::InvalidArgument),
         }
     }
 }
@@ -68,4 +75,13 @@ pub(crate) struct ForwardAnswer {
     pub result: Result<Vec<u8>, ConsensusError>,
     /// The answering leader's client API address.
     pub leader_api_addr: String,
+}
+
+impl From<Refused> for ConsensusError {
+    fn from(refused: Refused) -> Self {
+        ConsensusError::Refused {
+            code: refused.code.as_str().to_string(),
+            message: refused.message,
+        }
+    }
 }

@@ -6,13 +6,17 @@
 //! - [`state_machine`]: applies committed entries (through the domain's [`Applier`]) and
 //!   builds and installs snapshots.
 //! - [`network`]: outbound Raft RPCs over the peer transport; [`service`]: the inbound
-//!   peer gRPC service (Raft RPCs, write forwarding, read index, join, faults).
+//!   peer gRPC service (Raft RPCs, write forwarding, read index, join, faults), which
+//!   checks what peers send as a client's requests are checked; [`snapshot_chunks`]: the
+//!   check of incoming snapshot chunks.
 //! - [`proposer`]: batches concurrent client writes into one log entry.
 //! - [`reads`]: linearizable reads (read barrier, read index) and staleness;
 //!   [`membership`]: adding, promoting and removing members; [`status`]: the cluster as
 //!   this node sees it; [`error`]: what fails, with stable codes; [`disk`]: telling a full
 //!   disk from other storage failures; [`faults`]: simulated network faults applied
 //!   across the cluster.
+//! - [`bootstrap`]: forming, joining or awaiting a cluster at startup; [`settings`]: the
+//!   member's timings and log compaction, made into openraft's configuration.
 //!
 //! [`RaftNode`] is what the rest of the node uses: `write` (propose here when leader,
 //! otherwise forward to the leader), `read_barrier` (linearizable reads), membership
@@ -30,6 +34,7 @@ mod proposer;
 mod reads;
 mod service;
 mod settings;
+mod snapshot_chunks;
 mod state_machine;
 mod status;
 pub mod types;
@@ -53,8 +58,10 @@ pub use self::log_store::LogStore;
 pub use self::proposer::Proposer;
 pub use self::service::{PeerService, links_to_proto};
 pub use self::settings::RaftSettings;
+pub use self::snapshot_chunks::MAX_SNAPSHOT_BYTES;
 pub use self::state_machine::{
-    AppliedBatch, Applier, CHANGE_FEED_RETENTION, CommittedProposal, ReplicatedClock, StateMachineStore, changes_since,
+    AppliedBatch, Applier, CHANGE_FEED_RETENTION, CommittedProposal, Refused, ReplicatedClock, StateMachineStore,
+    changes_since,
 };
 pub use self::status::{ClusterStatus, MemberStatus};
 pub use self::types::{Member, NodeId};
@@ -82,6 +89,8 @@ pub struct RaftNode {
     leader_api: std::sync::Mutex<Option<(NodeId, String)>>,
     /// The engine under the log store and state machine, watched for a full disk.
     disk: Arc<disk::DiskWatch>,
+    /// The domain's half of the state machine; also checks forwarded requests.
+    applier: Arc<dyn Applier>,
 }
 
 impl RaftNode {
@@ -104,7 +113,7 @@ impl RaftNode {
         let disk = disk::DiskWatch::new(engine);
         let engine: Arc<dyn Engine> = disk.clone();
         let log_store = LogStore::new(engine.clone(), durability);
-        let state_machine = StateMachineStore::open(engine, applier, replicated_clock.clone())
+        let state_machine = StateMachineStore::open(engine, applier.clone(), replicated_clock.clone())
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let raft = Raft::new(
             id,
@@ -130,6 +139,7 @@ impl RaftNode {
             replicated_clock,
             leader_api: std::sync::Mutex::new(None),
             disk,
+            applier,
         });
         Ok((node, proposer))
     }

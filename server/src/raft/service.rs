@@ -1,6 +1,12 @@
 //! The inbound peer gRPC service: Raft RPCs from other members, writes forwarded by
 //! followers, read-index requests, join requests and fault-injection updates. Served on
 //! the peer listener only.
+//!
+//! Whatever a peer sends is checked as a client's request would be, so a peer cannot do
+//! what no honest member does: a snapshot chunk must continue the snapshot being received
+//! and stay within [`MAX_SNAPSHOT_BYTES`] ([`snapshot_chunks`](super::snapshot_chunks)), a
+//! join runs the checks of `kvctl member add`, and a forwarded write the domain's checks
+//! of a client's write ([`Applier::check_proposal`](super::Applier::check_proposal)).
 
 use std::sync::Arc;
 
@@ -16,13 +22,18 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tonic::{Request, Response, Status};
 
 use super::log_store::{decode, encode};
+use super::membership::check_member;
+use super::snapshot_chunks::{ChunkGuard, MAX_SNAPSHOT_BYTES};
 use super::types::{Member, NodeId, TypeConfig};
 use super::{ConsensusError, ForwardAnswer, RaftNode};
-use crate::net::{Link, Links, MAX_PEER_MESSAGE};
+use crate::net::{Link, Links, MAX_PEER_MESSAGE, TransportError};
 
 pub struct PeerService {
     node: Arc<RaftNode>,
     allow_fault_injection: bool,
+    /// The snapshot being received. Held across handing a chunk to openraft, so the guard
+    /// and openraft's stream see chunks in the same order.
+    snapshot_chunks: tokio::sync::Mutex<ChunkGuard>,
 }
 
 impl PeerService {
@@ -30,6 +41,7 @@ impl PeerService {
         Self {
             node,
             allow_fault_injection,
+            snapshot_chunks: tokio::sync::Mutex::new(ChunkGuard::new(MAX_SNAPSHOT_BYTES)),
         }
     }
 
@@ -57,6 +69,15 @@ fn consensus_status(error: ConsensusError) -> Status {
         _ => tonic::Code::Unavailable,
     };
     status_with_grpc_code(code, error.code(), error.to_string())
+}
+
+/// The status of a refused or failed join: "not the leader" as [`consensus_status`] says
+/// it, anything else with its own code (INVALID_ARGUMENT, MEMBERSHIP_CHANGE_FAILED, ...).
+fn join_status(error: ConsensusError) -> Status {
+    match error {
+        ConsensusError::NotLeader => consensus_status(error),
+        other => status(other.code(), other.to_string()),
+    }
 }
 
 /// The simulated WAN's links as the admin and peer APIs carry them.
@@ -106,8 +127,27 @@ impl Peer for PeerService {
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let from = request.remote_addr();
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&request.into_inner().data).map_err(bad_payload)?;
+        let (id, offset, len, done) = (
+            rpc.meta.snapshot_id.clone(),
+            rpc.offset,
+            rpc.data.len() as u64,
+            rpc.done,
+        );
+        let vote = rpc.vote;
+        let mut chunks = self.snapshot_chunks.lock().await;
+        if let Err(refused) = chunks.check(&id, offset, len) {
+            tracing::warn!(peer = ?from, %refused, "refused a snapshot chunk");
+            return Err(status(ErrorCode::InvalidArgument, refused.to_string()));
+        }
         let result = self.node.raft().install_snapshot(rpc).await;
+        match &result {
+            // openraft streams a chunk only if its vote is at least the one it answers with.
+            Ok(answer) if vote >= answer.vote => chunks.taken(&id, offset, len, done),
+            _ => chunks.forget(),
+        }
+        drop(chunks);
         if result.is_ok() {
             self.node.heard_from_leader();
         }
@@ -117,12 +157,16 @@ impl Peer for PeerService {
     async fn forward(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let body: Vec<u8> = decode(&request.into_inner().data).map_err(bad_payload)?;
         // Only the leader proposes a forwarded write; anyone else says so and the sender
-        // tries the new leader. Never forwarded twice, so a write cannot loop.
-        let result = if self.node.is_leader() {
+        // tries the new leader. Never forwarded twice, so a write cannot loop. The leader
+        // proposes only what passes the checks a client's write passed on its way in.
+        let result = if !self.node.is_leader() {
+            Err(ConsensusError::NotLeader)
+        } else if let Err(refused) = self.node.applier.check_proposal(&body) {
+            tracing::warn!(code = %refused.code, %refused, "refused a forwarded request");
+            Err(refused.into())
+        } else {
             let deadline = tokio::time::Instant::now() + self.node.settings.request_timeout;
             self.node.propose_local(body, deadline).await
-        } else {
-            Err(ConsensusError::NotLeader)
         };
         payload(&ForwardAnswer {
             result,
@@ -152,12 +196,11 @@ impl Peer for PeerService {
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let request = request.into_inner();
-        if request.node_id == 0 || request.peer_addr.is_empty() || request.region.is_empty() {
-            return Err(status(
-                ErrorCode::InvalidArgument,
-                "join needs a node id, region and peer address",
-            ));
-        }
+        let member = Member {
+            region: request.region.clone(),
+            peer_addr: request.peer_addr.clone(),
+        };
+        check_member(request.node_id, &member).map_err(join_status)?;
         if !self.node.is_leader() {
             // Pass it on to the leader once; the leader adds the node.
             let Some((leader, member)) = self.node.known_leader() else {
@@ -172,26 +215,14 @@ impl Peer for PeerService {
                     |mut c| async move { c.join(request).await },
                 )
                 .await
-                .map_err(|e| status(ErrorCode::Unavailable, format!("cannot reach leader {leader}: {e}")))?;
+                .map_err(|e| match e {
+                    // The leader's own answer (a refusal, with its code) goes back as it is.
+                    TransportError::Status { status, .. } => status,
+                    other => status(ErrorCode::Unavailable, format!("cannot reach leader {leader}: {other}")),
+                })?;
             return Ok(Response::new(answer));
         }
-        let member = Member {
-            region: request.region,
-            peer_addr: request.peer_addr,
-        };
-        // Non-blocking: the learner catches up in the background; the joining node only
-        // needs to know it is in.
-        self.node
-            .raft()
-            .add_learner(request.node_id, member, false)
-            .await
-            .map_err(|e| {
-                status(
-                    ErrorCode::MembershipChangeFailed,
-                    format!("cannot add node {}: {e}", request.node_id),
-                )
-            })?;
-        tracing::info!(node = request.node_id, "added a learner");
+        self.node.join(request.node_id, member).await.map_err(join_status)?;
         Ok(Response::new(JoinResponse {
             leader_id: self.node.id(),
         }))

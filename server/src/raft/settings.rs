@@ -1,30 +1,22 @@
-//! The Raft member's settings: its timings and log compaction, as the `[cluster]` section
-//! of the configuration file writes them, and the openraft configuration made from them.
+//! The Raft member's settings (its timings and log compaction) and the openraft
+//! configuration made from them.
 
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use super::ConsensusError;
 
 /// Timing and log-compaction settings of the Raft member (keys of `[cluster]` in
-/// docs/config.example.toml; the section's other keys are the node's).
-///
-/// Not `deny_unknown_fields`: the section is shared with the node's membership settings,
-/// and `config` refuses a key that neither knows.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(default)]
+/// docs/config.example.toml, which `config` reads together with the node's membership
+/// keys of that section).
+#[derive(Clone, Debug, PartialEq)]
 pub struct RaftSettings {
     /// How often the leader heartbeats its followers.
-    #[serde(with = "crate::duration_text")]
     pub heartbeat: Duration,
     /// A follower that hears nothing from a leader for this long (randomized up to twice
     /// it) starts an election. Keep it at least 10x the largest round trip between regions.
-    #[serde(with = "crate::duration_text")]
     pub election_timeout: Duration,
     /// How long a strong request may wait for a leader, a quorum or its commit before it
     /// fails with UNAVAILABLE (or OUTCOME_UNKNOWN for a write already proposed).
-    #[serde(with = "crate::duration_text")]
     pub request_timeout: Duration,
     /// Build a snapshot (and purge the log before it) after this many entries.
     pub snapshot_after_entries: u64,

@@ -18,6 +18,7 @@ use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use edgekv_proto::ErrorCode;
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
@@ -111,11 +112,26 @@ pub struct AppliedBatch {
     pub changed_keys: Vec<Vec<u8>>,
 }
 
+/// A request body the domain refuses to have proposed, with the stable code its front-ends
+/// answer for the same request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
 /// The domain logic the state machine runs. It must be deterministic: the same storage
 /// state and the same proposals give the same batch and answers on every replica. A
 /// refused request is an answer, not an error; errors are for storage failures, which stop
 /// this node's Raft member.
 pub trait Applier: Send + Sync + 'static {
+    /// Checks a request body a peer forwarded, before the leader proposes it: the checks
+    /// the domain's front-ends run on a client's request before it is proposed, so a peer
+    /// gets nothing into the log that a client could not. Only checks that need no state
+    /// belong here (the follower ran the same ones, so an honest forward always passes);
+    /// what depends on the state is decided when the request is applied.
+    fn check_proposal(&self, body: &[u8]) -> Result<(), Refused>;
     fn apply(&self, engine: &dyn Engine, proposals: &[CommittedProposal<'_>]) -> StorageResult<AppliedBatch>;
     /// Called once the batch is written (also when it changed no keys).
     fn applied(&self, changed_keys: Vec<Vec<u8>>);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use openraft::testing::{StoreBuilder, Suite};
 
-use super::state_machine::{AppliedBatch, Applier, CommittedProposal};
+use super::state_machine::{AppliedBatch, Applier, CommittedProposal, Refused};
 use super::types::{StorageError, TypeConfig};
 use super::{LogStore, StateMachineStore};
 use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageResult, WriteBatch};
@@ -15,6 +15,9 @@ use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageResul
 struct EchoApplier;
 
 impl Applier for EchoApplier {
+    fn check_proposal(&self, _: &[u8]) -> Result<(), Refused> {
+        Ok(())
+    }
     fn apply(&self, _: &dyn Engine, proposals: &[CommittedProposal<'_>]) -> StorageResult<AppliedBatch> {
         Ok(AppliedBatch {
             batch: WriteBatch::default(),

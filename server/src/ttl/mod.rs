@@ -7,6 +7,8 @@
 //!   commit pipeline, which deletes those whose value still carries that expiry.
 //! - [`compaction_filter`]: drops expired records while RocksDB compacts, a backstop
 //!   for entries the sweeper has not reached.
+//!
+//! [`TtlSettings`] is the `[ttl]` section of the configuration file.
 
 pub mod compaction_filter;
 pub mod sweeper;

@@ -1,0 +1,176 @@
+//! A secure cluster of real `edgekv serve` processes, built only with `edgekv cert`: every
+//! listener serves TLS, the peer listener takes only members with a certificate of the
+//! cluster CA. Outsiders are refused at the handshake: a plaintext client, a client that
+//! does not trust the cluster CA, and nodes holding a certificate of another CA, whether
+//! they try to join or to call elections; the cluster keeps serving throughout.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use edgekv_client::{Client, Consistency, key};
+use edgekv_tests::binary;
+use edgekv_tests::cluster::{Cluster, ClusterOptions};
+
+const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-northeast"];
+const FAILOVER: Duration = Duration::from_secs(30);
+
+/// Runs `edgekv cert ARGS` and insists that it succeeds.
+fn cert(args: &[&str], certs_dir: &Path) {
+    let output = Command::new(binary("edgekv"))
+        .arg("cert")
+        .args(args)
+        .arg("--certs-dir")
+        .arg(certs_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "edgekv cert {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA and a node certificate for loopback, made by the CLI as an operator would.
+fn certificates(dir: &Path) {
+    cert(&["create-ca"], dir);
+    cert(&["create-node", "--host", "127.0.0.1", "--host", "localhost"], dir);
+}
+
+/// A node process that never becomes ready (it cannot join), stopped by PID on drop.
+struct Outsider(Child);
+
+impl Drop for Outsider {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free now (the kernel's pick; the outsider binds it at once).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `edgekv serve` with another CA's certificates, its peer listener on
+/// `peer_port`, and `bootstrap` flags.
+fn outsider(certs_dir: &Path, data_dir: &Path, id: u64, peer_port: u16, bootstrap: &[String]) -> Outsider {
+    let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
+    let child = Command::new(binary("edgekv"))
+        .arg("serve")
+        .arg("--certs-dir")
+        .arg(certs_dir)
+        .args(["--id", &id.to_string(), "--region", "eu-west"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--peer-listen", &format!("127.0.0.1:{peer_port}")])
+        .args(["--kv-connect-enabled", "false"])
+        .args(["--heartbeat", "100ms", "--election-timeout", "1s"])
+        .args(bootstrap)
+        .env_remove("EDGEKV_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Outsider(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_holders_of_the_cluster_ca_get_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    certificates(&certs);
+    let cluster = Cluster::start_with(
+        &REGIONS,
+        &[],
+        ClusterOptions {
+            certs_dir: Some(certs.clone()),
+            ..ClusterOptions::default()
+        },
+    )
+    .unwrap();
+    let leader = cluster.wait_for_leader(&[], FAILOVER).await.unwrap();
+    assert!(cluster.node(1).endpoint().starts_with("https://"));
+
+    // A client that trusts the cluster CA writes through one node and reads on another.
+    let first = cluster.node(1).client().await.unwrap();
+    first.set(key!["secure", 1], "one").await.unwrap();
+    let second = cluster.node(2).client().await.unwrap();
+    let read = second
+        .get(key!["secure", 1])
+        .consistency(Consistency::Strong)
+        .await
+        .unwrap();
+    assert!(read.is_some(), "a strong read on another node sees the write");
+
+    // A plaintext client gets no answer from a TLS listener.
+    let plaintext = format!("http://127.0.0.1:{}", cluster.node(1).api_port);
+    let attempt = async { Client::connect(plaintext).await?.get(key!["secure", 1]).await };
+    assert!(attempt.await.is_err(), "a plaintext client is refused");
+
+    // A client that does not trust the cluster CA (only the system's roots) is refused at
+    // the handshake.
+    let untrusting = async {
+        Client::connect(cluster.node(1).endpoint())
+            .await?
+            .get(key!["secure", 1])
+            .await
+    };
+    assert!(untrusting.await.is_err(), "a client without the cluster CA is refused");
+
+    // Nodes with another CA's certificate: one tries to join, one claims to be a voter
+    // of this cluster and calls elections against it.
+    let other = dir.path().join("other-ca");
+    certificates(&other);
+    let term_before = cluster.status(leader).await.unwrap().term;
+    let _joiner = outsider(
+        &other,
+        &dir.path().join("joiner"),
+        4,
+        free_port(),
+        &["--join".into(), cluster.node(1).peer_addr()],
+    );
+    let candidate_port = free_port();
+    let voters = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("{}={}@{}", n.id, n.region, n.peer_addr()))
+        .chain([format!("5=eu-west@127.0.0.1:{candidate_port}")])
+        .collect::<Vec<_>>()
+        .join(",");
+    let _candidate = outsider(
+        &other,
+        &dir.path().join("candidate"),
+        5,
+        candidate_port,
+        &["--initial-cluster".into(), voters],
+    );
+    // Several election timeouts of the candidate, and join retries of the joiner.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let status = cluster.status(leader).await.unwrap();
+    let members: Vec<u64> = status.members.iter().map(|m| m.id).collect();
+    assert_eq!(members, vec![1, 2, 3], "the outsider did not join");
+    assert_eq!(status.leader_id, leader, "no election was forced on the cluster");
+    assert_eq!(status.term, term_before, "no vote request got through");
+    let joiner_log = std::fs::read_to_string(dir.path().join("joiner.log")).unwrap();
+    assert!(
+        joiner_log.contains("cannot join"),
+        "the joiner was refused at the handshake: {joiner_log}"
+    );
+
+    // The cluster kept serving.
+    first.set(key!["secure", 2], "two").await.unwrap();
+    let read = second
+        .get(key!["secure", 2])
+        .consistency(Consistency::Strong)
+        .await
+        .unwrap();
+    assert!(read.is_some());
+}

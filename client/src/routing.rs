@@ -48,9 +48,9 @@ pub(crate) struct Router {
 
 /// How the client reaches nodes: plaintext for `http://` URLs, TLS for `https://` ones
 /// (trusting the given CA, or else the system's roots).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Dialer {
-    tls: Option<ClientTlsConfig>,
+    tls: ClientTlsConfig,
 }
 
 impl Dialer {
@@ -60,7 +60,7 @@ impl Dialer {
             Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
             None => ClientTlsConfig::new().with_native_roots(),
         };
-        Self { tls: Some(tls) }
+        Self { tls }
     }
 
     pub(crate) fn endpoint(&self, url: &str) -> Result<Endpoint> {
@@ -72,10 +72,8 @@ impl Dialer {
             .map_err(invalid)?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
-        if url.starts_with("https://")
-            && let Some(tls) = &self.tls
-        {
-            endpoint = endpoint.tls_config(tls.clone()).map_err(invalid)?;
+        if url.starts_with("https://") {
+            endpoint = endpoint.tls_config(self.tls.clone()).map_err(invalid)?;
         }
         Ok(endpoint)
     }

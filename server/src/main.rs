@@ -174,6 +174,11 @@ struct Settings {
     /// Serve plaintext: `serve` without --certs-dir, or `dev` on a non-loopback address.
     #[arg(long, env = "EDGEKV_INSECURE", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     insecure: Option<bool>,
+    /// File of token secrets, one `KEY_ID SECRET` a line (the first signs, all verify):
+    /// every request then needs a token from `kvctl token create`. Required by `serve`
+    /// with --certs-dir.
+    #[arg(long, env = "EDGEKV_AUTH_SECRET_FILE")]
+    auth_secret_file: Option<PathBuf>,
 }
 
 impl From<Settings> for Overrides {
@@ -207,6 +212,7 @@ impl From<Settings> for Overrides {
             max_clock_skew: s.max_clock_skew,
             certs_dir: s.certs_dir,
             insecure: s.insecure,
+            auth_secret_file: s.auth_secret_file,
         }
     }
 }
@@ -223,7 +229,8 @@ fn load(command: Command) -> Result<Loaded, edgekv_server::config::ConfigError> 
     let (config, profile) = match command {
         Command::Dev { settings } => {
             let mut overrides = Overrides::from(settings);
-            if overrides.kv_connect_token_file.is_none() {
+            // With secrets, KV Connect's access tokens are signed tokens instead.
+            if overrides.kv_connect_token_file.is_none() && overrides.auth_secret_file.is_none() {
                 overrides
                     .kv_connect_token
                     .get_or_insert_with(|| DEV_KV_CONNECT_TOKEN.into());
@@ -288,6 +295,7 @@ fn main() -> ExitCode {
         }
     };
     let log_level = config.log.level.clone();
+    let checks_tokens = config.auth.secret_file().is_some();
     let scheme = if config.tls.certs_dir().is_some() {
         "https"
     } else {
@@ -295,10 +303,17 @@ fn main() -> ExitCode {
     };
     run_until_signal("edgekv", &log_level, |shutdown| async move {
         for (listener, address) in open {
-            tracing::warn!(
-                "--insecure: the {listener} listener on {address} serves plaintext without authentication; \
-                 anyone who reaches it can read and write every key"
-            );
+            if checks_tokens {
+                tracing::warn!(
+                    "--insecure: the {listener} listener on {address} serves plaintext; tokens and data \
+                     cross the network unencrypted"
+                );
+            } else {
+                tracing::warn!(
+                    "--insecure: the {listener} listener on {address} serves plaintext without authentication; \
+                     anyone who reaches it can read and write every key"
+                );
+            }
         }
         // The ready line goes to stdout, one line, so scripts and tests can wait for it.
         let on_ready = Box::new(move |ready: edgekv_server::node::Ready| {

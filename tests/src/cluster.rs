@@ -9,6 +9,10 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use edgekv_client::Client;
 use edgekv_client::proto::{self as pb, admin_client::AdminClient};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::{Node, binary};
 
@@ -57,6 +61,36 @@ pub struct ClusterOptions {
     /// A certificates directory (`edgekv cert`) every node serves TLS with; plaintext
     /// (`--insecure`) when `None`.
     pub certs_dir: Option<PathBuf>,
+    /// A token secrets file (`--auth-secret-file`) every node checks tokens with; KV
+    /// Connect's access tokens are then signed tokens, not [`KV_CONNECT_TOKEN`].
+    pub auth_secret_file: Option<PathBuf>,
+    /// The token the harness's own clients and admin calls send (an admin token with
+    /// access to every key, for a cluster that checks tokens).
+    pub token: Option<String>,
+}
+
+/// Sends a bearer token with every admin call (none when the cluster checks no tokens).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    fn new(token: Option<&str>) -> Result<Self> {
+        Ok(Self(
+            token
+                .map(|token| format!("Bearer {token}").parse())
+                .transpose()
+                .context("a token is printable ASCII")?,
+        ))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
 }
 
 /// The KV Connect access token of test clusters.
@@ -126,12 +160,14 @@ impl ClusterNode {
             }
         };
         let kv_connect = if self.options.kv_connect {
-            vec![
+            let mut flags = vec![
                 "--kv-connect-listen".to_string(),
                 format!("127.0.0.1:{}", self.kv_connect_port),
-                "--kv-connect-token".to_string(),
-                KV_CONNECT_TOKEN.to_string(),
-            ]
+            ];
+            if self.options.auth_secret_file.is_none() {
+                flags.extend(["--kv-connect-token".to_string(), KV_CONNECT_TOKEN.to_string()]);
+            }
+            flags
         } else {
             vec!["--kv-connect-enabled".to_string(), "false".to_string()]
         };
@@ -155,15 +191,19 @@ impl ClusterNode {
     }
 
     /// The cluster's certificates, or plaintext on loopback (`--insecure`) unless the
-    /// node's extra arguments give it certificates of its own.
+    /// node's extra arguments give it certificates of its own; and its token secrets.
     fn security_args(&self) -> Vec<std::ffi::OsString> {
-        if let Some(dir) = &self.options.certs_dir {
+        let mut args: Vec<std::ffi::OsString> = if let Some(dir) = &self.options.certs_dir {
             vec!["--certs-dir".into(), dir.into()]
         } else if self.extra.iter().any(|e| e.starts_with("--certs-dir")) {
             Vec::new()
         } else {
             vec!["--insecure".into()]
+        };
+        if let Some(file) = &self.options.auth_secret_file {
+            args.extend(["--auth-secret-file".into(), file.into()]);
         }
+        args
     }
 
     /// The test timings, less those the node's extra arguments name themselves.
@@ -185,6 +225,11 @@ impl ClusterNode {
     /// A client that talks to this node only (no leader following), as a client in this
     /// node's region that can reach nothing else would.
     pub async fn client(&self) -> Result<Client> {
+        self.client_as(self.options.token.as_deref()).await
+    }
+
+    /// [`Self::client`] sending `token` instead of the harness's own (`None`: no token).
+    pub async fn client_as(&self, token: Option<&str>) -> Result<Client> {
         let mut builder = Client::builder()
             .region_endpoint(&self.region, self.endpoint())
             .region(&self.region)
@@ -192,7 +237,27 @@ impl ClusterNode {
         if let Some(dir) = &self.options.certs_dir {
             builder = builder.ca_certificate(std::fs::read(dir.join("ca.crt"))?);
         }
+        if let Some(token) = token {
+            builder = builder.token(token);
+        }
         Ok(builder.connect().await?)
+    }
+
+    /// The admin service of this node, over TLS when the cluster has certificates, sending
+    /// the harness's token.
+    pub async fn admin(&self) -> Result<AdminClient<InterceptedService<Channel, Bearer>>> {
+        self.admin_as(self.options.token.as_deref()).await
+    }
+
+    /// [`Self::admin`] sending `token` instead (`None`: no token).
+    pub async fn admin_as(&self, token: Option<&str>) -> Result<AdminClient<InterceptedService<Channel, Bearer>>> {
+        let mut endpoint = Channel::from_shared(self.endpoint())?;
+        if let Some(dir) = &self.options.certs_dir {
+            let ca = Certificate::from_pem(std::fs::read(dir.join("ca.crt"))?);
+            endpoint = endpoint.tls_config(ClientTlsConfig::new().ca_certificate(ca))?;
+        }
+        let bearer = Bearer::new(token)?;
+        Ok(AdminClient::with_interceptor(endpoint.connect().await?, bearer))
     }
 
     pub fn log_text(&self) -> String {
@@ -317,6 +382,13 @@ impl Cluster {
         for node in self.nodes.iter().filter(|n| n.process.is_some()) {
             builder = builder.region_endpoint(&node.region, node.endpoint());
         }
+        let options = &self.nodes[0].options;
+        if let Some(dir) = &options.certs_dir {
+            builder = builder.ca_certificate(std::fs::read(dir.join("ca.crt"))?);
+        }
+        if let Some(token) = &options.token {
+            builder = builder.token(token);
+        }
         Ok(builder.connect().await?)
     }
 
@@ -352,7 +424,7 @@ impl Cluster {
 
     /// Applies a simulated network fault through node `via` (it passes it to everyone).
     pub async fn fault(&self, via: u64, fault: pb::inject_fault_request::Fault) -> Result<pb::InjectFaultResponse> {
-        let mut admin = AdminClient::connect(self.node(via).endpoint()).await?;
+        let mut admin = self.node(via).admin().await?;
         Ok(admin
             .inject_fault(pb::InjectFaultRequest { fault: Some(fault) })
             .await?
@@ -381,14 +453,12 @@ impl Cluster {
             prefix: prefix.encode(),
             class: class.into(),
         };
-        AdminClient::connect(self.node(via).endpoint())
-            .await?
-            .set_keyspace_class(request)
-            .await?;
+        self.node(via).admin().await?.set_keyspace_class(request).await?;
         for node in self.nodes.iter().filter(|n| n.process.is_some()) {
             let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
             loop {
-                let rules = AdminClient::connect(node.endpoint())
+                let rules = node
+                    .admin()
                     .await?
                     .list_keyspace(pb::ListKeyspaceRequest {})
                     .await?

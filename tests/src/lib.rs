@@ -8,6 +8,8 @@
 /// Real-process multi-node clusters.
 pub mod cluster;
 pub mod convergence;
+/// Certificates, token secrets and tokens, made with the CLIs.
+pub mod credentials;
 /// Checks recorded concurrent histories for linearizability (Wing–Gong/Lowe, split per key).
 pub mod linearizability;
 

@@ -11,31 +11,12 @@ use std::time::Duration;
 use edgekv_client::{Client, Consistency, key};
 use edgekv_tests::binary;
 use edgekv_tests::cluster::{Cluster, ClusterOptions};
+use edgekv_tests::credentials::{admin_token, certificates, secret_file};
+
+const SECRET: &str = "c2VjcmV0LW9mLXRoZS1zZWN1cmUtY2x1c3Rlci10ZXN0";
 
 const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-northeast"];
 const FAILOVER: Duration = Duration::from_secs(30);
-
-/// Runs `edgekv cert ARGS` and insists that it succeeds.
-fn cert(args: &[&str], certs_dir: &Path) {
-    let output = Command::new(binary("edgekv"))
-        .arg("cert")
-        .args(args)
-        .arg("--certs-dir")
-        .arg(certs_dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "edgekv cert {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A CA and a node certificate for loopback, made by the CLI as an operator would.
-fn certificates(dir: &Path) {
-    cert(&["create-ca"], dir);
-    cert(&["create-node", "--host", "127.0.0.1", "--host", "localhost"], dir);
-}
 
 /// A node process that never becomes ready (it cannot join), stopped by PID on drop.
 struct Outsider(Child);
@@ -56,14 +37,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `edgekv serve` with another CA's certificates, its peer listener on
-/// `peer_port`, and `bootstrap` flags.
+/// Starts `edgekv serve` with another CA's certificates (and the token secrets in the same
+/// directory), its peer listener on `peer_port`, and `bootstrap` flags.
 fn outsider(certs_dir: &Path, data_dir: &Path, id: u64, peer_port: u16, bootstrap: &[String]) -> Outsider {
     let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
     let child = Command::new(binary("edgekv"))
         .arg("serve")
         .arg("--certs-dir")
         .arg(certs_dir)
+        .arg("--auth-secret-file")
+        .arg(certs_dir.join("secrets"))
         .args(["--id", &id.to_string(), "--region", "eu-west"])
         .arg("--data-dir")
         .arg(data_dir)
@@ -85,12 +68,16 @@ fn outsider(certs_dir: &Path, data_dir: &Path, id: u64, peer_port: u16, bootstra
 async fn only_holders_of_the_cluster_ca_get_in() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    certificates(&certs);
+    certificates(&certs).unwrap();
+    let secrets = certs.join("secrets");
+    secret_file(&secrets, &[("k1", SECRET)]).unwrap();
     let cluster = Cluster::start_with(
         &REGIONS,
         &[],
         ClusterOptions {
             certs_dir: Some(certs.clone()),
+            auth_secret_file: Some(secrets.clone()),
+            token: Some(admin_token(&secrets).unwrap()),
             ..ClusterOptions::default()
         },
     )
@@ -111,13 +98,20 @@ async fn only_holders_of_the_cluster_ca_get_in() {
 
     // A plaintext client gets no answer from a TLS listener.
     let plaintext = format!("http://127.0.0.1:{}", cluster.node(1).api_port);
-    let attempt = async { Client::connect(plaintext).await?.get(key!["secure", 1]).await };
+    // Both hold a valid token: what refuses them is the transport.
+    let token = admin_token(&secrets).unwrap();
+    let attempt = async {
+        Client::connect_with_token(plaintext, Some(token.clone()))
+            .await?
+            .get(key!["secure", 1])
+            .await
+    };
     assert!(attempt.await.is_err(), "a plaintext client is refused");
 
     // A client that does not trust the cluster CA (only the system's roots) is refused at
     // the handshake.
     let untrusting = async {
-        Client::connect(cluster.node(1).endpoint())
+        Client::connect_with_token(cluster.node(1).endpoint(), Some(token.clone()))
             .await?
             .get(key!["secure", 1])
             .await
@@ -127,7 +121,8 @@ async fn only_holders_of_the_cluster_ca_get_in() {
     // Nodes with another CA's certificate: one tries to join, one claims to be a voter
     // of this cluster and calls elections against it.
     let other = dir.path().join("other-ca");
-    certificates(&other);
+    certificates(&other).unwrap();
+    secret_file(&other.join("secrets"), &[("k1", SECRET)]).unwrap();
     let term_before = cluster.status(leader).await.unwrap().term;
     let _joiner = outsider(
         &other,

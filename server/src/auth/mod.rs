@@ -19,7 +19,9 @@ mod tests;
 use std::path::Path;
 
 use edgekv_proto::key::{Key, display_encoded};
-use edgekv_proto::token::{self, Grant, Secrets, TokenError};
+use edgekv_proto::token::{self, Claims, Grant, Secrets, TokenError};
+
+use crate::clock::{Clock, SystemClock};
 
 pub use error::AuthError;
 
@@ -58,8 +60,25 @@ impl Authenticator {
         self.secrets.as_ref()
     }
 
+    /// Who a request with this `Authorization` value (`Bearer <token>`) acts as, by this
+    /// node's wall clock. A value of another scheme is refused as malformed rather than read
+    /// as no token, so the message points at the header.
+    pub fn authenticate_header(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let now_ms = SystemClock.now_ms();
+        match authorization {
+            Some(value) if self.is_enabled() && bearer_token(value).is_none() => Err(AuthError::Unauthenticated(
+                TokenError::Malformed("the authorization header is not `Bearer <token>`".into()),
+            )),
+            Some(value) => self.authenticate(bearer_token(value), now_ms),
+            None => self.authenticate(None, now_ms),
+        }
+    }
+
     /// Who a request acts as: the verified grant of its bearer token at `now_ms`, or, with
     /// authentication off, a principal allowed everything.
+    ///
+    /// Expiry is judged by the node's own wall clock, as every JWT verifier does, not by the
+    /// replicated clock: a leader's clock running ahead must not expire every token.
     pub fn authenticate(&self, bearer: Option<&str>, now_ms: u64) -> Result<Principal, AuthError> {
         let Some(secrets) = &self.secrets else {
             return Ok(Principal::unrestricted());
@@ -104,6 +123,20 @@ impl Principal {
             Access::Unrestricted => UNRESTRICTED_SUBJECT,
             Access::Token(grant) => grant.subject(),
         }
+    }
+
+    /// A token carrying this principal's grant (subject, scopes, admin, expiry), signed with
+    /// the node's signing secret: what KV Connect hands out as its data-path token, valid
+    /// on every node that shares the secrets. `None` when authentication is off.
+    pub fn reissue(&self, authenticator: &Authenticator, now_ms: u64) -> Option<Result<String, TokenError>> {
+        let (Access::Token(grant), Some(secrets)) = (&self.access, authenticator.secrets()) else {
+            return None;
+        };
+        let claims = Claims {
+            iat: now_ms / 1000,
+            ..grant.claims().clone()
+        };
+        Some(token::sign(&claims, secrets))
     }
 
     /// The verified token, or `None` when authentication is off.

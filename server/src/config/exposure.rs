@@ -1,6 +1,8 @@
-//! What a node exposes without TLS, and the rules that keep that a deliberate choice:
-//! `serve` needs certificates (`tls.certs_dir`) or an explicit `tls.insecure`; `dev`
-//! serves plaintext, but only on loopback unless `tls.insecure` says otherwise.
+//! What a node exposes without TLS or tokens, and the rules that keep that a deliberate
+//! choice: `serve` needs certificates (`tls.certs_dir`) and a token secret
+//! (`auth.secret_file`), or an explicit `tls.insecure`; `dev` serves plaintext, but only on
+//! loopback unless `tls.insecure` says otherwise, and checks tokens only when given a
+//! secret.
 
 use std::net::SocketAddr;
 
@@ -30,6 +32,14 @@ impl Config {
     /// open to whoever reaches it, for the warning the node logs at startup.
     pub fn check_exposure(&self, profile: Profile) -> Result<Vec<(&'static str, SocketAddr)>, ConfigError> {
         if self.tls.certs_dir().is_some() {
+            if profile == Profile::Serve && self.auth.secret_file().is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "auth.secret_file",
+                    reason: "`edgekv serve` with certificates checks a token on every request: give \
+                             --auth-secret-file (one `KEY_ID SECRET` a line; see docs/security.md)"
+                        .into(),
+                });
+            }
             return Ok(Vec::new());
         }
         let listeners = self.listeners();
@@ -62,7 +72,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serve_needs_certificates_or_insecure() {
+    fn serve_needs_certificates_and_a_secret_or_insecure() {
         let mut config = Config::default();
         let error = config.check_exposure(Profile::Serve).unwrap_err();
         assert!(error.to_string().contains("--certs-dir"), "{error}");
@@ -71,6 +81,10 @@ mod tests {
         assert_eq!(open.len(), 3, "{open:?}");
         config.tls.insecure = false;
         config.tls.certs_dir = "certs".into();
+        let error = config.check_exposure(Profile::Serve).unwrap_err();
+        assert!(error.to_string().contains("--auth-secret-file"), "{error}");
+        assert_eq!(config.check_exposure(Profile::Dev).unwrap(), Vec::new());
+        config.auth.secret_file = "secrets".into();
         assert_eq!(config.check_exposure(Profile::Serve).unwrap(), Vec::new());
     }
 

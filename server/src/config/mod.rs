@@ -8,8 +8,8 @@
 //!   are their own settings types (`RaftSettings`, `TtlSettings`, `CacheSettings`);
 //! - [`overrides`]: what the command line and the environment change;
 //! - [`validate`]: the checks a loaded configuration passes before a node starts;
-//! - [`exposure`]: what a node may serve without TLS (`serve` needs certificates or
-//!   `--insecure`, `dev` stays on loopback).
+//! - [`exposure`]: what a node may serve without TLS or tokens (`serve` needs certificates
+//!   and a token secret, or `--insecure`; `dev` stays on loopback).
 //!
 //! Config sits with the node in the composition layer: it aggregates the subsystems'
 //! settings, and nothing below the node reads it.
@@ -50,6 +50,7 @@ pub struct Config {
     pub ttl: TtlSettings,
     pub cache: CacheSettings,
     pub tls: TlsConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 

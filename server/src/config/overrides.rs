@@ -39,6 +39,7 @@ pub struct Overrides {
     pub max_clock_skew: Option<Duration>,
     pub certs_dir: Option<PathBuf>,
     pub insecure: Option<bool>,
+    pub auth_secret_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -72,6 +73,7 @@ impl Config {
             max_clock_skew,
             certs_dir,
             insecure,
+            auth_secret_file,
         } = overrides;
         for (value, slot) in [
             (tombstone_grace, &mut self.cache.tombstone_grace),
@@ -158,6 +160,9 @@ impl Config {
         }
         if let Some(v) = insecure {
             self.tls.insecure = v;
+        }
+        if let Some(v) = auth_secret_file {
+            self.auth.secret_file = v;
         }
     }
 }

@@ -179,6 +179,22 @@ impl TlsConfig {
     }
 }
 
+/// Who may do what: the secrets access tokens are checked against.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// File with one `KEY_ID SECRET` a line (the first signs, all verify); every request
+    /// then needs a token (`kvctl token create`). Empty: no token checks.
+    pub secret_file: PathBuf,
+}
+
+impl AuthConfig {
+    /// The secrets file, when one is configured.
+    pub fn secret_file(&self) -> Option<&std::path::Path> {
+        (!self.secret_file.as_os_str().is_empty()).then_some(self.secret_file.as_path())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {

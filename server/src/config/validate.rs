@@ -25,7 +25,18 @@ impl Config {
                 ),
             });
         }
-        if self.kv_connect.enabled {
+        if self.auth.secret_file().is_some() {
+            // Every front-end checks signed tokens; a shared string would bypass their scopes.
+            if !self.kv_connect.all_access_tokens()?.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "kv_connect.access_tokens",
+                    reason: "with auth.secret_file, KV Connect's access tokens are the signed tokens \
+                             `kvctl token create` mints; remove kv_connect.access_tokens, kv_connect.token_file \
+                             and --kv-connect-token"
+                        .into(),
+                });
+            }
+        } else if self.kv_connect.enabled {
             let tokens = self.kv_connect.all_access_tokens()?;
             if tokens.is_empty() {
                 return Err(ConfigError::Invalid {

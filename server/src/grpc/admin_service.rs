@@ -14,6 +14,7 @@ use edgekv_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use super::authentication::principal;
 use crate::keyspace::Class;
 use crate::kv::KvStore;
 use crate::raft::{ClusterStatus, FaultChange, Member, RaftNode, links_to_proto};
@@ -163,8 +164,9 @@ impl AdminService {
 impl Admin for AdminService {
     async fn set_keyspace_class(
         &self,
-        request: Request<SetKeyspaceClassRequest>,
+        mut request: Request<SetKeyspaceClassRequest>,
     ) -> Result<Response<KeyspaceResponse>, Status> {
+        principal(&mut request)?.require_admin()?;
         let request = request.into_inner();
         let class = Class::parse(&request.class).ok_or_else(|| {
             status(
@@ -183,7 +185,9 @@ impl Admin for AdminService {
         Ok(Response::new(keyspace_to_wire(self.store.keyspace_rules())))
     }
 
-    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(&self, mut request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        // Counting keys scans the whole store: not for every token holder.
+        principal(&mut request)?.require_admin()?;
         let store = self.store.clone();
         let ((key_count, stored_records), data_dir_bytes) = tokio::task::spawn_blocking(move || {
             Ok::<_, crate::kv::KvError>((store.count_keys()?, store.engine().disk_usage()))
@@ -211,7 +215,11 @@ impl Admin for AdminService {
         Ok(self.cluster_answer().await)
     }
 
-    async fn add_member(&self, request: Request<AddMemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+    async fn add_member(
+        &self,
+        mut request: Request<AddMemberRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        principal(&mut request)?.require_admin()?;
         let request = request.into_inner();
         if request.id == 0 || request.region.is_empty() || !request.peer_addr.contains(':') {
             return Err(status(
@@ -228,13 +236,21 @@ impl Admin for AdminService {
         Ok(self.cluster_answer().await)
     }
 
-    async fn promote_member(&self, request: Request<MemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+    async fn promote_member(
+        &self,
+        mut request: Request<MemberRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        principal(&mut request)?.require_admin()?;
         self.require_leader()?;
         self.raft().promote(request.into_inner().id).await?;
         Ok(self.cluster_answer().await)
     }
 
-    async fn remove_member(&self, request: Request<MemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+    async fn remove_member(
+        &self,
+        mut request: Request<MemberRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        principal(&mut request)?.require_admin()?;
         self.require_leader()?;
         self.raft().remove(request.into_inner().id).await?;
         Ok(self.cluster_answer().await)
@@ -242,8 +258,9 @@ impl Admin for AdminService {
 
     async fn inject_fault(
         &self,
-        request: Request<InjectFaultRequest>,
+        mut request: Request<InjectFaultRequest>,
     ) -> Result<Response<InjectFaultResponse>, Status> {
+        principal(&mut request)?.require_admin()?;
         if !self.info.allow_fault_injection {
             return Err(status(
                 ErrorCode::FaultInjectionDisabled,

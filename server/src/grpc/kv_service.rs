@@ -7,7 +7,8 @@ use edgekv_proto::v1::{self as pb, kv_server::Kv};
 use tonic::{Request, Response, Status};
 
 use super::admin_service::NodeInfo;
-use crate::kv::{self, KvStore};
+use super::authentication::principal;
+use crate::kv::{self, KvStore, access};
 
 pub(super) struct KvService {
     store: KvStore,
@@ -142,9 +143,11 @@ fn mutation_from_wire(index: usize, mutation: pb::Mutation) -> Result<kv::Mutati
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(&self, mut request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let principal = principal(&mut request)?;
         let request = request.into_inner();
         let consistency = consistency_from_wire(request.consistency)?;
+        access::authorize_reads(&principal, [request.key.as_slice()])?;
         // A point read is a few microseconds from the block cache: cheaper inline than a
         // hop to the blocking pool.
         let (entry, read) = self.store.get(&request.key, consistency).await?;
@@ -155,9 +158,14 @@ impl Kv for KvService {
         }))
     }
 
-    async fn get_many(&self, request: Request<pb::GetManyRequest>) -> Result<Response<pb::GetManyResponse>, Status> {
+    async fn get_many(
+        &self,
+        mut request: Request<pb::GetManyRequest>,
+    ) -> Result<Response<pb::GetManyResponse>, Status> {
+        let principal = principal(&mut request)?;
         let request = request.into_inner();
         let consistency = consistency_from_wire(request.consistency)?;
+        access::authorize_reads(&principal, request.keys.iter().map(Vec::as_slice))?;
         let (entries, read) = self.store.get_many(&request.keys, consistency).await?;
         let entries = entries
             .into_iter()
@@ -171,7 +179,8 @@ impl Kv for KvService {
         }))
     }
 
-    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(&self, mut request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        let principal = principal(&mut request)?;
         let request = request.into_inner();
         let consistency = consistency_from_wire(request.consistency)?;
         let limit = match request.limit as usize {
@@ -195,6 +204,7 @@ impl Kv for KvService {
             cursor: Some(request.cursor).filter(|c| !c.is_empty()),
             keys_only,
         };
+        access::authorize_list(&principal, &query.selector)?;
         let (page, read) = self.store.list(&query, consistency).await?;
         Ok(self.with_leader_hint(pb::ListResponse {
             entries: page
@@ -207,7 +217,8 @@ impl Kv for KvService {
         }))
     }
 
-    async fn atomic(&self, request: Request<pb::AtomicRequest>) -> Result<Response<pb::AtomicResponse>, Status> {
+    async fn atomic(&self, mut request: Request<pb::AtomicRequest>) -> Result<Response<pb::AtomicResponse>, Status> {
+        let principal = principal(&mut request)?;
         let request = request.into_inner();
         let checks = request
             .checks
@@ -237,7 +248,9 @@ impl Kv for KvService {
             .enumerate()
             .map(|(index, m)| mutation_from_wire(index, m))
             .collect::<Result<Vec<_>, Status>>()?;
-        let outcome = self.store.atomic(kv::AtomicWrite { checks, mutations }).await;
+        let write = kv::AtomicWrite { checks, mutations };
+        access::authorize_atomic(&principal, &write)?;
+        let outcome = self.store.atomic(write).await;
         // A refusal names the leader too: the SDK sends a write refused for its keys' class
         // (MIXED_CLASSES) once more, to the node whose rules refused it.
         let response = match outcome.map_err(|error| self.with_leader_hint_on_error(Status::from(error)))? {

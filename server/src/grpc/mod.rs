@@ -3,9 +3,11 @@
 //! ([`status`]); it never touches storage directly.
 
 mod admin_service;
+mod authentication;
 mod kv_service;
 pub mod status;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use edgekv_proto::limits::MAX_REQUEST_BYTES;
@@ -13,17 +15,22 @@ use edgekv_proto::v1::admin_server::AdminServer;
 use edgekv_proto::v1::kv_server::KvServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 
 use self::admin_service::AdminService;
 pub use self::admin_service::NodeInfo;
+use self::authentication::Authenticate;
 use self::kv_service::KvService;
+use crate::auth::Authenticator;
 use crate::kv::KvStore;
 
 /// Serves the client API on `listener` (over TLS when `tls` is given) until `shutdown`
-/// fires, then stops accepting and lets in-flight requests finish.
+/// fires, then stops accepting and lets in-flight requests finish. Every call is
+/// authenticated by `authenticator` before its handler runs.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    authenticator: Arc<Authenticator>,
     store: KvStore,
     info: NodeInfo,
     shutdown: CancellationToken,
@@ -39,13 +46,15 @@ pub async fn serve(
     if let Some(tls) = tls {
         server = server.tls_config(tls)?;
     }
+    let authenticate = Authenticate { authenticator };
     server
-        .add_service(
+        .add_service(InterceptedService::new(
             KvServer::new(kv)
                 .max_decoding_message_size(MAX_REQUEST_BYTES)
                 .max_encoding_message_size(usize::MAX),
-        )
-        .add_service(AdminServer::new(admin))
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(AdminServer::new(admin), authenticate))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }

@@ -9,7 +9,14 @@ use tonic::Status;
 
 use edgekv_proto::grpc_status::status;
 
+use crate::auth::AuthError;
 use crate::kv::KvError;
+
+impl From<AuthError> for Status {
+    fn from(error: AuthError) -> Self {
+        status(error.code(), error.to_string())
+    }
+}
 
 impl From<crate::raft::ConsensusError> for Status {
     fn from(error: crate::raft::ConsensusError) -> Self {

@@ -2,6 +2,7 @@
 
 use edgekv_proto::ErrorCode;
 
+use crate::auth::AuthError;
 use crate::raft::ConsensusError;
 use crate::storage::StorageError;
 
@@ -76,6 +77,9 @@ pub enum KvError {
     Consensus(#[from] ConsensusError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Refused by the request's token before anything was read or written.
+    #[error(transparent)]
+    Denied(#[from] AuthError),
 }
 
 impl KvError {
@@ -107,6 +111,7 @@ impl KvError {
             KvError::Refused { code, .. } => *code,
             KvError::Consensus(error) | KvError::ClassChangeUnresolved(error) => error.code(),
             KvError::Storage(error) => error.code(),
+            KvError::Denied(error) => error.code(),
         }
     }
 }

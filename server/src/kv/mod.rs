@@ -12,6 +12,7 @@
 //! merging locally and shipping to peers. A read over a range merges both families, each
 //! key taken only from its own class's family, so a class change never mixes semantics.
 
+pub mod access;
 mod apply;
 pub mod error;
 pub mod range;

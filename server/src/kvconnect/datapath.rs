@@ -11,7 +11,7 @@ use edgekv_proto::Versionstamp;
 use super::error::KvConnectError;
 use super::values;
 use super::{AppState, Protobuf, ProtobufResponse, endpoint_consistency};
-use crate::kv::{self, AtomicOutcome, Check, Expiry, Mutation, NumericOp, RangeRead};
+use crate::kv::{self, AtomicOutcome, Check, Expiry, Mutation, NumericOp, RangeRead, access};
 
 pub(super) async fn snapshot_read(
     State(state): State<AppState>,
@@ -20,7 +20,7 @@ pub(super) async fn snapshot_read(
     Protobuf(request): Protobuf<pb::SnapshotRead>,
 ) -> Result<ProtobufResponse<pb::SnapshotReadOutput>, KvConnectError> {
     let consistency = endpoint_consistency(&endpoint)?;
-    state.authorize_data_path(&headers)?;
+    let principal = state.authorize_data_path(&headers)?;
     let ranges: Vec<denokv_proto::ReadRange> = request.try_into()?;
     let ranges: Vec<RangeRead> = ranges
         .into_iter()
@@ -31,6 +31,7 @@ pub(super) async fn snapshot_read(
             reverse: r.reverse,
         })
         .collect();
+    access::authorize_ranges(&principal, &ranges)?;
     let (results, read) = state.store.snapshot_read(&ranges, consistency).await?;
     let ranges = results
         .into_iter()
@@ -140,7 +141,7 @@ pub(super) async fn atomic_write(
 ) -> Result<ProtobufResponse<pb::AtomicWriteOutput>, KvConnectError> {
     // Writes take the strong path whichever endpoint they arrive on.
     endpoint_consistency(&endpoint)?;
-    state.authorize_data_path(&headers)?;
+    let principal = state.authorize_data_path(&headers)?;
     let write: denokv_proto::AtomicWrite = request.try_into()?;
     if !write.enqueues.is_empty() {
         return Err(KvConnectError::QueuesUnsupported);
@@ -158,7 +159,9 @@ pub(super) async fn atomic_write(
         .into_iter()
         .map(mutation_from_wire)
         .collect::<Result<_, _>>()?;
-    let output = match state.store.atomic(kv::AtomicWrite { checks, mutations }).await? {
+    let write = kv::AtomicWrite { checks, mutations };
+    access::authorize_atomic(&principal, &write)?;
+    let output = match state.store.atomic(write).await? {
         AtomicOutcome::Committed(stamp) => pb::AtomicWriteOutput {
             status: pb::AtomicWriteStatus::AwSuccess as i32,
             versionstamp: stamp.as_bytes().to_vec(),

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use denokv_proto::ConvertError;
 use edgekv_proto::ErrorCode;
 
+use crate::auth::AuthError;
 use crate::kv::KvError;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,10 @@ pub enum KvConnectError {
     NotFound,
     #[error("{0}")]
     Kv(#[from] KvError),
+    /// A signed token refused (missing, malformed, badly signed, expired) or a request
+    /// outside its scope.
+    #[error("{0}")]
+    Auth(#[from] AuthError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -63,6 +68,7 @@ impl KvConnectError {
             KvConnectError::NotFound => StatusCode::NOT_FOUND,
             KvConnectError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             KvConnectError::Kv(error) => http_status(error.code()),
+            KvConnectError::Auth(error) => http_status(error.code()),
         }
     }
 }
@@ -111,6 +117,7 @@ impl IntoResponse for KvConnectError {
         let body = match &self {
             // Same stable codes as the gRPC API, so logs and clients agree.
             KvConnectError::Kv(error) => format!("{}: {error}", error.code()),
+            KvConnectError::Auth(error) => format!("{}: {error}", error.code()),
             other => other.to_string(),
         };
         if status.is_server_error() {

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::KvConnectError;
-use super::tokens::{self, DATA_PATH_TOKEN_TTL};
 
 const SUPPORTED_VERSIONS: [u32; 2] = [2, 3];
 
@@ -43,10 +42,8 @@ pub(super) async fn exchange(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<DatabaseMetadata>, KvConnectError> {
-    let token = tokens::bearer(&headers).ok_or(KvConnectError::MissingToken)?;
-    if !state.tokens.is_access_token(token) {
-        return Err(KvConnectError::InvalidAccessToken);
-    }
+    let now = state.store.now_ms();
+    let issued = state.tokens.exchange(&headers, now)?;
     if body.is_empty() {
         return Err(KvConnectError::BadRequest(
             "edgekv needs KV Connect protocol version 2 or newer (Deno 1.38 or newer)".into(),
@@ -65,9 +62,7 @@ pub(super) async fn exchange(
                 request.supported_versions
             ))
         })?;
-    let now = state.store.now_ms();
-    let expires_at_ms = now + DATA_PATH_TOKEN_TTL.as_millis() as u64;
-    let expires_at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(expires_at_ms);
+    let expires_at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(issued.expires_at_ms);
     Ok(Json(DatabaseMetadata {
         version,
         // Lowercase hyphenated, as the schema requires.
@@ -82,7 +77,7 @@ pub(super) async fn exchange(
                 consistency: "strong",
             },
         ],
-        token: state.tokens.mint(now, expires_at_ms),
+        token: issued.token,
         expires_at: humantime::format_rfc3339_seconds(expires_at).to_string(),
     }))
 }

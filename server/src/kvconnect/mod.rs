@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::error::KvConnectError;
 use self::tokens::Tokens;
+use crate::auth::{Authenticator, Principal};
 use crate::kv::{Consistency, KvStore};
 
 /// Largest request body read; well above the protocol's 800 KiB atomic write limit, so
@@ -47,16 +48,13 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// Checks the headers every data-path request carries (protocol version 2 or 3).
-    fn authorize_data_path(&self, headers: &HeaderMap) -> Result<u32, KvConnectError> {
-        let token = tokens::bearer(headers).ok_or(KvConnectError::MissingToken)?;
-        if !self.tokens.is_data_path_token(token, self.store.now_ms()) {
-            return Err(KvConnectError::InvalidDataPathToken);
-        }
+    /// Checks the headers every data-path request carries (its token, protocol version 2
+    /// or 3, the database id) and returns who the request acts as.
+    fn authorize_data_path(&self, headers: &HeaderMap) -> Result<Principal, KvConnectError> {
+        let principal = self.tokens.data_path(headers, self.store.now_ms())?;
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let version = match header("x-denokv-version") {
-            Some("2") => 2,
-            Some("3") => 3,
+        match header("x-denokv-version") {
+            Some("2" | "3") => {}
             Some(other) => {
                 return Err(KvConnectError::BadRequest(format!(
                     "unsupported protocol version {other}; edgekv speaks versions 2 and 3"
@@ -73,7 +71,7 @@ impl AppState {
         if !database.eq_ignore_ascii_case(&self.store.database_id().to_string()) {
             return Err(KvConnectError::BadRequest(format!("unknown database id {database}")));
         }
-        Ok(version)
+        Ok(principal)
     }
 }
 
@@ -123,17 +121,19 @@ fn router(state: AppState) -> Router {
 }
 
 /// Serves KV Connect (HTTPS when `tls` is given) until `shutdown` fires; open watches end
-/// then too.
+/// then too. Access tokens are signed tokens when `authenticator` has secrets, otherwise
+/// the shared `access_tokens`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    authenticator: Arc<Authenticator>,
     store: KvStore,
     access_tokens: Vec<String>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let state = AppState {
         store,
-        tokens: Arc::new(Tokens::new(access_tokens)),
+        tokens: Arc::new(Tokens::new(authenticator, access_tokens)),
         shutdown: shutdown.clone(),
     };
     if let Some(tls) = tls {

@@ -22,7 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::datapath::entry_to_wire;
 use super::error::KvConnectError;
 use super::{AppState, Protobuf, endpoint_consistency};
-use crate::kv::{ChangedKeys, Consistency, Entry, KvStore};
+use crate::kv::{ChangedKeys, Consistency, Entry, KvStore, access};
 
 const KEEPALIVE: Duration = Duration::from_secs(5);
 
@@ -33,8 +33,9 @@ pub(super) async fn watch(
     Protobuf(request): Protobuf<pb::Watch>,
 ) -> Result<Response, KvConnectError> {
     endpoint_consistency(&endpoint)?;
-    state.authorize_data_path(&headers)?;
+    let principal = state.authorize_data_path(&headers)?;
     let keys: Vec<Vec<u8>> = request.try_into()?;
+    access::authorize_reads(&principal, keys.iter().map(Vec::as_slice))?;
     // Subscribe before the first read so no commit between the two is missed.
     let changes = state.store.subscribe();
     let first = read(&state.store, &keys).await?;

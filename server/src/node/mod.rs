@@ -19,6 +19,7 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use self::component::Component;
+use crate::auth::Authenticator;
 use crate::cache::anti_entropy::AntiEntropy;
 use crate::cache::shipper::Shippers;
 use crate::cache::{self, CacheReplicationService, CacheStore};
@@ -51,6 +52,8 @@ pub enum NodeError {
     Task(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot load the token secrets: {0}")]
+    AuthSecrets(#[from] edgekv_proto::token::TokenError),
 }
 
 /// How long shutdown waits for in-flight requests and for clients to acknowledge the
@@ -85,6 +88,10 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     )?);
     // Certificates are read before anything opens, so a bad directory stops the start.
     let tls = config.tls.certs_dir().map(NodeTls::load).transpose()?;
+    let authenticator = Arc::new(match config.auth.secret_file() {
+        Some(path) => Authenticator::from_file(path)?,
+        None => Authenticator::disabled(),
+    });
     let durability = if config.storage.sync_writes {
         Durability::Sync
     } else {
@@ -177,7 +184,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
 
     // The client side: the APIs, and the work behind them.
     let kv_connect_address = kv_connect.as_ref().map(|(_, _, address)| *address);
-    let mut client_side = start_client_side(listener, kv_connect, tls.as_ref(), &store, info)?;
+    let mut client_side = start_client_side(listener, kv_connect, tls.as_ref(), &authenticator, &store, info)?;
     let mut background = start_background(&config, &engine, &clock, store, &cache, &raft, &monitors);
 
     tracing::info!(
@@ -303,6 +310,7 @@ fn start_client_side(
     listener: tokio::net::TcpListener,
     kv_connect: Option<(tokio::net::TcpListener, Vec<String>, SocketAddr)>,
     tls: Option<&NodeTls>,
+    authenticator: &Arc<Authenticator>,
     store: &KvStore,
     info: NodeInfo,
 ) -> Result<Component, NodeError> {
@@ -310,6 +318,7 @@ fn start_client_side(
     let api = grpc::serve(
         listener,
         tls.map(NodeTls::client_api_server),
+        authenticator.clone(),
         store.clone(),
         info,
         client_side.stop_signal(),
@@ -317,7 +326,14 @@ fn start_client_side(
     client_side.spawn(async move { api.await.map_err(NodeError::from) });
     if let Some((listener, tokens, _)) = kv_connect {
         let https = tls.map(NodeTls::https_server).transpose()?;
-        let serve = kvconnect::serve(listener, https, store.clone(), tokens, client_side.stop_signal());
+        let serve = kvconnect::serve(
+            listener,
+            https,
+            authenticator.clone(),
+            store.clone(),
+            tokens,
+            client_side.stop_signal(),
+        );
         client_side.spawn(async move {
             serve
                 .await

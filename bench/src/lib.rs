@@ -7,7 +7,8 @@
 //! - [`driver`]: closed-loop peak finding and the open-loop, constant-arrival-rate runs
 //!   whose latencies are measured from each request's intended start.
 //! - [`peers`]: starting and stopping every system on loopback, by PID (edgekv also as a
-//!   3-voter `edgekv serve` cluster, `edgekv-3`).
+//!   3-voter `edgekv serve` cluster, `edgekv-3`, and with TLS and tokens, `edgekv-secure`,
+//!   whose credentials [`security`] makes).
 //! - [`regional`]: strong writes from each region of a simulated 3-region cluster against
 //!   that region's physical floor (`edgekv-3-regions`).
 //! - [`cache`]: the cache class on the same simulated cluster: local writes and reads,
@@ -23,5 +24,6 @@ pub mod peers;
 pub mod regional;
 pub mod report;
 pub mod run;
+pub mod security;
 pub mod targets;
 pub mod workload;

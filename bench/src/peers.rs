@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::security::Credentials;
 use crate::targets::{EdgekvTarget, EtcdTarget, KvConnectTarget, RedisTarget, Target};
 
 /// The KV Connect access token given to denokv and edgekv.
@@ -94,11 +95,13 @@ pub struct Peer {
 }
 
 /// Which systems the harness knows how to run, in the order a full run measures them
-/// (edgekv-3 right before etcd-3, so the pair runs under the same conditions).
+/// (edgekv-3 right before etcd-3, so the pair runs under the same conditions; edgekv-secure
+/// right after edgekv: the same node with TLS on its listener and a token on every request).
 /// `edgekv-3-regions` and `edgekv-cache-3-regions` are not workload targets: they select
 /// the regional scenario ([`crate::regional`]) and the cache-class scenario ([`crate::cache`]).
-pub const SYSTEMS: [&str; 10] = [
+pub const SYSTEMS: [&str; 11] = [
     "edgekv",
+    "edgekv-secure",
     "edgekv-kvconnect",
     "denokv",
     "denokv-batched",
@@ -127,7 +130,7 @@ pub struct Binaries {
 pub async fn start(system: &str, binaries: &Binaries) -> Result<Peer> {
     let dir = tempfile::Builder::new().prefix("edgekv-bench-").tempdir()?;
     let (target, processes, layout, durability) = match system {
-        "edgekv" | "edgekv-kvconnect" => {
+        "edgekv" | "edgekv-kvconnect" | "edgekv-secure" => {
             let mut command = Command::new(&binaries.edgekv);
             command
                 .args([
@@ -138,23 +141,51 @@ pub async fn start(system: &str, binaries: &Binaries) -> Result<Peer> {
                     "127.0.0.1:0",
                     "--peer-listen",
                     "127.0.0.1:0",
-                    "--kv-connect-token",
                 ])
-                .arg(KV_CONNECT_TOKEN)
                 .arg("--data-dir")
                 .arg(dir.path().join("data"))
                 .env("EDGEKV_LOG", "warn");
+            // The same node, with certificates and a token secret: TLS on every listener
+            // and a token checked on every request.
+            let credentials = match system {
+                "edgekv-secure" => {
+                    let credentials = Credentials::create(&binaries.edgekv, dir.path())?;
+                    command
+                        .arg("--certs-dir")
+                        .arg(&credentials.certs_dir)
+                        .arg("--auth-secret-file")
+                        .arg(&credentials.secret_file);
+                    Some(credentials)
+                }
+                _ => {
+                    command.args(["--kv-connect-token", KV_CONNECT_TOKEN]);
+                    None
+                }
+            };
             let mut process = Process::spawn("edgekv", &mut command, &dir.path().join("edgekv.log"))?;
             let (api, kv_connect) = edgekv_ready(&mut process)?;
-            let target = if system == "edgekv" {
-                Target::Edgekv(EdgekvTarget::connect(&api).await?)
-            } else {
-                Target::KvConnect(KvConnectTarget::connect(&kv_connect, KV_CONNECT_TOKEN).await?)
-            };
-            let client = if system == "edgekv" {
-                "Rust SDK (gRPC, HTTP/2)"
-            } else {
-                "KV Connect (HTTP/2)"
+            let (target, client) = match (system, &credentials) {
+                ("edgekv-kvconnect", _) => (
+                    Target::KvConnect(KvConnectTarget::connect(&kv_connect, KV_CONNECT_TOKEN).await?),
+                    "KV Connect (HTTP/2)",
+                ),
+                (_, Some(credentials)) => {
+                    let client = edgekv_client::Client::builder()
+                        .endpoint(&api)
+                        .ca_certificate(credentials.ca_pem()?)
+                        .token(&credentials.token)
+                        .connect()
+                        .await
+                        .context("connect to the secure edgekv node")?;
+                    (
+                        Target::Edgekv(EdgekvTarget::from_client(client)),
+                        "Rust SDK (gRPC, HTTP/2) over TLS, token on every request",
+                    )
+                }
+                _ => (
+                    Target::Edgekv(EdgekvTarget::connect(&api).await?),
+                    "Rust SDK (gRPC, HTTP/2)",
+                ),
             };
             (
                 target,

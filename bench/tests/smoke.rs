@@ -25,7 +25,7 @@ async fn harness_runs_against_edgekv_and_writes_a_report() {
     let out = tempfile::tempdir().unwrap();
     let output = out.path().join("benchmarks.md");
     let options = Options {
-        systems: vec!["edgekv".into(), "edgekv-kvconnect".into()],
+        systems: vec!["edgekv".into(), "edgekv-secure".into(), "edgekv-kvconnect".into()],
         workloads: workload::ALL.to_vec(),
         keys: 200,
         value_size: 128,
@@ -46,7 +46,7 @@ async fn harness_runs_against_edgekv_and_writes_a_report() {
         command: "smoke test".into(),
     };
     let report = run(&options).await.unwrap();
-    assert_eq!(report.series.len(), 2 * workload::ALL.len());
+    assert_eq!(report.series.len(), 3 * workload::ALL.len());
     for series in &report.series {
         assert!(
             series.peak.ok > 0,

@@ -40,6 +40,10 @@ enum Command {
         /// Log filter, e.g. warn or edgekv_server=debug.
         #[arg(long = "log", env = "EDGEKV_LOG", default_value = "warn,openraft=error")]
         log_level: String,
+        /// Run as a production cluster does: certificates and tokens, made in the demo's
+        /// temporary directory; prints the CA file and an admin token for kvctl and Deno.
+        #[arg(long)]
+        secure: bool,
     },
     /// Make the cluster's certificates (`cert create-ca`, then `cert create-node` per node).
     Cert {
@@ -277,11 +281,13 @@ fn main() -> ExitCode {
         regions,
         nodes_per_region,
         log_level,
+        secure,
     } = cli.command
     {
         let plan = edgekv_server::demo::DemoPlan {
             regions,
             nodes_per_region: nodes_per_region.into(),
+            secure,
         };
         return run_until_signal("edgekv demo", &log_level, |shutdown| {
             edgekv_server::demo::run(plan, shutdown)

@@ -1,5 +1,5 @@
 // Drives an edgekv node through the Deno CLI's own KV Connect client.
-// Usage: deno run --unstable-kv -A deno_scenario.ts URL [full|wrong-token|cluster-write|cluster-read STAMP]
+// Usage: deno run --unstable-kv -A deno_scenario.ts URL [full|wrong-token|scoped|cluster-write|cluster-read STAMP]
 // Needs DENO_KV_ACCESS_TOKEN. Exits non-zero with a message on the first failed check.
 
 const [url, mode = "full"] = Deno.args;
@@ -36,6 +36,42 @@ if (mode === "wrong-token") {
     check(message.includes("invalid access token"), `unexpected error: ${message}`);
     console.log("wrong token refused:", message);
   }
+  Deno.exit(0);
+}
+
+if (mode === "scoped") {
+  // With a token scoped to ["edge"] (read and write): everything under it works, anything
+  // outside it is refused with PERMISSION_DENIED, and a write with one part outside is
+  // refused whole.
+  const kv = await Deno.openKv(url);
+  const written = await kv.set(["edge", "greeting"], "hello over https");
+  check(written.ok, "a write inside the scope");
+  const read = await kv.get<string>(["edge", "greeting"]);
+  check(read.value === "hello over https", `read inside the scope: ${read.value}`);
+  const listed = [];
+  for await (const entry of kv.list({ prefix: ["edge"] })) listed.push(entry.key);
+  check(listed.length === 1, `list inside the scope: ${JSON.stringify(listed)}`);
+  const refusals: Record<string, () => Promise<unknown>> = {
+    "a read outside": () => kv.get(["orders", "1"]),
+    "a write outside": () => kv.set(["orders", "1"], "by the edge"),
+    "a list of everything": async () => {
+      for await (const _ of kv.list({ prefix: [] })) { /* refused before the first */ }
+    },
+    "an atomic write half outside": () =>
+      kv.atomic().set(["edge", "half"], "inside").set(["orders", "2"], "outside").commit(),
+  };
+  for (const [what, attempt] of Object.entries(refusals)) {
+    try {
+      await attempt();
+    } catch (error) {
+      const message = String((error as Error).message);
+      check(message.includes("PERMISSION_DENIED"), `${what}: unexpected error: ${message}`);
+      continue;
+    }
+    throw new Error(`check failed: ${what} was allowed`);
+  }
+  check((await kv.get(["edge", "half"])).versionstamp === null, "nothing of the refused write landed");
+  console.log("scoped token held to its prefix");
   Deno.exit(0);
 }
 

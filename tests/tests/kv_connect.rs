@@ -7,8 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use edgekv_client::key;
 use edgekv_tests::Node;
 use edgekv_tests::cluster::{Cluster, ClusterOptions, KV_CONNECT_TOKEN};
+use edgekv_tests::credentials::{TokenSpec, admin_token, certificates, secret_file, token};
 
 const TOKEN: &str = "edgekv-dev-token";
 
@@ -217,4 +219,72 @@ fn deno_against_a_three_region_cluster() {
         deno(&cluster.nodes[2], &["full"]),
         "the full Deno scenario against a cluster member",
     );
+}
+
+/// The Deno CLI over HTTPS against a secure node: it trusts the cluster CA through
+/// `DENO_CERT`, its access token is a signed token scoped to `["edge"]`, and the node holds
+/// every read and write to that scope. The refused writes are read back as absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deno_over_https_with_a_scoped_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let certs = dir.path().join("certs");
+    certificates(&certs).unwrap();
+    let secrets = dir.path().join("secrets");
+    secret_file(&secrets, &[("k1", "a-secret-for-the-deno-over-https-test-0123")]).unwrap();
+    let cluster = Cluster::start_with(
+        &["us-east"],
+        &[],
+        ClusterOptions {
+            kv_connect: true,
+            // On the host's loopback, so the test's own SDK client reads back what Deno did.
+            isolated: false,
+            certs_dir: Some(certs.clone()),
+            auth_secret_file: Some(secrets.clone()),
+            token: Some(admin_token(&secrets).unwrap()),
+        },
+    )
+    .unwrap();
+    let node = cluster.node(1);
+    let url = node.kv_connect_url();
+    assert!(url.starts_with("https://"), "{url}");
+    let admin = node.client().await.unwrap();
+    admin.set(key!["orders", "1"], "placed by the origin").await.unwrap();
+
+    let edge_token = token(
+        &secrets,
+        &TokenSpec {
+            subject: "edge-fn",
+            prefixes: &[r#"["edge"]"#],
+            read: true,
+            write: true,
+            ttl: "1h",
+            ..TokenSpec::default()
+        },
+    )
+    .unwrap();
+    let mut deno = client_env(
+        node.command(clients_dir().join("npm/node_modules/.bin/deno")),
+        &edge_token,
+        &scratch,
+    );
+    deno.env("DENO_CERT", certs.join("ca.crt"))
+        .args(["run", "--unstable-kv", "--allow-net", "--allow-env", "--allow-read"])
+        .arg(scenario("deno_scenario.ts"))
+        .args([&url, "scoped"]);
+    let output = run(deno, "the Deno CLI over HTTPS with a scoped token");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("scoped token held to its prefix"),
+        "the scenario ran to its end"
+    );
+
+    let kept = admin.get(key!["orders", "1"]).await.unwrap().unwrap();
+    assert_eq!(
+        kept.value.as_ref().and_then(edgekv_client::Value::as_str),
+        Some("placed by the origin")
+    );
+    assert!(admin.get(key!["orders", "2"]).await.unwrap().is_none());
+    let inside = admin.get(key!["edge", "greeting"]).await.unwrap();
+    assert!(inside.is_some(), "the write inside the scope landed");
 }

@@ -7,8 +7,13 @@ use super::model::{Report, find};
 use crate::workload::Workload;
 
 /// (edgekv-side system, peer, what the pair compares)
-const PAIRS: [(&str, &str, &str); 6] = [
+const PAIRS: [(&str, &str, &str); 7] = [
     ("edgekv", "etcd", "SDK vs etcd-client, both gRPC, 1 node each"),
+    (
+        "edgekv-secure",
+        "edgekv",
+        "the cost of security: TLS and a token on every request vs plaintext, same node",
+    ),
     ("edgekv", "etcd-3", "SDK on 1 node vs a 3-member etcd"),
     ("edgekv-3", "etcd-3", "3 voters each, both gRPC"),
     ("edgekv", "redis", "SDK vs redis-rs, both durable (fsync)"),

@@ -22,12 +22,20 @@ impl EdgekvTarget {
     pub const KEY_PREFIX: &str = "bench";
 
     pub async fn connect(endpoint: &str) -> Result<Self> {
-        Ok(Self {
-            client: Client::connect(endpoint.to_string())
+        Ok(Self::from_client(
+            Client::connect(endpoint.to_string())
                 .await
                 .context("connect to edgekv")?,
+        ))
+    }
+
+    /// Drives a client built elsewhere (for instance with a CA and a token) with the SDK's
+    /// default reads.
+    pub fn from_client(client: Client) -> Self {
+        Self {
+            client,
             read_consistency: Consistency::default(),
-        })
+        }
     }
 
     /// Drives `client` as it is (e.g. pinned to one node of a cluster) with eventual plain

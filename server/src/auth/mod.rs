@@ -198,9 +198,13 @@ impl Principal {
     }
 }
 
-/// A range as people read it: the keys under a prefix when it is a prefix selector's range,
-/// otherwise its two ends.
+/// A range as people read it: one key when it holds only that key (how KV Connect clients
+/// send a get), the keys under a prefix when it is a prefix selector's range, otherwise its
+/// two ends.
 fn describe_range(start: &[u8], end: &[u8]) -> String {
+    if end.strip_suffix(&[0x00]) == Some(start) {
+        return format!("key {}", display_encoded(start));
+    }
     if let Some(prefix) = start.strip_suffix(&[0x00])
         && end.strip_suffix(&[0xff]) == Some(prefix)
         && let Ok(key) = Key::decode(prefix)

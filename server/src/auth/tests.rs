@@ -138,6 +138,15 @@ fn ranges_must_stay_inside_one_scope() {
         escaping.to_string(),
         r#"permission denied: "alice" may not read the range from ["users",1] up to ["zebra"]"#
     );
+    // A range of one key, as KV Connect clients send a get, names the key.
+    let orders_1 = key!["orders", "1"].encode();
+    let one_key = principal
+        .require_read_range(&orders_1, &[orders_1.as_slice(), &[0x00]].concat())
+        .unwrap_err();
+    assert!(
+        one_key.to_string().ends_with(r#"may not read key ["orders","1"]"#),
+        "{one_key}"
+    );
     let everything = principal
         .require_read_range(&Key::prefix_start(&[]), &Key::prefix_end(&[]))
         .unwrap_err();

@@ -5,6 +5,12 @@
 //! so every region holds a full copy for local eventual reads. Fault injection is on, so
 //! `kvctl fault partition|heal|latency` work against it. Keys under `["cache"]` are in the
 //! cache class (multi-master, merged across regions); every other key is strong.
+//!
+//! With `--secure` ([`credentials`]) the demo runs as a production cluster does: TLS on
+//! every listener, mutual TLS between nodes, and a token on every request; it prints the
+//! CA file and an admin token for kvctl and Deno.
+
+mod credentials;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,6 +19,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use self::credentials::DemoCredentials;
 use crate::config::Config;
 use crate::net::WanLinkSettings;
 use crate::node::{self, NodeError, Ready};
@@ -25,6 +32,8 @@ pub const DEMO_TOKEN: &str = "edgekv-demo-token";
 pub struct DemoPlan {
     pub regions: Vec<String>,
     pub nodes_per_region: usize,
+    /// Certificates and tokens (`--secure`).
+    pub secure: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +76,11 @@ pub fn demo_links(regions: &[String]) -> Vec<WanLinkSettings> {
     links
 }
 
-fn plan_nodes(plan: &DemoPlan, data_dir: &std::path::Path) -> Result<Vec<DemoNode>, DemoError> {
+fn plan_nodes(
+    plan: &DemoPlan,
+    data_dir: &std::path::Path,
+    credentials: Option<&DemoCredentials>,
+) -> Result<Vec<DemoNode>, DemoError> {
     if plan.regions.is_empty() {
         return Err(DemoError::Plan("give at least one region".into()));
     }
@@ -89,7 +102,13 @@ fn plan_nodes(plan: &DemoPlan, data_dir: &std::path::Path) -> Result<Vec<DemoNod
             config.storage.data_dir = data_dir.join(format!("node-{id}"));
             config.api.listen = free_port()?;
             config.kv_connect.listen = free_port()?;
-            config.kv_connect.access_tokens = vec![DEMO_TOKEN.into()];
+            match credentials {
+                Some(credentials) => {
+                    config.tls.certs_dir = credentials.certs_dir.clone();
+                    config.auth.secret_file = credentials.secret_file.clone();
+                }
+                None => config.kv_connect.access_tokens = vec![DEMO_TOKEN.into()],
+            }
             config.cluster.peer_listen = free_port()?;
             config.cluster.allow_fault_injection = true;
             config.cluster.wan_links = links.clone();
@@ -120,7 +139,8 @@ pub async fn run(plan: DemoPlan, shutdown: CancellationToken) -> Result<(), Demo
         .prefix("edgekv-demo-")
         .tempdir()
         .map_err(DemoError::DataDir)?;
-    let nodes = plan_nodes(&plan, data.path())?;
+    let credentials = plan.secure.then(|| DemoCredentials::create(data.path())).transpose()?;
+    let nodes = plan_nodes(&plan, data.path(), credentials.as_ref())?;
     let ready: Arc<Mutex<Vec<(u64, String, Ready)>>> = Arc::default();
     let mut running = JoinSet::new();
     for node in nodes {
@@ -162,7 +182,7 @@ pub async fn run(plan: DemoPlan, shutdown: CancellationToken) -> Result<(), Demo
             .min_by_key(|(id, _, _)| *id)
             .map(|(_, _, r)| r.api);
         if let Some(api) = first_api
-            && let Err(error) = make_cache_prefix(api).await
+            && let Err(error) = make_cache_prefix(api, credentials.as_ref()).await
         {
             shutdown.cancel();
             while running.join_next().await.is_some() {}
@@ -170,7 +190,12 @@ pub async fn run(plan: DemoPlan, shutdown: CancellationToken) -> Result<(), Demo
                 "cannot put [\"cache\"] in the cache class: {error}"
             )));
         }
-        print_summary(&plan, data.path(), &ready.lock().expect("ready list"));
+        print_summary(
+            &plan,
+            data.path(),
+            credentials.as_ref(),
+            &ready.lock().expect("ready list"),
+        );
     }
     let mut failure = None;
     while let Some(done) = running.join_next().await {
@@ -188,18 +213,40 @@ pub async fn run(plan: DemoPlan, shutdown: CancellationToken) -> Result<(), Demo
 
 /// The demo's cache keys: everything under `["cache"]`, set through the first node (a
 /// follower forwards it to the leader).
-async fn make_cache_prefix(api: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
-    let mut admin = edgekv_proto::v1::admin_client::AdminClient::connect(format!("http://{api}")).await?;
-    admin
-        .set_keyspace_class(edgekv_proto::v1::SetKeyspaceClassRequest {
-            prefix: edgekv_proto::key!["cache"].encode(),
-            class: "cache".into(),
-        })
+async fn make_cache_prefix(
+    api: SocketAddr,
+    credentials: Option<&DemoCredentials>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let channel = match credentials {
+        Some(credentials) => credentials.channel(api).await?,
+        None => {
+            tonic::transport::Endpoint::from_shared(format!("http://{api}"))?
+                .connect()
+                .await?
+        }
+    };
+    let mut request = tonic::Request::new(edgekv_proto::v1::SetKeyspaceClassRequest {
+        prefix: edgekv_proto::key!["cache"].encode(),
+        class: "cache".into(),
+    });
+    if let Some(credentials) = credentials {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {}", credentials.admin_token).parse()?);
+    }
+    edgekv_proto::v1::admin_client::AdminClient::new(channel)
+        .set_keyspace_class(request)
         .await?;
     Ok(())
 }
 
-fn print_summary(plan: &DemoPlan, data_dir: &std::path::Path, ready: &[(u64, String, Ready)]) {
+fn print_summary(
+    plan: &DemoPlan,
+    data_dir: &std::path::Path,
+    credentials: Option<&DemoCredentials>,
+    ready: &[(u64, String, Ready)],
+) {
+    let scheme = if credentials.is_some() { "https" } else { "http" };
     let mut nodes = ready.to_vec();
     nodes.sort_by_key(|(id, _, _)| *id);
     println!(
@@ -209,14 +256,14 @@ fn print_summary(plan: &DemoPlan, data_dir: &std::path::Path, ready: &[(u64, Str
         data_dir.display()
     );
     println!(
-        "{:<4} {:<14} {:<22} {:<22} peer",
+        "{:<4} {:<14} {:<28} {:<28} peer",
         "id", "region", "client API", "KV Connect"
     );
     for (id, region, r) in &nodes {
-        let kv_connect = r.kv_connect.map(|a| format!("http://{a}")).unwrap_or_default();
+        let kv_connect = r.kv_connect.map(|a| format!("{scheme}://{a}")).unwrap_or_default();
         println!(
-            "{id:<4} {region:<14} {:<22} {kv_connect:<22} {}",
-            format!("http://{}", r.api),
+            "{id:<4} {region:<14} {:<28} {kv_connect:<28} {}",
+            format!("{scheme}://{}", r.api),
             r.peer
         );
     }
@@ -224,24 +271,37 @@ fn print_summary(plan: &DemoPlan, data_dir: &std::path::Path, ready: &[(u64, Str
     for link in demo_links(&plan.regions) {
         println!("  {} <-> {}: {} ms", link.a, link.b, link.one_way_delay_ms * 2);
     }
-    if let Some((_, _, first)) = nodes.first() {
-        println!("try:  kvctl --endpoint http://{} cluster status", first.api);
-        println!("      kvctl --endpoint http://{} put greeting hello", first.api);
+    let Some((_, _, first)) = nodes.first() else {
+        return;
+    };
+    if let Some(credentials) = credentials {
+        println!("TLS everywhere, mutual TLS between nodes, a token on every request; in your shell:");
+        println!("      export EDGEKV_CACERT={}", credentials.ca_file().display());
+        println!("      export EDGEKV_TOKEN={}", credentials.admin_token);
         println!(
-            "      kvctl --endpoint http://{} fault partition {} {}",
-            first.api,
-            plan.regions[0],
-            plan.regions.get(1).unwrap_or(&plan.regions[0])
+            "(an admin token for every key; mint others with: kvctl token create --secret-file {} ...)",
+            credentials.secret_file.display()
         );
-        let last = nodes.last().map_or(first.api, |(_, _, r)| r.api);
-        println!("cache keys (under [\"cache\"]; written locally, merged in every region):");
-        println!("      kvctl --endpoint http://{} put cache/greeting hola", first.api);
-        println!("      kvctl --endpoint http://{last} get cache/greeting --consistency eventual -o json");
-        println!("      kvctl --endpoint http://{last} sadd cache/tags edge fast");
-        println!(
-            "Deno: DENO_KV_ACCESS_TOKEN={DEMO_TOKEN} and Deno.openKv(\"http://{}\")",
-            first.kv_connect.map(|a| a.to_string()).unwrap_or_default()
-        );
+    }
+    let api = format!("{scheme}://{}", first.api);
+    println!("try:  kvctl --endpoint {api} cluster status");
+    println!("      kvctl --endpoint {api} put greeting hello");
+    println!(
+        "      kvctl --endpoint {api} fault partition {} {}",
+        plan.regions[0],
+        plan.regions.get(1).unwrap_or(&plan.regions[0])
+    );
+    let last = nodes.last().map_or(first.api, |(_, _, r)| r.api);
+    println!("cache keys (under [\"cache\"]; written locally, merged in every region):");
+    println!("      kvctl --endpoint {api} put cache/greeting hola");
+    println!("      kvctl --endpoint {scheme}://{last} get cache/greeting --consistency eventual -o json");
+    println!("      kvctl --endpoint {scheme}://{last} sadd cache/tags edge fast");
+    let kv_connect = first.kv_connect.map(|a| a.to_string()).unwrap_or_default();
+    match credentials {
+        Some(_) => println!(
+            "Deno: DENO_CERT=$EDGEKV_CACERT DENO_KV_ACCESS_TOKEN=$EDGEKV_TOKEN and Deno.openKv(\"https://{kv_connect}\")"
+        ),
+        None => println!("Deno: DENO_KV_ACCESS_TOKEN={DEMO_TOKEN} and Deno.openKv(\"http://{kv_connect}\")"),
     }
     println!("edgekv demo ready; Ctrl-C stops every node and removes the data");
 }
@@ -256,8 +316,9 @@ mod tests {
         let plan = DemoPlan {
             regions: vec!["us-east".into(), "eu-west".into(), "ap-northeast".into()],
             nodes_per_region: 2,
+            secure: false,
         };
-        let nodes = plan_nodes(&plan, dir.path()).unwrap();
+        let nodes = plan_nodes(&plan, dir.path(), None).unwrap();
         assert_eq!(nodes.len(), 6);
         let voters = nodes
             .iter()
@@ -289,9 +350,11 @@ mod tests {
             plan_nodes(
                 &DemoPlan {
                     regions: vec!["a".into(), "a".into()],
-                    nodes_per_region: 1
+                    nodes_per_region: 1,
+                    secure: false,
                 },
-                dir.path()
+                dir.path(),
+                None
             )
             .is_err()
         );

@@ -64,9 +64,10 @@ impl Dialer {
     }
 
     pub(crate) fn endpoint(&self, url: &str) -> Result<Endpoint> {
+        // tonic's own message ("transport error") hides the cause; the chain names it.
         let invalid = |e: tonic::transport::Error| Error::Endpoint {
             endpoint: url.to_string(),
-            reason: e.to_string(),
+            reason: crate::error::chain(&e),
         };
         let mut endpoint = Endpoint::from_shared(url.to_string())
             .map_err(invalid)?

@@ -6,14 +6,19 @@
 //!
 //! `-o json` prints one JSON document per invocation: an array for a collection, an object
 //! for anything else (see [`output`]).
+//!
+//! An `https://` endpoint is reached over TLS, verified against the CA of `--cacert` (see
+//! [`tls`]) or else the system's trusted roots.
 
 mod admin;
 #[cfg(test)]
 mod docs_check;
 mod output;
+mod tls;
 mod token;
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -27,7 +32,7 @@ use crate::output::{JsonArray, print_json, print_json_array};
 #[derive(Parser)]
 #[command(name = "kvctl", version, about = "Administer and query an edgekv cluster")]
 struct Cli {
-    /// Node to talk to.
+    /// Node to talk to: `http://` for a plaintext node, `https://` for one serving TLS.
     #[arg(
         long,
         global = true,
@@ -38,6 +43,10 @@ struct Cli {
     /// Access token, sent as a bearer token.
     #[arg(long, global = true, env = "EDGEKV_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM file of the cluster CA (may hold several certificates) that an https://
+    /// endpoint is verified against; without it, the system's trusted roots.
+    #[arg(long, global = true, env = "EDGEKV_CACERT", value_name = "FILE")]
+    cacert: Option<PathBuf>,
     /// Output format: aligned tables, or one JSON document (an array for a collection such
     /// as `list` or `member list`, an object otherwise).
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
@@ -209,12 +218,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Plan::Token(token) = plan {
         return token.execute(cli.token.as_deref(), output);
     }
+    let ca_pem = tls::ca_certificate(cli.cacert.as_deref(), &cli.endpoint)?;
     // Admin commands speak to the node's Admin service themselves (and may move on to the
     // leader); everything else goes through the SDK.
     if let Plan::Admin(admin) = plan {
-        return admin.execute(&cli.endpoint, cli.token, output).await;
+        return admin.execute(&cli.endpoint, cli.token, ca_pem.as_deref(), output).await;
     }
-    let client = Client::connect_with_token(&cli.endpoint, cli.token).await?;
+    let mut builder = Client::builder().endpoint(&cli.endpoint);
+    if let Some(token) = cli.token {
+        builder = builder.token(token);
+    }
+    if let Some(pem) = ca_pem {
+        builder = builder.ca_certificate(pem);
+    }
+    let client = builder.connect().await?;
     plan.execute(&client, output).await
 }
 

@@ -272,6 +272,7 @@ fn run_kvctl(mut command: Command, endpoint: &str, args: &[&str]) -> Output {
         .args(args)
         .env_remove("EDGEKV_ENDPOINT")
         .env_remove("EDGEKV_TOKEN")
+        .env_remove("EDGEKV_CACERT")
         .stdin(Stdio::null())
         .output()
         .expect("run kvctl")

@@ -1,6 +1,7 @@
-//! The leader-following admin client: one node's `edgekv.v1.Admin` service with the bearer
-//! token attached to every request, where to resend a membership change the node refused
-//! for not being the leader, and how a refusal from the server reads as a kvctl failure.
+//! The leader-following admin client: how kvctl reaches a node's `edgekv.v1.Admin` service
+//! (plaintext or TLS, by the URL's scheme), that service with the bearer token attached to
+//! every request, where to resend a membership change the node refused for not being the
+//! leader, and how a refusal from the server reads as a kvctl failure.
 
 use std::time::Duration;
 
@@ -8,10 +9,11 @@ use edgekv_proto::ErrorCode;
 use edgekv_proto::grpc_status::{code_implied_by_transport, code_of, leader_named};
 use edgekv_proto::v1::{self as pb, admin_client::AdminClient, inject_fault_request::Fault};
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use super::Change;
 use crate::Failure;
+use crate::tls::is_https;
 
 /// The bearer token as request metadata.
 pub(super) fn authorization(endpoint: &str, token: Option<String>) -> Result<Option<MetadataValue<Ascii>>, Failure> {
@@ -27,6 +29,54 @@ pub(super) fn authorization(endpoint: &str, token: Option<String>) -> Result<Opt
         .transpose()
 }
 
+/// How kvctl reaches admin services: plaintext for `http://` URLs, TLS for `https://` ones
+/// (trusting the `--cacert` CA, or else the system's roots, as the SDK's dialer does), the
+/// same for the node given and for a leader it names; every request carries the token.
+pub(super) struct Dialer {
+    tls: ClientTlsConfig,
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+impl Dialer {
+    /// `ca_pem`: the CA certificate(s) (PEM) `--cacert` read, already checked.
+    pub(super) fn new(ca_pem: Option<&[u8]>, authorization: Option<MetadataValue<Ascii>>) -> Self {
+        let tls = match ca_pem {
+            Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+            None => ClientTlsConfig::new().with_native_roots(),
+        };
+        Self { tls, authorization }
+    }
+
+    pub(super) async fn connect(&self, url: &str) -> Result<Node, Failure> {
+        let mut endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| Failure {
+                code: 3,
+                message: format!("invalid endpoint {url:?}: {e}"),
+            })?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        if is_https(url) {
+            // Fails when there are no system roots to trust and no --cacert.
+            endpoint = endpoint.tls_config(self.tls.clone()).map_err(|e| Failure {
+                code: 3,
+                message: format!("cannot set up TLS for {url}: {}", edgekv_client::error::chain(&e)),
+            })?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| Failure {
+            code: 3,
+            message: format!(
+                "UNAVAILABLE: cannot connect to {url}: {}",
+                edgekv_client::error::chain(&e)
+            ),
+        })?;
+        Ok(Node {
+            url: url.to_string(),
+            admin: AdminClient::new(channel),
+            authorization: self.authorization.clone(),
+        })
+    }
+}
+
 /// One node's admin service.
 pub(super) struct Node {
     url: String,
@@ -35,28 +85,6 @@ pub(super) struct Node {
 }
 
 impl Node {
-    pub(super) async fn connect(url: &str, authorization: Option<MetadataValue<Ascii>>) -> Result<Self, Failure> {
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| Failure {
-                code: 3,
-                message: format!("invalid endpoint {url:?}: {e}"),
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
-        let channel = endpoint.connect().await.map_err(|e| Failure {
-            code: 3,
-            message: format!(
-                "UNAVAILABLE: cannot connect to {url}: {}",
-                edgekv_client::error::chain(&e)
-            ),
-        })?;
-        Ok(Self {
-            url: url.to_string(),
-            admin: AdminClient::new(channel),
-            authorization,
-        })
-    }
-
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         if let Some(authorization) = &self.authorization {
@@ -109,7 +137,7 @@ impl Node {
     /// Where to send a membership change this node refused, if it refused it for not being
     /// the leader: the address it named, or else the leader's client address from its status.
     pub(super) async fn leader_after(&mut self, refusal: &tonic::Status) -> Option<String> {
-        let named = leader_named(refusal.metadata()).map(leader_url);
+        let named = leader_named(refusal.metadata()).map(|addr| leader_url(&self.url, addr));
         let leader = match named {
             Some(url) => url,
             None => {
@@ -124,17 +152,21 @@ impl Node {
                 if member.api_addr.is_empty() {
                     return None;
                 }
-                leader_url(&member.api_addr)
+                leader_url(&self.url, &member.api_addr)
             }
         };
         (leader != self.url).then_some(leader)
     }
 }
 
-/// `host:port` from the server becomes `http://host:port`, as the SDK does.
-fn leader_url(addr: &str) -> String {
+/// `host:port` from the server becomes a URL with the scheme of the node kvctl was given
+/// (`node_url`), as the SDK does: the nodes of a cluster all serve TLS or none does, and a
+/// leader dialled over plaintext would refuse the connection or send the token in clear.
+fn leader_url(node_url: &str, addr: &str) -> String {
     if addr.contains("://") {
         addr.to_string()
+    } else if is_https(node_url) {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
     }
@@ -166,7 +198,11 @@ mod tests {
 
     #[test]
     fn leader_addresses_become_urls() {
-        assert_eq!(leader_url("127.0.0.1:7070"), "http://127.0.0.1:7070");
-        assert_eq!(leader_url("https://kv.example:443"), "https://kv.example:443");
+        let plain = "http://127.0.0.1:7071";
+        let tls = "https://127.0.0.1:7071";
+        assert_eq!(leader_url(plain, "127.0.0.1:7070"), "http://127.0.0.1:7070");
+        assert_eq!(leader_url(tls, "127.0.0.1:7070"), "https://127.0.0.1:7070");
+        assert_eq!(leader_url(plain, "https://kv.example:443"), "https://kv.example:443");
+        assert_eq!(leader_url(tls, "http://kv.example:80"), "http://kv.example:80");
     }
 }

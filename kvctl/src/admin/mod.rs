@@ -6,13 +6,16 @@
 //! `UNAVAILABLE` and names the leader's client address in the `edgekv-leader` metadata; the
 //! command is then sent once more, to that address. A follower that does not know the
 //! leader's address yet (it learns it from forwarded client traffic) is asked for its
-//! cluster status instead, which lists every member's client address.
+//! cluster status instead, which lists every member's client address. The leader is
+//! reached with the scheme, CA and token of the node given (`--endpoint`, `--cacert`,
+//! `--token`).
 //!
 //! This file owns the plans: what each admin command does ([`Plan`], built from the checked
 //! arguments, and [`Plan::execute`], which runs it against a node and prints the answer).
 //! The rest is one concern a file:
 //! - [`command`]: the clap subcommands and their local argument checks;
-//! - [`client`]: the admin client of one node, and following a refusal to the leader;
+//! - [`client`]: reaching a node's admin service (plaintext or TLS), its admin client, and
+//!   following a refusal to the leader;
 //! - [`render`]: tables and JSON documents for what the node answers.
 
 mod client;
@@ -26,7 +29,7 @@ use edgekv_proto::v1::{self as pb, inject_fault_request::Fault};
 use crate::output::{print_json, print_json_array};
 use crate::{Failure, Output, usage};
 
-use client::{Node, authorization, failure};
+use client::{Dialer, authorization, failure};
 pub use command::{ClusterCommand, FaultCommand, KeyspaceCommand, MemberCommand};
 use command::{check_peer_addr, check_region, check_region_pair};
 pub(crate) use render::cluster_json;
@@ -124,9 +127,16 @@ impl Plan {
         }))
     }
 
-    pub async fn execute(self, endpoint: &str, token: Option<String>, output: Output) -> Result<(), Failure> {
-        let authorization = authorization(endpoint, token)?;
-        let mut node = Node::connect(endpoint, authorization.clone()).await?;
+    /// Runs against `endpoint`, sending `token`; `ca_pem` is the CA `--cacert` read.
+    pub async fn execute(
+        self,
+        endpoint: &str,
+        token: Option<String>,
+        ca_pem: Option<&[u8]>,
+        output: Output,
+    ) -> Result<(), Failure> {
+        let dialer = Dialer::new(ca_pem, authorization(endpoint, token)?);
+        let mut node = dialer.connect(endpoint).await?;
         let mut out = std::io::stdout().lock();
         match self {
             Plan::ClusterStatus => {
@@ -148,7 +158,7 @@ impl Plan {
                             return Err(failure(&refusal));
                         };
                         eprintln!("kvctl: sent to the leader at {leader}");
-                        let mut leader = Node::connect(&leader, authorization).await?;
+                        let mut leader = dialer.connect(&leader).await?;
                         leader.change(change).await.map_err(|s| failure(&s))?
                     }
                 };

@@ -64,7 +64,9 @@ impl Tokens {
                 let principal = authenticator.authenticate_header(authorization(headers)?)?;
                 let token = principal
                     .reissue(authenticator, SystemClock.now_ms())
-                    .expect("a node with secrets authenticates by token")
+                    .ok_or_else(|| {
+                        KvConnectError::Internal("a node with secrets let a request in without a token".into())
+                    })?
                     .map_err(|error| KvConnectError::Internal(format!("cannot sign the data-path token: {error}")))?;
                 let expires_at_s = principal.grant().map_or(u64::MAX, |grant| grant.expires_at());
                 Ok(Issued {

@@ -6,7 +6,7 @@
 //! entry, as denokv does: the Deno CLI reads a key marked unchanged as absent instead of
 //! keeping what it was last told, so a frame must never rely on the client's memory. An
 //! empty frame every few seconds keeps idle connections alive. The stream ends when the
-//! client goes away or the node shuts down.
+//! client goes away, the node shuts down, or the signed token that opened it expires.
 
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::datapath::entry_to_wire;
 use super::error::KvConnectError;
 use super::{AppState, Protobuf, endpoint_consistency};
+use crate::clock::{Clock, SystemClock};
 use crate::kv::{ChangedKeys, Consistency, Entry, KvStore, access};
 
 const KEEPALIVE: Duration = Duration::from_secs(5);
@@ -49,12 +50,25 @@ pub(super) async fn watch(
         keepalive_at: tokio::time::Instant::now() + KEEPALIVE,
     };
     let shutdown = state.shutdown.clone();
+    // A watch lives no longer than the token that opened it: the stream ends when the token
+    // expires, and the client's reconnect needs a valid one.
+    let token_expiry = principal.grant().map(|grant| {
+        let left_ms = (grant.expires_at().saturating_mul(1000)).saturating_sub(SystemClock.now_ms());
+        tokio::time::Instant::now() + Duration::from_millis(left_ms)
+    });
     let frames = futures::stream::unfold(Some(watcher), move |watcher| {
         let shutdown = shutdown.clone();
         async move {
             let mut watcher = watcher?;
+            let expired = async {
+                match token_expiry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => None,
+                () = expired => None,
                 frame = watcher.next_frame() => frame.map(|bytes| (Ok::<_, std::convert::Infallible>(bytes), Some(watcher))),
             }
         }

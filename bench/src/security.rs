@@ -1,12 +1,14 @@
 //! The credentials of `edgekv-secure`: a CA and node certificate made with `edgekv cert`,
 //! a token secret, and a token allowed every key, as an operator would set a node up.
 
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use edgekv_proto::token::{self, Claims, ScopeClaim, Secrets};
+use edgekv_proto::token::{self, Claims, Secrets};
 
 /// Longer than any benchmark run.
 const TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -37,19 +39,16 @@ impl Credentials {
         }
         let line = format!("bench {:032x}{:032x}\n", rand::random::<u128>(), rand::random::<u128>());
         let secret_file = dir.join("secrets");
-        std::fs::write(&secret_file, &line)?;
+        // Only its owner may read it, as `edgekv cert` writes keys.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&secret_file)?
+            .write_all(line.as_bytes())?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-        let claims = Claims {
-            sub: "edgekv-bench".into(),
-            exp: now + TOKEN_TTL.as_secs(),
-            iat: now,
-            scope: vec![ScopeClaim {
-                prefix: serde_json::json!([]),
-                read: true,
-                write: true,
-            }],
-            admin: false,
-        };
+        // The workloads need every key and no admin call.
+        let claims = Claims::every_key("edgekv-bench", now, now + TOKEN_TTL.as_secs(), false);
         let token = token::sign(&claims, &Secrets::parse(&line)?)?;
         Ok(Self {
             certs_dir,

@@ -46,10 +46,18 @@ impl Key {
         Self(parts)
     }
 
+    /// The tuple encoding. Panics on an integer part whose magnitude needs more than 255
+    /// bytes, which the tuple encoding cannot hold: [`Key::parse`] and [`Key::from_json`]
+    /// refuse such keys, and [`Key::try_encode`] reports them.
     pub fn encode(&self) -> Vec<u8> {
-        // The codec only fails on integers it cannot represent, and BigInt has no such
-        // value; a failure here is a bug in the codec, not bad input.
-        denokv_proto::encode_key(&denokv_proto::Key(self.0.clone())).expect("every KeyPart value has a tuple encoding")
+        self.try_encode()
+            .expect("an integer part of at most 255 bytes (use try_encode for keys built from input)")
+    }
+
+    /// The tuple encoding, or why the key has none (an integer part beyond 255 bytes).
+    pub fn try_encode(&self) -> Result<Vec<u8>, KeyError> {
+        denokv_proto::encode_key(&denokv_proto::Key(self.0.clone()))
+            .map_err(|error| KeyError::Malformed(format!("the key has no tuple encoding: {error}")))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, KeyError> {
@@ -91,7 +99,10 @@ impl Key {
         let Json::Array(items) = json else {
             return Err("a key must be a JSON array".into());
         };
-        items.iter().map(part_from_json).collect::<Result<_, _>>().map(Self)
+        let key = items.iter().map(part_from_json).collect::<Result<_, _>>().map(Self)?;
+        // An integer too large for the tuple encoding is refused here, where the text is.
+        key.try_encode().map_err(|error| error.to_string())?;
+        Ok(key)
     }
 
     pub fn to_json(&self) -> Json {
@@ -312,6 +323,14 @@ mod tests {
         assert!(Key::parse("a//b").is_err());
         assert!(Key::parse("[1, {\"x\": \"y\"}]").is_err());
         assert!(Key::parse("[1, ").is_err());
+        // The tuple encoding holds integers of at most 255 bytes (about 614 digits).
+        let huge = format!(r#"[{{"bigint":"{}"}}]"#, "9".repeat(700));
+        let error = Key::parse(&huge).unwrap_err();
+        assert!(error.to_string().contains("no tuple encoding"), "{error}");
+        let big = Key::new(vec![KeyPart::Int("9".repeat(700).parse::<BigInt>().unwrap())]);
+        assert!(big.try_encode().is_err());
+        let fits = format!(r#"[{{"bigint":"{}"}}]"#, "9".repeat(600));
+        assert!(Key::parse(&fits).unwrap().try_encode().is_ok());
     }
 
     #[test]

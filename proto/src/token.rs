@@ -60,6 +60,24 @@ pub struct Claims {
     pub admin: bool,
 }
 
+impl Claims {
+    /// Read and write access to every key (the scope `[]`), with or without admin: what an
+    /// operator's token, or a harness's own, holds.
+    pub fn every_key(subject: impl Into<String>, issued_at: u64, expires_at: u64, admin: bool) -> Self {
+        Self {
+            sub: subject.into(),
+            exp: expires_at,
+            iat: issued_at,
+            scope: vec![ScopeClaim {
+                prefix: Json::Array(Vec::new()),
+                read: true,
+                write: true,
+            }],
+            admin,
+        }
+    }
+}
+
 /// One scope entry: a tuple-key prefix in the JSON form kvctl uses (`["users"]`; `[]` is
 /// every key) and what the holder may do with the prefix key and every key under it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

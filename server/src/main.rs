@@ -158,6 +158,10 @@ struct Settings {
     /// Log entries kept after a snapshot for followers that lag a little.
     #[arg(long, env = "EDGEKV_ENTRIES_KEPT_AFTER_SNAPSHOT")]
     entries_kept_after_snapshot: Option<u64>,
+    /// The most bytes a snapshot received from the leader may have (chunks beyond are
+    /// refused). Keep it above the data set's size on every node.
+    #[arg(long, env = "EDGEKV_MAX_SNAPSHOT_BYTES")]
+    max_snapshot_bytes: Option<u64>,
     /// How long tombstones of cache keys are kept, e.g. 24h: longer than the longest
     /// partition the cluster must survive.
     #[arg(long, env = "EDGEKV_TOMBSTONE_GRACE", value_parser = humantime::parse_duration)]
@@ -210,6 +214,7 @@ impl From<Settings> for Overrides {
             request_timeout: s.request_timeout,
             snapshot_after_entries: s.snapshot_after_entries,
             entries_kept_after_snapshot: s.entries_kept_after_snapshot,
+            max_snapshot_bytes: s.max_snapshot_bytes,
             tombstone_grace: s.tombstone_grace,
             outbox_limit: s.outbox_limit,
             anti_entropy_interval: s.anti_entropy_interval,
@@ -225,9 +230,9 @@ impl From<Settings> for Overrides {
 /// listens on loopback only, and a fixed token makes `DENO_KV_ACCESS_TOKEN` copy-pasteable.
 const DEV_KV_CONNECT_TOKEN: &str = "edgekv-dev-token";
 
-/// The node's configuration, and the listeners it serves in plaintext on purpose
-/// (`--insecure`), to warn about once logging is up.
-type Loaded = (Config, Vec<(&'static str, SocketAddr)>);
+/// The node's configuration, and a warning for each listener it opens to strangers on
+/// purpose (`--insecure`), to log once logging is up.
+type Loaded = (Config, Vec<String>);
 
 fn load(command: Command) -> Result<Loaded, edgekv_server::config::ConfigError> {
     let (config, profile) = match command {
@@ -301,25 +306,14 @@ fn main() -> ExitCode {
         }
     };
     let log_level = config.log.level.clone();
-    let checks_tokens = config.auth.secret_file().is_some();
     let scheme = if config.tls.certs_dir().is_some() {
         "https"
     } else {
         "http"
     };
     run_until_signal("edgekv", &log_level, |shutdown| async move {
-        for (listener, address) in open {
-            if checks_tokens {
-                tracing::warn!(
-                    "--insecure: the {listener} listener on {address} serves plaintext; tokens and data \
-                     cross the network unencrypted"
-                );
-            } else {
-                tracing::warn!(
-                    "--insecure: the {listener} listener on {address} serves plaintext without authentication; \
-                     anyone who reaches it can read and write every key"
-                );
-            }
+        for warning in open {
+            tracing::warn!("{warning}");
         }
         // The ready line goes to stdout, one line, so scripts and tests can wait for it.
         let on_ready = Box::new(move |ready: edgekv_server::node::Ready| {

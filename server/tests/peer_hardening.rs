@@ -1,9 +1,10 @@
 //! The peer port refuses what no honest member sends, and stays up doing it: a forged
 //! InstallSnapshot chunk (an offset beyond what was received, which openraft would zero-fill
-//! in memory), a Join the admin `member add` would refuse, and a forwarded write the client
-//! API would refuse. Each is driven through the real peer gRPC service of an in-process
-//! three-region cluster on loopback; afterwards the attacked node still serves and is
-//! still a member. What honest members send still passes: a snapshot of several chunks.
+//! in memory), a Join the admin `member add` would refuse, a forwarded write the client
+//! API would refuse, and a message over its call's size cap. Each is driven through the
+//! real peer gRPC service of an in-process three-region cluster on loopback; afterwards the
+//! attacked node still serves and is still a member. What honest members send still
+//! passes: a snapshot of several chunks, a megabyte value forwarded by a follower.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,11 +13,13 @@ use std::time::Duration;
 use edgekv_client::{Client, Value, key};
 use edgekv_proto::ErrorCode;
 use edgekv_proto::grpc_status::code_of;
+use edgekv_proto::peer::cache_replication_client::CacheReplicationClient;
 use edgekv_proto::peer::peer_client::PeerClient;
-use edgekv_proto::peer::{JoinRequest, RaftPayload};
+use edgekv_proto::peer::{CachePayload, DescribeRequest, JoinRequest, RaftPayload};
 use edgekv_proto::v1::ValueEncoding;
 use edgekv_server::config::Config;
 use edgekv_server::kv::{AtomicWrite, Mutation};
+use edgekv_server::net::message_caps::{CONTROL_CAP, MERGE_CAP};
 use edgekv_server::node::{self, Ready};
 use edgekv_server::raft::ConsensusError;
 use edgekv_server::raft::types::{NodeId, TypeConfig};
@@ -48,6 +51,12 @@ impl TestNode {
 
     async fn peer_client(&self) -> PeerClient<tonic::transport::Channel> {
         PeerClient::connect(format!("http://{}", self.peer)).await.unwrap()
+    }
+
+    async fn cache_client(&self) -> CacheReplicationClient<tonic::transport::Channel> {
+        CacheReplicationClient::connect(format!("http://{}", self.peer))
+            .await
+            .unwrap()
     }
 
     fn is_running(&self) -> bool {
@@ -429,6 +438,106 @@ async fn forwarded_writes_are_validated_as_client_writes_are() {
     }
 
     cluster.assert_serving(leader, "refused forwards").await;
+    cluster.stop().await;
+}
+
+/// The refusal of a message over its call's cap: RESOURCE_EXHAUSTED with REQUEST_TOO_LARGE,
+/// naming the call and its cap.
+fn assert_too_large<T: std::fmt::Debug>(answer: Result<T, tonic::Status>, call: &str, cap: usize) {
+    let status = match answer {
+        Err(status) => status,
+        Ok(accepted) => panic!("an oversized {call} was accepted: {accepted:?}"),
+    };
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{call}: {status:?}");
+    assert_eq!(code_of(&status), Some(ErrorCode::RequestTooLarge), "{call}: {status:?}");
+    assert!(status.message().contains(call), "{call}: {status:?}");
+    assert!(
+        status.message().contains(&format!("{cap}-byte cap")),
+        "{call}: {status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_peer_messages_are_refused_and_the_node_stays_in_the_cluster() {
+    // A slower heartbeat, as for the snapshot below: the honest write at the end appends a
+    // megabyte, longer than 100 ms in a debug build.
+    let cluster = Cluster::start_with(|config| {
+        config.cluster.raft.heartbeat = Duration::from_millis(500);
+        config.cluster.raft.election_timeout = Duration::from_secs(5);
+        config.cluster.raft.request_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let leader = cluster.leader().await;
+    let follower = cluster.nodes.iter().find(|n| n.id != leader).unwrap();
+    let mut peer = follower.peer_client().await;
+    let mut cache = follower.cache_client().await;
+
+    // A Vote whose payload alone is its whole cap: the message is a few bytes over it.
+    let vote = peer
+        .vote(RaftPayload {
+            data: vec![0xff; CONTROL_CAP],
+        })
+        .await;
+    assert_too_large(vote, "edgekv.peer.v1.Peer/Vote", CONTROL_CAP);
+    // Just under the cap it reaches the service, which finds it undecodable.
+    let under = peer
+        .vote(RaftPayload {
+            data: vec![0xff; CONTROL_CAP - 8],
+        })
+        .await
+        .expect_err("an undecodable vote is refused");
+    assert_eq!(code_of(&under), Some(ErrorCode::InvalidArgument), "{under:?}");
+
+    // A Join with a region name as long as the cap, at the leader.
+    let join = cluster
+        .node(leader)
+        .peer_client()
+        .await
+        .join(JoinRequest {
+            node_id: 9,
+            region: "r".repeat(CONTROL_CAP),
+            peer_addr: "127.0.0.1:1".into(),
+        })
+        .await;
+    assert_too_large(join, "edgekv.peer.v1.Peer/Join", CONTROL_CAP);
+
+    // Both services: a Digests request and a Merge of 64 MiB, cut short while it is still
+    // being sent.
+    let digests = cache
+        .digests(CachePayload {
+            data: vec![0; CONTROL_CAP + 1],
+        })
+        .await;
+    assert_too_large(digests, "edgekv.peer.v1.CacheReplication/Digests", CONTROL_CAP);
+    let merge = cache
+        .merge(CachePayload {
+            data: vec![0; MERGE_CAP],
+        })
+        .await;
+    assert_too_large(merge, "edgekv.peer.v1.CacheReplication/Merge", MERGE_CAP);
+
+    // The refusals were answers, not broken connections: the same channels still serve.
+    let described = peer.describe(DescribeRequest {}).await.unwrap().into_inner();
+    assert_eq!(described.node_id, follower.id);
+    let undecodable = cache
+        .digests(CachePayload { data: vec![0xff; 3] })
+        .await
+        .expect_err("an undecodable digests request is refused");
+    assert_eq!(
+        code_of(&undecodable),
+        Some(ErrorCode::InvalidArgument),
+        "{undecodable:?}"
+    );
+
+    // What honest members send still passes: a value of nearly the value limit written
+    // through the follower goes to the leader in a Forward of many frames, each followed
+    // against the cap, and comes back in an AppendEntries.
+    let client = follower.client().await;
+    client.set(key!["large"], vec![7u8; 1000 * 1000]).await.unwrap();
+    let entry = client.get(key!["large"]).await.unwrap().expect("written");
+    assert_eq!(entry.value, Some(Value::from(vec![7u8; 1000 * 1000])));
+
+    cluster.assert_serving(follower.id, "oversized peer messages").await;
     cluster.stop().await;
 }
 

@@ -9,9 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use edgekv_client::{Client, Consistency, key};
+use edgekv_proto::peer::v1::{JoinRequest, RaftPayload, peer_client::PeerClient};
 use edgekv_tests::binary;
 use edgekv_tests::cluster::{Cluster, ClusterOptions};
 use edgekv_tests::credentials::{admin_token, certificates, secret_file};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 const SECRET: &str = "c2VjcmV0LW9mLXRoZS1zZWN1cmUtY2x1c3Rlci10ZXN0";
 
@@ -123,6 +125,14 @@ async fn only_holders_of_the_cluster_ca_get_in() {
     let other = dir.path().join("other-ca");
     certificates(&other).unwrap();
     secret_file(&other.join("secrets"), &[("k1", SECRET)]).unwrap();
+    // The outsiders trust the cluster's CA as well as their own, so their side of every
+    // handshake succeeds: what refuses them is the cluster checking their certificate.
+    let both_cas = [
+        std::fs::read_to_string(other.join("ca.crt")).unwrap(),
+        std::fs::read_to_string(certs.join("ca.crt")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(other.join("ca.crt"), both_cas).unwrap();
     let term_before = cluster.status(leader).await.unwrap().term;
     let _joiner = outsider(
         &other,
@@ -160,6 +170,42 @@ async fn only_holders_of_the_cluster_ca_get_in() {
         "the joiner was refused at the handshake: {joiner_log}"
     );
 
+    // The candidate did call elections; the cluster closed each connection at the handshake
+    // (TLS 1.3 reports a refused client certificate to the client as a closed connection).
+    let candidate_log = std::fs::read_to_string(dir.path().join("candidate.log")).unwrap();
+    assert!(
+        candidate_log.contains("requesting vote") && candidate_log.contains("connection closed"),
+        "the candidate's vote requests were cut at the handshake: {candidate_log}"
+    );
+
+    // Raw peer calls: trusting the cluster CA is not enough; a caller must present a
+    // certificate the cluster CA signed. A member's certificate reaches the service.
+    let peer_url = format!("https://{}", cluster.node(leader).peer_addr());
+    let identity = |dir: &Path| {
+        Identity::from_pem(
+            std::fs::read(dir.join("node.crt")).unwrap(),
+            std::fs::read(dir.join("node.key")).unwrap(),
+        )
+    };
+    let anonymous =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(certs.join("ca.crt")).unwrap()));
+    let foreign = anonymous.clone().identity(identity(&other));
+    let member = anonymous.clone().identity(identity(&certs));
+    for (who, tls) in [("no certificate", anonymous), ("another CA's certificate", foreign)] {
+        for call in ["vote", "append", "join"] {
+            let outcome = peer_call(&peer_url, tls.clone(), call).await;
+            assert!(
+                outcome.as_ref().is_err_and(|reason| !reason.starts_with("answered")),
+                "{call} with {who} must fail at the handshake: {outcome:?}"
+            );
+        }
+    }
+    let answered = peer_call(&peer_url, member, "vote").await;
+    assert!(
+        answered.as_ref().is_err_and(|reason| reason.starts_with("answered")),
+        "a member's certificate reaches the service, which refuses the empty vote: {answered:?}"
+    );
+
     // The cluster kept serving.
     first.set(key!["secure", 2], "two").await.unwrap();
     let read = second
@@ -168,4 +214,39 @@ async fn only_holders_of_the_cluster_ca_get_in() {
         .await
         .unwrap();
     assert!(read.is_some());
+}
+
+/// One raw call on the peer port with `tls`: `Ok` or `Err("answered: ...")` when the
+/// service answered, any other `Err` when the call never reached it.
+async fn peer_call(url: &str, tls: ClientTlsConfig, call: &str) -> Result<(), String> {
+    let channel = Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .map_err(|error| format!("connect: {error:?}"))?;
+    let mut peer = PeerClient::new(channel);
+    let empty = || RaftPayload { data: Vec::new() };
+    let answer = match call {
+        "vote" => peer.vote(empty()).await.map(drop),
+        "append" => peer.append_entries(empty()).await.map(drop),
+        _ => peer
+            .join(JoinRequest {
+                node_id: 9,
+                region: "eu-west".into(),
+                peer_addr: "127.0.0.1:1".into(),
+            })
+            .await
+            .map(drop),
+    };
+    answer.map_err(|status| {
+        // A status the service chose carries no transport error underneath; a refused
+        // handshake surfaces as a status made from the transport's failure.
+        if std::error::Error::source(&status).is_some() {
+            format!("transport: {status:?}")
+        } else {
+            format!("answered: {status:?}")
+        }
+    })
 }

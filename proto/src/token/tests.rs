@@ -211,6 +211,13 @@ fn malformed_tokens_say_so() {
         verify(&raw_token(&header, &bad_prefix, SECRET_A), &keys, NOW),
         Err(TokenError::InvalidScope { index: 0, .. })
     ));
+    // A prefix with an integer too large for the tuple encoding is refused, not a panic.
+    let huge = json!({"bigint": "9".repeat(700)});
+    let unencodable = json!({"sub": "a", "exp": NOW + 10, "scope": [{"prefix": [huge], "read": true}]});
+    assert!(matches!(
+        verify(&raw_token(&header, &unencodable, SECRET_A), &keys, NOW),
+        Err(TokenError::InvalidScope { index: 0, .. })
+    ));
 }
 
 #[test]

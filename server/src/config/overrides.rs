@@ -33,6 +33,7 @@ pub struct Overrides {
     pub request_timeout: Option<Duration>,
     pub snapshot_after_entries: Option<u64>,
     pub entries_kept_after_snapshot: Option<u64>,
+    pub max_snapshot_bytes: Option<u64>,
     pub tombstone_grace: Option<Duration>,
     pub outbox_limit: Option<u64>,
     pub anti_entropy_interval: Option<Duration>,
@@ -67,6 +68,7 @@ impl Config {
             request_timeout,
             snapshot_after_entries,
             entries_kept_after_snapshot,
+            max_snapshot_bytes,
             tombstone_grace,
             outbox_limit,
             anti_entropy_interval,
@@ -120,6 +122,9 @@ impl Config {
         }
         if let Some(v) = entries_kept_after_snapshot {
             cluster.raft.entries_kept_after_snapshot = v;
+        }
+        if let Some(v) = max_snapshot_bytes {
+            cluster.raft.max_snapshot_bytes = v;
         }
         if let Some(v) = kv_connect_enabled {
             self.kv_connect.enabled = v;

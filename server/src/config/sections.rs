@@ -96,6 +96,7 @@ struct ClusterSection {
     request_timeout: Duration,
     snapshot_after_entries: u64,
     entries_kept_after_snapshot: u64,
+    max_snapshot_bytes: u64,
 }
 
 impl Default for ClusterSection {
@@ -123,6 +124,7 @@ impl Default for ClusterSection {
             request_timeout: raft.request_timeout,
             snapshot_after_entries: raft.snapshot_after_entries,
             entries_kept_after_snapshot: raft.entries_kept_after_snapshot,
+            max_snapshot_bytes: raft.max_snapshot_bytes,
         }
     }
 }
@@ -142,6 +144,7 @@ impl From<ClusterSection> for ClusterConfig {
             request_timeout,
             snapshot_after_entries,
             entries_kept_after_snapshot,
+            max_snapshot_bytes,
         } = section;
         Self {
             peer_listen,
@@ -157,6 +160,7 @@ impl From<ClusterSection> for ClusterConfig {
                 request_timeout,
                 snapshot_after_entries,
                 entries_kept_after_snapshot,
+                max_snapshot_bytes,
             },
         }
     }

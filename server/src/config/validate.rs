@@ -125,6 +125,12 @@ impl Config {
                 reason: "must be greater than zero".into(),
             });
         }
+        if cluster.raft.max_snapshot_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "cluster.max_snapshot_bytes",
+                reason: "must be greater than zero".into(),
+            });
+        }
         if cluster.raft.snapshot_after_entries == 0 {
             return Err(ConfigError::Invalid {
                 key: "cluster.snapshot_after_entries",

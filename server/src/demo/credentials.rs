@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use edgekv_proto::token::{self, Claims, ScopeClaim, Secrets};
+use edgekv_proto::token::{self, Claims, Secrets};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use super::DemoError;
@@ -37,23 +37,13 @@ impl DemoCredentials {
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let line = format!("demo {secret}\n");
         let secret_file = dir.join("secrets");
-        std::fs::write(&secret_file, &line).map_err(|e| failed("write the token secret", &e))?;
+        create::write_file(&secret_file, &line, 0o600).map_err(|e| failed("write the token secret", &e))?;
         let secrets = Secrets::parse(&line).map_err(|e| failed("read the token secret", &e))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let claims = Claims {
-            sub: "demo-admin".into(),
-            exp: now + ADMIN_TOKEN_TTL.as_secs(),
-            iat: now,
-            scope: vec![ScopeClaim {
-                prefix: serde_json::json!([]),
-                read: true,
-                write: true,
-            }],
-            admin: true,
-        };
+        let claims = Claims::every_key("demo-admin", now, now + ADMIN_TOKEN_TTL.as_secs(), true);
         let admin_token = token::sign(&claims, &secrets).map_err(|e| failed("sign the admin token", &e))?;
         Ok(Self {
             certs_dir,

@@ -3,24 +3,22 @@
 //! violation) before the domain's own checks.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use denokv_proto::datapath as pb;
 use denokv_proto::{KvValue, MutationKind};
 use edgekv_proto::Versionstamp;
 
 use super::error::KvConnectError;
 use super::values;
-use super::{AppState, Protobuf, ProtobufResponse, endpoint_consistency};
+use super::{AppState, DataPath, Protobuf, ProtobufResponse, endpoint_consistency};
 use crate::kv::{self, AtomicOutcome, Check, Expiry, Mutation, NumericOp, RangeRead, access};
 
 pub(super) async fn snapshot_read(
     State(state): State<AppState>,
     Path(endpoint): Path<String>,
-    headers: HeaderMap,
+    DataPath(principal): DataPath,
     Protobuf(request): Protobuf<pb::SnapshotRead>,
 ) -> Result<ProtobufResponse<pb::SnapshotReadOutput>, KvConnectError> {
     let consistency = endpoint_consistency(&endpoint)?;
-    let principal = state.authorize_data_path(&headers)?;
     let ranges: Vec<denokv_proto::ReadRange> = request.try_into()?;
     let ranges: Vec<RangeRead> = ranges
         .into_iter()
@@ -136,12 +134,11 @@ fn mutation_from_wire(mutation: denokv_proto::Mutation) -> Result<Mutation, KvCo
 pub(super) async fn atomic_write(
     State(state): State<AppState>,
     Path(endpoint): Path<String>,
-    headers: HeaderMap,
+    DataPath(principal): DataPath,
     Protobuf(request): Protobuf<pb::AtomicWrite>,
 ) -> Result<ProtobufResponse<pb::AtomicWriteOutput>, KvConnectError> {
     // Writes take the strong path whichever endpoint they arrive on.
     endpoint_consistency(&endpoint)?;
-    let principal = state.authorize_data_path(&headers)?;
     let write: denokv_proto::AtomicWrite = request.try_into()?;
     if !write.enqueues.is_empty() {
         return Err(KvConnectError::QueuesUnsupported);

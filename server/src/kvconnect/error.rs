@@ -118,6 +118,10 @@ impl IntoResponse for KvConnectError {
             // Same stable codes as the gRPC API, so logs and clients agree.
             KvConnectError::Kv(error) => format!("{}: {error}", error.code()),
             KvConnectError::Auth(error) => format!("{}: {error}", error.code()),
+            // Shared tokens refused read as signed ones do.
+            KvConnectError::MissingToken
+            | KvConnectError::InvalidAccessToken
+            | KvConnectError::InvalidDataPathToken => format!("{}: {self}", ErrorCode::Unauthenticated),
             other => other.to_string(),
         };
         if status.is_server_error() {

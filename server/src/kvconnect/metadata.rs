@@ -6,12 +6,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::KvConnectError;
+use super::tokens::Issued;
 
 const SUPPORTED_VERSIONS: [u32; 2] = [2, 3];
 
@@ -37,13 +38,26 @@ struct Endpoint {
     consistency: &'static str,
 }
 
+/// The exchange's access token, checked (and a data-path token issued) from the headers
+/// before the body is read.
+pub(super) struct Exchanged(Issued);
+
+impl FromRequestParts<AppState> for Exchanged {
+    type Rejection = KvConnectError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state
+            .tokens
+            .exchange(&parts.headers, state.store.now_ms())
+            .map(Exchanged)
+    }
+}
+
 pub(super) async fn exchange(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Exchanged(issued): Exchanged,
     body: Bytes,
 ) -> Result<Json<DatabaseMetadata>, KvConnectError> {
-    let now = state.store.now_ms();
-    let issued = state.tokens.exchange(&headers, now)?;
     if body.is_empty() {
         return Err(KvConnectError::BadRequest(
             "edgekv needs KV Connect protocol version 2 or newer (Deno 1.38 or newer)".into(),

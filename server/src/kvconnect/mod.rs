@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::serve::ListenerExt as _;
@@ -72,6 +73,18 @@ impl AppState {
             return Err(KvConnectError::BadRequest(format!("unknown database id {database}")));
         }
         Ok(principal)
+    }
+}
+
+/// Who a data-path request acts as: its headers checked ([`AppState::authorize_data_path`])
+/// before its body is read, so a stranger's request costs no buffering or decoding.
+pub(crate) struct DataPath(pub Principal);
+
+impl FromRequestParts<AppState> for DataPath {
+    type Rejection = KvConnectError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state.authorize_data_path(&parts.headers).map(DataPath)
     }
 }
 

@@ -56,14 +56,17 @@ impl Tokens {
         }
     }
 
-    /// Checks the exchange's access token and issues a data-path token at `now_ms`.
+    /// Checks the exchange's access token and issues a data-path token. Signed tokens live
+    /// by the node's wall clock, as every token check does; shared ones by `now_ms`.
     pub fn exchange(&self, headers: &axum::http::HeaderMap, now_ms: u64) -> Result<Issued, KvConnectError> {
-        let default_expiry = now_ms + DATA_PATH_TOKEN_TTL.as_millis() as u64;
+        let ttl_ms = DATA_PATH_TOKEN_TTL.as_millis() as u64;
         match self {
             Tokens::Signed(authenticator) => {
                 let principal = authenticator.authenticate_header(authorization(headers)?)?;
+                let now_ms = SystemClock.now_ms();
+                let default_expiry = now_ms + ttl_ms;
                 let token = principal
-                    .reissue(authenticator, SystemClock.now_ms())
+                    .reissue(authenticator, now_ms)
                     .ok_or_else(|| {
                         KvConnectError::Internal("a node with secrets let a request in without a token".into())
                     })?
@@ -75,6 +78,7 @@ impl Tokens {
                 })
             }
             Tokens::Shared { access, data_path } => {
+                let default_expiry = now_ms + ttl_ms;
                 let token = bearer(headers).ok_or(KvConnectError::MissingToken)?;
                 if !access.iter().any(|t| constant_time_eq(t.as_bytes(), token.as_bytes())) {
                     return Err(KvConnectError::InvalidAccessToken);

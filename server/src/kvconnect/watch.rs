@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use denokv_proto::datapath as pb;
 use edgekv_proto::Versionstamp;
@@ -21,7 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::datapath::entry_to_wire;
 use super::error::KvConnectError;
-use super::{AppState, Protobuf, endpoint_consistency};
+use super::{AppState, DataPath, Protobuf, endpoint_consistency};
 use crate::clock::{Clock, SystemClock};
 use crate::kv::{ChangedKeys, Consistency, Entry, KvStore, access};
 
@@ -30,11 +29,10 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 pub(super) async fn watch(
     State(state): State<AppState>,
     Path(endpoint): Path<String>,
-    headers: HeaderMap,
+    DataPath(principal): DataPath,
     Protobuf(request): Protobuf<pb::Watch>,
 ) -> Result<Response, KvConnectError> {
     endpoint_consistency(&endpoint)?;
-    let principal = state.authorize_data_path(&headers)?;
     let keys: Vec<Vec<u8>> = request.try_into()?;
     access::authorize_reads(&principal, keys.iter().map(Vec::as_slice))?;
     // Subscribe before the first read so no commit between the two is missed.

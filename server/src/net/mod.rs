@@ -5,7 +5,10 @@
 //! sent and by that of the link back once the answer arrives, so a round trip costs what
 //! the configured matrix says. A cut link fails the call at once, as a dropped packet
 //! would after a timeout, only sooner.
+//!
+//! The listening side's message size caps, one per peer call, are [`message_caps`].
 
+pub mod message_caps;
 pub mod wan;
 
 use std::collections::HashMap;
@@ -17,6 +20,7 @@ use edgekv_proto::peer::cache_replication_client::CacheReplicationClient;
 use edgekv_proto::peer::peer_client::PeerClient;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+pub use self::message_caps::MessageCaps;
 pub use self::wan::{Link, Links, Wan, WanLinkSettings, links_from_settings};
 
 /// Accepted connections of `listener` with TCP_NODELAY set. The tonic builder's
@@ -58,7 +62,9 @@ pub fn unused_loopback_port() -> std::io::Result<std::net::SocketAddr> {
     ))
 }
 
-/// Largest message on the peer port: append-entries batches and snapshot chunks.
+/// Largest message on the peer port, the service-wide limit of both peer services: what
+/// append-entries batches may reach. Every other call has a smaller cap of its own
+/// ([`message_caps`]).
 pub const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]

@@ -150,6 +150,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         &raft,
         &cache,
         config.cluster.allow_fault_injection,
+        config.cluster.raft.max_snapshot_bytes,
         proposer,
     );
     let stop_raft = |raft: Arc<RaftNode>, peer_side: Component| async move {
@@ -277,10 +278,11 @@ fn start_peer_side(
     raft: &Arc<RaftNode>,
     cache: &Arc<CacheStore>,
     allow_fault_injection: bool,
+    max_snapshot_bytes: u64,
     proposer: Proposer,
 ) -> Component {
     let mut peer_side = Component::new("peer");
-    let peer_service = PeerService::new(raft.clone(), allow_fault_injection).into_server();
+    let peer_service = PeerService::new(raft.clone(), allow_fault_injection, max_snapshot_bytes).into_server();
     let cache_service = CacheReplicationService::new(cache.clone()).into_server();
     let stop = peer_side.stop_signal();
     let tls = tls.map(NodeTls::peer_server);
@@ -289,9 +291,10 @@ fn start_peer_side(
         if let Some(tls) = tls {
             server = server.tls_config(tls)?;
         }
+        // Each call's message size cap, enforced before tonic buffers the message.
         server
-            .add_service(peer_service)
-            .add_service(cache_service)
+            .add_service(crate::net::MessageCaps::new(peer_service))
+            .add_service(crate::net::MessageCaps::new(cache_service))
             .serve_with_incoming_shutdown(crate::net::accept_nodelay(listener), stop.cancelled_owned())
             .await
             .map_err(NodeError::from)

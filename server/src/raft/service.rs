@@ -4,7 +4,8 @@
 //!
 //! Whatever a peer sends is checked as a client's request would be, so a peer cannot do
 //! what no honest member does: a snapshot chunk must continue the snapshot being received
-//! and stay within [`MAX_SNAPSHOT_BYTES`] ([`snapshot_chunks`](super::snapshot_chunks)), a
+//! and stay within the configured most a snapshot may have (`max_snapshot_bytes`,
+//! [`snapshot_chunks`](super::snapshot_chunks)), a
 //! join runs the checks of `kvctl member add`, and a forwarded write the domain's checks
 //! of a client's write ([`Applier::check_proposal`](super::Applier::check_proposal)).
 
@@ -23,7 +24,7 @@ use tonic::{Request, Response, Status};
 
 use super::log_store::{decode, encode};
 use super::membership::check_member;
-use super::snapshot_chunks::{ChunkGuard, MAX_SNAPSHOT_BYTES};
+use super::snapshot_chunks::ChunkGuard;
 use super::types::{Member, NodeId, TypeConfig};
 use super::{ConsensusError, ForwardAnswer, RaftNode};
 use crate::net::{Link, Links, MAX_PEER_MESSAGE, TransportError};
@@ -37,11 +38,13 @@ pub struct PeerService {
 }
 
 impl PeerService {
-    pub fn new(node: Arc<RaftNode>, allow_fault_injection: bool) -> Self {
+    /// `max_snapshot_bytes`: the most bytes a received snapshot may have
+    /// ([`RaftSettings::max_snapshot_bytes`](super::RaftSettings)).
+    pub fn new(node: Arc<RaftNode>, allow_fault_injection: bool, max_snapshot_bytes: u64) -> Self {
         Self {
             node,
             allow_fault_injection,
-            snapshot_chunks: tokio::sync::Mutex::new(ChunkGuard::new(MAX_SNAPSHOT_BYTES)),
+            snapshot_chunks: tokio::sync::Mutex::new(ChunkGuard::new(max_snapshot_bytes)),
         }
     }
 

@@ -23,6 +23,9 @@ pub struct RaftSettings {
     /// Entries kept in the log after a snapshot, so briefly lagging followers catch up
     /// from the log instead of a snapshot.
     pub entries_kept_after_snapshot: u64,
+    /// The most bytes a snapshot received from the leader may have; a stream of chunks
+    /// beyond it is refused (see `snapshot_chunks`).
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for RaftSettings {
@@ -35,6 +38,7 @@ impl Default for RaftSettings {
             request_timeout: Duration::from_secs(10),
             snapshot_after_entries: 20_000,
             entries_kept_after_snapshot: 5_000,
+            max_snapshot_bytes: super::snapshot_chunks::MAX_SNAPSHOT_BYTES,
         }
     }
 }

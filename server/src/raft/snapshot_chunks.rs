@@ -6,10 +6,12 @@
 //! (openraft's chunked transport) only ever sends, for one snapshot id, the chunk at offset
 //! 0, the chunk starting where the previous one ended, or the previous chunk again (after
 //! its answer was lost); so a chunk is taken only at one of those offsets, and only if it
-//! ends within [`MAX_SNAPSHOT_BYTES`]. Every write then lands at or before the end of what
-//! was received, so the buffer grows only by bytes actually sent, and never past the cap.
+//! ends within the node's cap (`[cluster] max_snapshot_bytes`, [`MAX_SNAPSHOT_BYTES`] by
+//! default). Every write then lands at or before the end of what was received, so the
+//! buffer grows only by bytes actually sent, and never past the cap. openraft 0.9's
+//! InstallSnapshot carries no total size to check chunks against, so the cap is the bound.
 
-/// The most bytes a snapshot may have. Snapshots are built and installed in memory (the
+/// The most bytes a snapshot may have, unless configured otherwise. Snapshots are built and installed in memory (the
 /// whole encoded data, expiry and keyspace families), which docs/architecture.md puts at
 /// "a few GiB per node" for this version; their encoding adds a few bytes per record to the
 /// keys and values. 8 GiB is twice that with room to spare, so any snapshot a node of this

@@ -54,8 +54,8 @@ fn check_free(paths: &[&Path], overwrite: bool) -> Result<(), TlsError> {
 }
 
 /// Writes `contents` to `path` with `mode` (a new file gets it at creation, so a key is
-/// never readable by others, even for a moment).
-fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), TlsError> {
+/// never readable by others, even for a moment). Also writes the demo's token secret.
+pub(crate) fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), TlsError> {
     let failed = |e: std::io::Error| TlsError::Write {
         path: path.to_path_buf(),
         reason: e.to_string(),

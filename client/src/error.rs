@@ -66,7 +66,13 @@ impl Error {
                 message: status.message().to_string(),
             };
         }
-        let message = format!("{} ({:?})", status.message(), status.code());
+        // A status made from a transport failure hides its cause (a refused TLS handshake,
+        // a reset connection) in its sources.
+        let transport = std::error::Error::source(&status);
+        let message = match transport {
+            Some(cause) => format!("{}: {} ({:?})", status.message(), chain(cause), status.code()),
+            None => format!("{} ({:?})", status.message(), status.code()),
+        };
         // A refused token, or a message over the size limit refused before the server read
         // it: definite, whatever the call was.
         if let Some(code) = edgekv_proto::grpc_status::code_implied_by_transport(&status) {
@@ -87,6 +93,8 @@ impl Error {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
                 Error::Unavailable(message)
             }
+            // The connection failed under a read: no answer, not a wrong one.
+            _ if transport.is_some() => Error::Unavailable(message),
             _ => Error::Protocol(message),
         }
     }

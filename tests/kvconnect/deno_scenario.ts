@@ -59,6 +59,14 @@ if (mode === "scoped") {
     },
     "an atomic write half outside": () =>
       kv.atomic().set(["edge", "half"], "inside").set(["orders", "2"], "outside").commit(),
+    "a watch outside": async () => {
+      const reader = kv.watch([["edge", "greeting"], ["orders", "1"]]).getReader();
+      try {
+        await nextFrame(reader, "a watch outside the scope");
+      } finally {
+        reader.releaseLock();
+      }
+    },
   };
   for (const [what, attempt] of Object.entries(refusals)) {
     try {

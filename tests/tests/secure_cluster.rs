@@ -179,6 +179,15 @@ async fn only_holders_of_the_cluster_ca_get_in() {
         "the joiner was refused at the handshake: {joiner_log}"
     );
 
+    // Node 1 says so itself: its cluster status counts the handshakes it refused.
+    let seen_by_node_1 = cluster.status(1).await.unwrap();
+    let refused = seen_by_node_1
+        .peer_listener
+        .expect("a TLS node reports its peer listener");
+    assert!(refused.handshakes_refused > 0, "{refused:?}");
+    assert!(refused.last_refused_from.starts_with("127.0.0.1:"), "{refused:?}");
+    assert!(!refused.last_refused_reason.is_empty() && refused.last_refused_age_ms.is_some());
+
     // The candidate did call elections; the cluster closed each connection at the handshake
     // (TLS 1.3 reports a refused client certificate to the client as a closed connection).
     let candidate_log = std::fs::read_to_string(dir.path().join("candidate.log")).unwrap();

@@ -37,7 +37,30 @@ pub(crate) fn cluster_json(status: &pb::ClusterStatusResponse) -> Json {
         "last_log_index": status.last_log_index,
         "members": sorted(&status.members).into_iter().map(member_json).collect::<Vec<_>>(),
         "cache": status.cache.as_ref().map(cache_json),
+        "peer_listener": status.peer_listener.as_ref().map(peer_listener_json),
     })
+}
+
+fn peer_listener_json(listener: &pb::PeerListenerStatus) -> Json {
+    json!({
+        "handshakes_refused": listener.handshakes_refused,
+        "last_refused_from": listener.last_refused_from,
+        "last_refused_reason": listener.last_refused_reason,
+        "last_refused_age_ms": listener.last_refused_age_ms,
+    })
+}
+
+/// Who the peer listener turned away, under the cache section.
+fn print_peer_listener(out: &mut impl std::io::Write, listener: &pb::PeerListenerStatus) {
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{:<21} {}", "handshakes_refused", listener.handshakes_refused);
+    if let Some(age_ms) = listener.last_refused_age_ms {
+        let _ = writeln!(
+            out,
+            "{:<21} from {} {age_ms} ms ago: {}",
+            "last_refused", listener.last_refused_from, listener.last_refused_reason
+        );
+    }
 }
 
 fn cache_json(cache: &pb::CacheReplicationStatus) -> Json {
@@ -167,6 +190,9 @@ pub(super) fn print_cluster(out: &mut impl std::io::Write, status: &pb::ClusterS
     print_member_table(out, &status.members);
     if let Some(cache) = &status.cache {
         print_cache(out, cache);
+    }
+    if let Some(listener) = &status.peer_listener {
+        print_peer_listener(out, listener);
     }
 }
 

@@ -40,6 +40,10 @@ fn printed_names() -> BTreeSet<String> {
             peers: vec![peer],
             ..Default::default()
         }),
+        peer_listener: Some(pb::PeerListenerStatus {
+            last_refused_age_ms: Some(0),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     fn keys(json: &Json, names: &mut BTreeSet<String>) {

@@ -2,6 +2,7 @@
 //! membership and fault-injection commands.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use edgekv_proto::ErrorCode;
@@ -10,7 +11,8 @@ use edgekv_proto::v1::admin_server::Admin;
 use edgekv_proto::v1::{
     AddMemberRequest, CachePeerStatus, CacheReplicationStatus, ClusterStatusRequest, ClusterStatusResponse,
     InjectFaultRequest, InjectFaultResponse, KeyspaceResponse, KeyspaceRule, ListKeyspaceRequest, Member as WireMember,
-    MemberRequest, SetKeyspaceClassRequest, StatusRequest, StatusResponse, inject_fault_request::Fault,
+    MemberRequest, PeerListenerStatus, SetKeyspaceClassRequest, StatusRequest, StatusResponse,
+    inject_fault_request::Fault,
 };
 use tonic::{Request, Response, Status};
 
@@ -18,6 +20,7 @@ use super::authentication::principal;
 use crate::keyspace::Class;
 use crate::kv::KvStore;
 use crate::raft::{ClusterStatus, FaultChange, Member, RaftNode, links_to_proto};
+use crate::tls::handshakes::HandshakeMonitor;
 
 /// Who this node is, as reported in read answers and status.
 #[derive(Clone, Debug)]
@@ -28,6 +31,8 @@ pub struct NodeInfo {
     pub sync_writes: bool,
     pub allow_fault_injection: bool,
     pub replication: crate::cache::Monitors,
+    /// The peer listener's refused TLS handshakes (`None`: the node serves no TLS).
+    pub peer_handshakes: Option<Arc<HandshakeMonitor>>,
 }
 
 pub(super) struct AdminService {
@@ -83,6 +88,18 @@ fn cache_to_wire(store: &KvStore, monitors: &crate::cache::Monitors) -> CacheRep
     }
 }
 
+/// Who the peer listener turned away at the TLS handshake.
+fn peer_listener_to_wire(monitor: &HandshakeMonitor) -> PeerListenerStatus {
+    let refusals = monitor.snapshot();
+    let last = refusals.last.as_ref();
+    PeerListenerStatus {
+        handshakes_refused: refusals.count,
+        last_refused_from: last.map(|r| r.from.to_string()).unwrap_or_default(),
+        last_refused_reason: last.map(|r| r.reason.clone()).unwrap_or_default(),
+        last_refused_age_ms: last.map(|r| r.at.elapsed().as_millis() as u64),
+    }
+}
+
 fn keyspace_to_wire(rules: Vec<(Vec<u8>, Class)>) -> KeyspaceResponse {
     let default_class = rules
         .iter()
@@ -129,6 +146,7 @@ fn cluster_to_wire(status: ClusterStatus) -> ClusterStatusResponse {
         applied_index: status.applied_index,
         last_log_index: status.last_log_index,
         cache: None,
+        peer_listener: None,
     }
 }
 
@@ -156,6 +174,7 @@ impl AdminService {
     async fn cluster_answer(&self) -> Response<ClusterStatusResponse> {
         let mut answer = cluster_to_wire(self.raft().status().await);
         answer.cache = Some(cache_to_wire(&self.store, &self.info.replication));
+        answer.peer_listener = self.info.peer_handshakes.as_deref().map(peer_listener_to_wire);
         Response::new(answer)
     }
 }

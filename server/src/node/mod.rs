@@ -32,6 +32,7 @@ use crate::net::{PeerTransport, Wan};
 use crate::raft::{Bootstrap, ConsensusError, Member, PeerService, Proposer, RaftNode, ReplicatedClock};
 use crate::storage::{Durability, Engine, RocksEngine, RocksOptions, StorageError};
 use crate::tls::NodeTls;
+use crate::tls::handshakes::{HandshakeMonitor, TlsIncoming};
 use crate::ttl::{compaction_filter, sweeper::Sweeper};
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     )?);
     // Certificates are read before anything opens, so a bad directory stops the start.
     let tls = config.tls.certs_dir().map(NodeTls::load).transpose()?;
+    let peer_tls = tls.as_ref().map(NodeTls::peer_server).transpose()?;
+    let peer_handshakes = Arc::new(HandshakeMonitor::default());
     let authenticator = Arc::new(match config.auth.secret_file() {
         Some(path) => Authenticator::from_file(path)?,
         None => Authenticator::disabled(),
@@ -146,7 +149,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
     // The Raft side: peer listener and proposer. Stopped after the client side.
     let mut peer_side = start_peer_side(
         peer_listener,
-        tls.as_ref(),
+        peer_tls.map(|config| (config, peer_handshakes.clone())),
         &raft,
         &cache,
         config.cluster.allow_fault_injection,
@@ -181,6 +184,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: OnReady)
         sync_writes: config.storage.sync_writes,
         allow_fault_injection: config.cluster.allow_fault_injection,
         replication: monitors.clone(),
+        peer_handshakes: tls.is_some().then(|| peer_handshakes.clone()),
     };
 
     // The client side: the APIs, and the work behind them.
@@ -274,7 +278,7 @@ impl Listeners {
 /// proposer that batches writes into log entries.
 fn start_peer_side(
     listener: tokio::net::TcpListener,
-    tls: Option<&NodeTls>,
+    tls: Option<(Arc<rustls::ServerConfig>, Arc<HandshakeMonitor>)>,
     raft: &Arc<RaftNode>,
     cache: &Arc<CacheStore>,
     allow_fault_injection: bool,
@@ -285,19 +289,26 @@ fn start_peer_side(
     let peer_service = PeerService::new(raft.clone(), allow_fault_injection, max_snapshot_bytes).into_server();
     let cache_service = CacheReplicationService::new(cache.clone()).into_server();
     let stop = peer_side.stop_signal();
-    let tls = tls.map(NodeTls::peer_server);
     peer_side.spawn(async move {
-        let mut server = tonic::transport::Server::builder();
-        if let Some(tls) = tls {
-            server = server.tls_config(tls)?;
-        }
         // Each call's message size cap, enforced before tonic buffers the message.
-        server
+        let router = tonic::transport::Server::builder()
             .add_service(crate::net::MessageCaps::new(peer_service))
-            .add_service(crate::net::MessageCaps::new(cache_service))
-            .serve_with_incoming_shutdown(crate::net::accept_nodelay(listener), stop.cancelled_owned())
-            .await
-            .map_err(NodeError::from)
+            .add_service(crate::net::MessageCaps::new(cache_service));
+        // With TLS the node runs the handshakes itself, to count the ones it refuses.
+        let served = match tls {
+            Some((config, monitor)) => {
+                let incoming = TlsIncoming::new(listener, config, "peer").with_monitor(monitor);
+                router
+                    .serve_with_incoming_shutdown(incoming.into_stream(), stop.cancelled_owned())
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(crate::net::accept_nodelay(listener), stop.cancelled_owned())
+                    .await
+            }
+        };
+        served.map_err(NodeError::from)
     });
     let stop = peer_side.stop_signal();
     peer_side.spawn(async move {

@@ -8,10 +8,12 @@
 //!   (mutual TLS), and every outgoing peer connection presents the node certificate and
 //!   accepts only a peer whose certificate that CA signed.
 //!
-//! [`create`] makes the directory's files (`edgekv cert`). rustls runs with the ring
+//! [`create`] makes the directory's files (`edgekv cert`); [`handshakes`] accepts TLS
+//! connections and counts the handshakes a listener refused. rustls runs with the ring
 //! provider, named explicitly, so no process-wide default has to be installed.
 
 pub mod create;
+pub mod handshakes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -149,11 +151,20 @@ impl NodeTls {
     }
 
     /// The peer listener: only members presenting a certificate of the cluster CA get past
-    /// the handshake.
-    pub fn peer_server(&self) -> ServerTlsConfig {
-        self.client_api_server()
-            .client_ca_root(Certificate::from_pem(&self.ca_pem))
-            .client_auth_optional(false)
+    /// the handshake. HTTP/2 only (ALPN `h2`), as gRPC is.
+    pub fn peer_server(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let members =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(self.roots()), Arc::new(provider()))
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_client_cert_verifier(members)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
     }
 
     /// Outgoing peer connections: present the node certificate, accept only peers whose

@@ -14,7 +14,7 @@ use crate::regional::Regional;
 use crate::workload::Workload;
 
 /// (target, edgekv-side system, peer, workload, least peak ratio)
-const TARGETS: [(&str, &str, &str, Workload, f64); 4] = [
+const TARGETS: [(&str, &str, &str, Workload, f64); 6] = [
     (
         "durable writes vs denokv (KV Connect)",
         "edgekv-kvconnect",
@@ -42,6 +42,21 @@ const TARGETS: [(&str, &str, &str, Workload, f64); 4] = [
         "redis",
         Workload::ReadUniform,
         0.5,
+    ),
+    // The cost of security: at most 15% fewer ops/s with TLS and a token on every request.
+    (
+        "reads with TLS and tokens vs plaintext (cost of security ≤ 15%)",
+        "edgekv-secure",
+        "edgekv",
+        Workload::ReadUniform,
+        0.85,
+    ),
+    (
+        "durable writes with TLS and tokens vs plaintext (cost of security ≤ 15%)",
+        "edgekv-secure",
+        "edgekv",
+        Workload::Write,
+        0.85,
     ),
 ];
 

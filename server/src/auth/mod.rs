@@ -16,7 +16,9 @@ mod error;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use edgekv_proto::key::{Key, display_encoded};
 use edgekv_proto::token::{self, Claims, Grant, Secrets, TokenError};
@@ -28,21 +30,36 @@ pub use error::AuthError;
 /// What a principal of a node without secrets is called in messages and logs.
 pub const UNRESTRICTED_SUBJECT: &str = "anonymous (authentication is off)";
 
+/// Verified tokens remembered at most; the memory is emptied when it is full. A client
+/// sends the same token with every request, so a few thousand cover every live client.
+const REMEMBERED_TOKENS: usize = 4096;
+
 /// Verifies the tokens of incoming requests, or lets everything through when the node has
 /// no secrets (`edgekv dev` without `--auth-secret-file`).
-#[derive(Clone, Debug)]
+///
+/// A token that verified once is remembered with its grant: the same bytes under the same
+/// secrets verify the same way, so a later request with it is checked for expiry only,
+/// instead of decoding, checking the signature and parsing the scopes again on every call.
+#[derive(Debug)]
 pub struct Authenticator {
     secrets: Option<Secrets>,
+    verified: Mutex<HashMap<String, Arc<Grant>>>,
 }
 
 impl Authenticator {
     /// Every request is allowed everything, whatever token it carries.
     pub fn disabled() -> Self {
-        Self { secrets: None }
+        Self {
+            secrets: None,
+            verified: Mutex::default(),
+        }
     }
 
     pub fn new(secrets: Secrets) -> Self {
-        Self { secrets: Some(secrets) }
+        Self {
+            secrets: Some(secrets),
+            verified: Mutex::default(),
+        }
     }
 
     /// Reads the secrets file (`KEY_ID SECRET` a line; see `edgekv_proto::token::Secrets`).
@@ -84,10 +101,35 @@ impl Authenticator {
             return Ok(Principal::unrestricted());
         };
         let token = bearer.map(str::trim).unwrap_or_default();
-        let grant = token::verify(token, secrets, now_ms / 1000).map_err(AuthError::Unauthenticated)?;
+        let now_secs = now_ms / 1000;
+        let remembered = self.remembered().get(token).cloned();
+        let grant = match remembered {
+            // Verified before: only time has moved since (`nbf` was already reached then).
+            Some(grant) if now_secs < grant.expires_at() => grant,
+            Some(grant) => {
+                self.remembered().remove(token);
+                return Err(AuthError::Unauthenticated(TokenError::Expired {
+                    exp: grant.expires_at(),
+                    now: now_secs,
+                }));
+            }
+            None => {
+                let grant = Arc::new(token::verify(token, secrets, now_secs).map_err(AuthError::Unauthenticated)?);
+                let mut remembered = self.remembered();
+                if remembered.len() >= REMEMBERED_TOKENS {
+                    remembered.clear();
+                }
+                remembered.insert(token.to_string(), grant.clone());
+                grant
+            }
+        };
         Ok(Principal {
             access: Access::Token(grant),
         })
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Grant>>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -107,7 +149,7 @@ pub struct Principal {
 enum Access {
     /// Authentication is off on this node.
     Unrestricted,
-    Token(Grant),
+    Token(Arc<Grant>),
 }
 
 impl Principal {

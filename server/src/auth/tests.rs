@@ -198,3 +198,20 @@ fn bearer_values() {
     assert_eq!(bearer_token("Basic abc"), None);
     assert_eq!(bearer_token("abc"), None);
 }
+
+#[test]
+fn a_remembered_token_still_expires() {
+    let auth = Authenticator::new(secrets());
+    let token = users_reader();
+    let exp_ms = (NOW_MS / 1000 + 60) * 1000;
+    // The first check verifies and remembers it, the second is answered from memory.
+    assert!(auth.authenticate(Some(&token), NOW_MS).is_ok());
+    assert!(auth.authenticate(Some(&token), exp_ms - 1).is_ok());
+    let expired = auth.authenticate(Some(&token), exp_ms).unwrap_err();
+    assert_eq!(expired.code(), ErrorCode::Unauthenticated);
+    assert!(matches!(expired, AuthError::Unauthenticated(TokenError::Expired { .. })), "{expired}");
+    // A tampered copy is not the remembered token: it is verified, and refused.
+    let mut tampered = token.clone();
+    tampered.push('x');
+    assert!(auth.authenticate(Some(&tampered), NOW_MS).is_err());
+}

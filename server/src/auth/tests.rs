@@ -209,7 +209,10 @@ fn a_remembered_token_still_expires() {
     assert!(auth.authenticate(Some(&token), exp_ms - 1).is_ok());
     let expired = auth.authenticate(Some(&token), exp_ms).unwrap_err();
     assert_eq!(expired.code(), ErrorCode::Unauthenticated);
-    assert!(matches!(expired, AuthError::Unauthenticated(TokenError::Expired { .. })), "{expired}");
+    assert!(
+        matches!(expired, AuthError::Unauthenticated(TokenError::Expired { .. })),
+        "{expired}"
+    );
     // A tampered copy is not the remembered token: it is verified, and refused.
     let mut tampered = token.clone();
     tampered.push('x');

@@ -1,6 +1,8 @@
-//! An atomic counter: many concurrent increments with `sum`, and a compare-and-set loop
-//! that retries on conflict, as with Deno KV's `atomic().check(...)`.
+//! An atomic counter: many concurrent increments with `sum` (each commit answers with the
+//! total it left, no read needed), and a compare-and-set loop that retries on conflict, as
+//! with Deno KV's `atomic().check(...)`.
 
+use anyhow::Context as _;
 use edgekv_client::{Client, Value, key};
 
 #[tokio::main]
@@ -17,9 +19,15 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(async move { kv.atomic().sum(key!["counters", "visits"], 1).commit().await })
         })
         .collect();
+    // Each commit answers with the value its sum left: the totals 1 to 50, each seen once.
+    let mut totals = Vec::new();
     for task in tasks {
-        anyhow::ensure!(task.await??.ok);
+        let committed = task.await??;
+        anyhow::ensure!(committed.ok);
+        totals.push(committed.numeric_values[0].context("a sum answers with its value")?);
     }
+    totals.sort_unstable();
+    anyhow::ensure!(totals == (1..=50).collect::<Vec<u64>>(), "totals {totals:?}");
     let visits = kv
         .get(key!["counters", "visits"])
         .await?

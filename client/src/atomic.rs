@@ -48,6 +48,12 @@ pub struct CommitResult {
     pub versionstamp: Option<Versionstamp>,
     /// Indices (in the order `check` was called) of the checks that failed.
     pub failed_checks: Vec<usize>,
+    /// When `ok`, one entry per mutation in the order they were added: the value a `sum`,
+    /// `min` or `max` left its key with (a later mutation of the same write may change the
+    /// key again), `None` for other mutations. A counter needs no read after its commit. For
+    /// a cache key it is the value on the node that took the write, with what that node had
+    /// merged from other regions.
+    pub numeric_values: Vec<Option<u64>>,
 }
 
 #[must_use = "an atomic write does nothing until commit() is awaited"]
@@ -213,10 +219,22 @@ impl Atomic {
         if response.ok {
             let versionstamp = Versionstamp::from_slice(&response.versionstamp)
                 .ok_or_else(|| Error::Protocol("commit answer without a versionstamp".into()))?;
+            let mut numeric_values = vec![None; request.mutations.len()];
+            for result in response.numeric_results {
+                let slot = numeric_values.get_mut(result.mutation as usize).ok_or_else(|| {
+                    Error::Protocol(format!(
+                        "commit answer names mutation {} of {}",
+                        result.mutation,
+                        request.mutations.len()
+                    ))
+                })?;
+                *slot = Some(result.value);
+            }
             Ok(CommitResult {
                 ok: true,
                 versionstamp: Some(versionstamp),
                 failed_checks: Vec::new(),
+                numeric_values,
             })
         } else {
             let failed_checks = response.failed_checks.into_iter().map(|i| i as usize).collect();
@@ -224,6 +242,7 @@ impl Atomic {
                 ok: false,
                 versionstamp: None,
                 failed_checks,
+                numeric_values: Vec::new(),
             })
         }
     }

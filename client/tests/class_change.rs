@@ -62,6 +62,7 @@ impl Kv for ScriptedNode {
             ok: true,
             versionstamp: vec![0, 0, 0, 0, 0, 0, 0, 1, 0, 0],
             failed_checks: Vec::new(),
+            numeric_results: Vec::new(),
         }))
     }
 }

@@ -430,9 +430,11 @@ impl Plan {
                 }
             }
             Plan::Sum { key, n } => {
-                let result = client.atomic().sum(key.clone(), n).commit().await?;
+                // The commit answers with the counter's value: no second request, which could
+                // fail after the sum committed and invite a retry that counts twice.
+                let result = client.atomic().sum(key, n).commit().await?;
                 let stamp = result.versionstamp.map(|v| v.to_hex()).unwrap_or_default();
-                let total = client.get(key).await?.and_then(|e| e.value).and_then(|v| v.as_u64());
+                let total = result.numeric_values.first().copied().flatten();
                 match output {
                     Output::Json => print_json(&mut out, &json!({ "versionstamp": stamp, "value": total })),
                     Output::Table => println!("OK {stamp} value={}", total.map_or("?".into(), |t| t.to_string())),

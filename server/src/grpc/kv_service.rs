@@ -254,15 +254,24 @@ impl Kv for KvService {
         // A refusal names the leader too: the SDK sends a write refused for its keys' class
         // (MIXED_CLASSES) once more, to the node whose rules refused it.
         let response = match outcome.map_err(|error| self.with_leader_hint_on_error(Status::from(error)))? {
-            kv::AtomicOutcome::Committed(stamp) => pb::AtomicResponse {
+            kv::AtomicOutcome::Committed(committed) => pb::AtomicResponse {
                 ok: true,
-                versionstamp: stamp.as_bytes().to_vec(),
+                versionstamp: committed.versionstamp.as_bytes().to_vec(),
                 failed_checks: Vec::new(),
+                numeric_results: committed
+                    .numeric_results
+                    .into_iter()
+                    .map(|(mutation, value)| pb::NumericResult {
+                        mutation: mutation as u32,
+                        value,
+                    })
+                    .collect(),
             },
             kv::AtomicOutcome::CheckFailed(failed) => pb::AtomicResponse {
                 ok: false,
                 versionstamp: Vec::new(),
                 failed_checks: failed.into_iter().map(|i| i as u32).collect(),
+                numeric_results: Vec::new(),
             },
         };
         Ok(self.with_leader_hint(response))

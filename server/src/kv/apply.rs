@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::error::{KvError, KvResult};
-use super::types::{AtomicOutcome, AtomicWrite, Expiry, Mutation};
+use super::types::{AtomicOutcome, AtomicWrite, Committed, Expiry, Mutation};
 use super::v8_sum::{self, SumError, SumOperand};
 use super::validate;
 use crate::keyspace::{Class, Keyspace, Rules};
@@ -352,6 +352,7 @@ fn apply_atomic(
     let live = |envelope: Option<Envelope>| envelope.filter(|e| e.is_live(now));
 
     let mut failed = Vec::new();
+    let mut numeric_results = Vec::new();
     for (index, check) in write.checks.iter().enumerate() {
         let current = live(staged.raw(&check.key, &pending)?).map(|e| e.versionstamp);
         if current != check.versionstamp {
@@ -362,7 +363,7 @@ fn apply_atomic(
         return Ok(AtomicOutcome::CheckFailed(failed));
     }
 
-    for mutation in &write.mutations {
+    for (index, mutation) in write.mutations.iter().enumerate() {
         match mutation {
             Mutation::Set {
                 key,
@@ -387,17 +388,16 @@ fn apply_atomic(
             Mutation::Numeric { op, key, operand } => {
                 let next = match live(staged.raw(key, &pending)?) {
                     None => *operand,
-                    Some(current) if current.encoding == ValueEncoding::U64 && current.value.len() == 8 => {
-                        let value = u64::from_le_bytes(current.value.as_slice().try_into().expect("8 bytes"));
-                        op.apply(value, *operand)
-                    }
-                    Some(current) => {
-                        return Err(KvError::TypeMismatch {
-                            operation: op.name(),
-                            key: display_key(key),
-                            found: describe(&current),
-                        });
-                    }
+                    Some(current) => match current.as_u64() {
+                        Some(value) => op.apply(value, *operand),
+                        None => {
+                            return Err(KvError::TypeMismatch {
+                                operation: op.name(),
+                                key: display_key(key),
+                                found: describe(&current),
+                            });
+                        }
+                    },
                 };
                 let envelope = Envelope {
                     encoding: ValueEncoding::U64,
@@ -407,6 +407,7 @@ fn apply_atomic(
                     value: next.to_le_bytes().to_vec(),
                 };
                 pending.insert(key.clone(), Some(envelope));
+                numeric_results.push((index, next));
             }
             Mutation::DeleteRange { start, end } => {
                 for key in keys_in_range(staged, &pending, start, end, now)? {
@@ -467,7 +468,10 @@ fn apply_atomic(
         }
     }
     staged.written.extend(pending);
-    Ok(AtomicOutcome::Committed(stamp))
+    Ok(AtomicOutcome::Committed(Committed {
+        versionstamp: stamp,
+        numeric_results,
+    }))
 }
 
 /// A key of `write` that is a cache key under the rules in force at this point of the log

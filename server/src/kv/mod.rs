@@ -591,7 +591,21 @@ impl KvStore {
                 CacheError::KindMismatch { operation, key, found } => KvError::KindMismatch { operation, key, found },
                 CacheError::ClockSkew(skew) => KvError::InvalidArgument(skew.to_string()),
             })?;
-        Ok(AtomicOutcome::Committed(crate::cache::store::versionstamp_of(stamp)))
+        // A counter's value is its merge of every region's operations: read back what this
+        // node now holds, which the write's own operation is part of.
+        let mut numeric_results = Vec::new();
+        for (index, mutation) in write.mutations.iter().enumerate() {
+            if let Mutation::Numeric { key, .. } = mutation
+                && let (Some(entry), _) = self.get(key, Consistency::Eventual).await?
+                && let Some(value) = entry.envelope.as_u64()
+            {
+                numeric_results.push((index, value));
+            }
+        }
+        Ok(AtomicOutcome::Committed(Committed {
+            versionstamp: crate::cache::store::versionstamp_of(stamp),
+            numeric_results,
+        }))
     }
 
     /// Deletes the given due entries whose value still carries that expiry. Used by the

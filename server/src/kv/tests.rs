@@ -103,7 +103,7 @@ fn write(checks: Vec<Check>, mutations: Vec<Mutation>) -> AtomicWrite {
 
 async fn commit(store: &KvStore, mutations: Vec<Mutation>) -> Versionstamp {
     match store.atomic(write(vec![], mutations)).await.unwrap() {
-        AtomicOutcome::Committed(stamp) => stamp,
+        AtomicOutcome::Committed(committed) => committed.versionstamp,
         other => panic!("expected a commit, got {other:?}"),
     }
 }
@@ -111,6 +111,47 @@ async fn commit(store: &KvStore, mutations: Vec<Mutation>) -> Versionstamp {
 async fn value_of(store: &KvStore, key: &[u8]) -> Option<String> {
     let (entry, _) = store.get(key, Consistency::Strong).await.unwrap();
     entry.map(|e| String::from_utf8(e.envelope.value).unwrap())
+}
+
+#[tokio::test]
+async fn a_commit_answers_with_the_values_of_its_numeric_mutations() {
+    let clock = ManualClock::new(10_000);
+    let (store, thread, _) = store(&clock).await;
+    let numeric = |op, key: Vec<u8>, operand| Mutation::Numeric { op, key, operand };
+    let (hits, peak) = (key!["hits"].encode(), key!["peak"].encode());
+    commit(&store, vec![numeric(NumericOp::Sum, hits.clone(), 40)]).await;
+    let outcome = store
+        .atomic(write(
+            vec![],
+            vec![
+                numeric(NumericOp::Sum, hits.clone(), 2),
+                set(key!["other"].encode(), "x", None),
+                numeric(NumericOp::Max, peak.clone(), 7),
+                numeric(NumericOp::Max, peak.clone(), 5),
+                numeric(NumericOp::Min, hits.clone(), 10),
+            ],
+        ))
+        .await
+        .unwrap();
+    let AtomicOutcome::Committed(committed) = outcome else {
+        panic!("no checks: {outcome:?}")
+    };
+    // Each in the order applied: 40 + 2, max(absent, 7), max(7, 5), min(42, 10).
+    assert_eq!(committed.numeric_results, vec![(0, 42), (2, 7), (3, 7), (4, 10)]);
+
+    // A cache key's counter answers with this node's merged value.
+    store.set_class(&key!["c"].encode(), Class::Cache).await.unwrap();
+    let counter = key!["c", "visits"].encode();
+    commit(&store, vec![numeric(NumericOp::Sum, counter.clone(), 3)]).await;
+    let AtomicOutcome::Committed(cached) = store
+        .atomic(write(vec![], vec![numeric(NumericOp::Sum, counter, 4)]))
+        .await
+        .unwrap()
+    else {
+        panic!("no checks")
+    };
+    assert_eq!(cached.numeric_results, vec![(0, 7)]);
+    thread.shutdown().await;
 }
 
 #[tokio::test]
@@ -143,7 +184,7 @@ async fn versionstamps_increase_and_checks_see_them() {
             vec![set(k.clone(), "3", None)],
         ))
         .await;
-    assert!(matches!(fresh.unwrap(), AtomicOutcome::Committed(s) if s > second));
+    assert!(matches!(fresh.unwrap(), AtomicOutcome::Committed(c) if c.versionstamp > second));
 
     let absent = store
         .atomic(write(
@@ -531,9 +572,12 @@ proptest! {
                         match model.get(&key).map(|e| e.value.clone()) {
                             Some(ModelValue::Bytes(_)) => prop_assert_eq!(result.unwrap_err().code(), edgekv_proto::ErrorCode::TypeMismatch),
                             current => {
-                                let AtomicOutcome::Committed(stamp) = result.unwrap() else { panic!("sum has no checks") };
+                                let AtomicOutcome::Committed(committed) = result.unwrap() else { panic!("sum has no checks") };
+                                let stamp = committed.versionstamp;
                                 last_stamp = stamp;
                                 let next = match current { Some(ModelValue::Counter(c)) => c.wrapping_add(operand), _ => operand };
+                                // The commit answers with the value the sum left, as the model has it.
+                                prop_assert_eq!(committed.numeric_results, vec![(0, next)]);
                                 model.insert(key, ModelEntry { value: ModelValue::Counter(next), stamp, expires_at: None });
                             }
                         }
@@ -548,7 +592,9 @@ proptest! {
                         let m = Mutation::Set { key: k(key), encoding: ValueEncoding::Bytes, value: vec![value], expiry: None, metadata: None };
                         let outcome = store.atomic(write(vec![Check { key: k(key), versionstamp: expected }], vec![m])).await.unwrap();
                         if expected == current {
-                            let AtomicOutcome::Committed(stamp) = outcome else { panic!("check should pass: {outcome:?}") };
+                            let AtomicOutcome::Committed(committed) = outcome else { panic!("check should pass: {outcome:?}") };
+                            let stamp = committed.versionstamp;
+                            prop_assert!(committed.numeric_results.is_empty());
                             last_stamp = stamp;
                             model.insert(key, ModelEntry { value: ModelValue::Bytes(value), stamp, expires_at: None });
                         } else {
@@ -606,12 +652,15 @@ async fn check_only_and_empty_writes_get_versionstamps_that_survive_a_restart() 
     let AtomicOutcome::Committed(empty) = store.atomic(AtomicWrite::default()).await.unwrap() else {
         panic!("an empty write commits, as in Deno KV")
     };
-    assert!(empty > checked);
+    assert!(empty.versionstamp > checked.versionstamp);
     thread.shutdown().await;
 
     let (store, thread) = TestNode::start(engine, &clock).await;
     let after_restart = commit(&store, vec![set(key!["k"].encode(), "v", None)]).await;
-    assert!(after_restart > empty, "a versionstamp is never handed out twice");
+    assert!(
+        after_restart > empty.versionstamp,
+        "a versionstamp is never handed out twice"
+    );
     thread.shutdown().await;
 }
 

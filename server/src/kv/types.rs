@@ -126,9 +126,18 @@ pub struct AtomicWrite {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AtomicOutcome {
-    Committed(Versionstamp),
+    Committed(Committed),
     /// Indices of the checks that failed; nothing was written.
     CheckFailed(Vec<usize>),
+}
+
+/// A committed atomic write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    pub versionstamp: Versionstamp,
+    /// The value each sum, min or max mutation left its key with, by the mutation's index
+    /// in the write (a later mutation of the same write may change the key again).
+    pub numeric_results: Vec<(usize, u64)>,
 }
 
 /// Which keys a list covers, in Deno KV's selector vocabulary.

@@ -159,9 +159,9 @@ pub(super) async fn atomic_write(
     let write = kv::AtomicWrite { checks, mutations };
     access::authorize_atomic(&principal, &write)?;
     let output = match state.store.atomic(write).await? {
-        AtomicOutcome::Committed(stamp) => pb::AtomicWriteOutput {
+        AtomicOutcome::Committed(committed) => pb::AtomicWriteOutput {
             status: pb::AtomicWriteStatus::AwSuccess as i32,
-            versionstamp: stamp.as_bytes().to_vec(),
+            versionstamp: committed.versionstamp.as_bytes().to_vec(),
             failed_checks: Vec::new(),
         },
         AtomicOutcome::CheckFailed(failed) => pb::AtomicWriteOutput {

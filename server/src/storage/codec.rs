@@ -40,6 +40,13 @@ impl Envelope {
         self.expires_at_ms.is_none_or(|at| now_ms < at)
     }
 
+    /// The value as the u64 that sum, min and max work on, if it is one (8 bytes,
+    /// little-endian, tagged `U64`).
+    pub fn as_u64(&self) -> Option<u64> {
+        let bytes: [u8; 8] = self.value.as_slice().try_into().ok()?;
+        (self.encoding == ValueEncoding::U64).then(|| u64::from_le_bytes(bytes))
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let metadata_len = self.metadata.as_ref().map_or(0, |m| 4 + m.len());
         let mut out = Vec::with_capacity(HEADER_LEN + 8 + metadata_len + self.value.len());

@@ -81,8 +81,10 @@ fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
         // The write may or may not have been applied: the leader did not confirm it in
-        // time, as a gateway whose upstream timed out.
-        ErrorCode::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
+        // time. Deno's clients send a request again after any 5xx, without limit, which
+        // would apply such a write twice; a 4xx reaches the program instead, whose body
+        // says to read the key before writing again.
+        ErrorCode::OutcomeUnknown => StatusCode::CONFLICT,
         // The request itself cannot be served as sent; Deno's clients show the body.
         ErrorCode::KeyTooLarge
         | ErrorCode::KeyMalformed
@@ -128,5 +130,25 @@ impl IntoResponse for KvConnectError {
             tracing::error!(%status, %body, "KV Connect request failed inside the node");
         }
         (status, [("content-type", "text/plain; charset=utf-8")], body).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_that_may_have_applied_is_never_answered_with_a_server_error() {
+        // Deno's KV Connect clients send a request again after any 5xx, without limit: a
+        // write that may already be applied would apply twice.
+        let status = http_status(ErrorCode::OutcomeUnknown);
+        assert!(status.is_client_error(), "{status}");
+        assert_ne!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a 401 makes clients exchange and retry"
+        );
+        // Nothing was written: retrying is safe, and 503 says so.
+        assert_eq!(http_status(ErrorCode::Unavailable), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -184,9 +184,12 @@ impl Atomic {
         if let Some(error) = self.error {
             return Err(error);
         }
+        // One id for this logical write, kept when it is sent again (rerouted below), so
+        // the cluster applies it once.
         let request = pb::AtomicRequest {
             checks: self.checks,
             mutations: self.mutations,
+            request_id: uuid::Uuid::new_v4().as_bytes().to_vec(),
         };
         let client = &self.client;
         let mut rerouted = false;

@@ -85,6 +85,7 @@ async fn writes_routed_by_stale_class_rules_are_rerouted_not_refused() {
         .atomic(pb::AtomicRequest {
             checks: Vec::new(),
             mutations: vec![set_mutation(&key!["raced", "grpc", "1"], "v1")],
+            request_id: Vec::new(),
         })
         .await;
     assert!(answer.is_ok(), "a raw write right after the class change: {answer:?}");

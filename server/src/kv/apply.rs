@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::error::{KvError, KvResult};
+use super::requests::{self, Recorded};
 use super::types::{AtomicOutcome, AtomicWrite, Committed, Expiry, Mutation};
 use super::v8_sum::{self, SumError, SumOperand};
 use super::validate;
@@ -48,13 +49,29 @@ pub(crate) enum Command {
         prefix: Vec<u8>,
         class: Class,
     },
+    /// An atomic write under a request id: applied once, and answered from the request
+    /// table ([`super::requests`]) when the same id comes again.
+    AtomicOnce {
+        id: Vec<u8>,
+        write: AtomicWrite,
+    },
+    /// Forget the request ids applied before this replicated time (at most
+    /// [`super::requests::FORGET_BATCH`] of them, oldest first).
+    ForgetRequests {
+        before_ms: u64,
+    },
 }
 
-/// [`Command::Atomic`] by reference: encodes to the same bytes, so a write that may have
-/// to be sent again is not copied to be proposed.
+/// [`Command`] by reference, variant for variant: encodes to the same bytes, so a write
+/// that may have to be sent again is not copied to be proposed. Every proposal is made
+/// with it; [`Command`] is what replicas decode.
 #[derive(Serialize)]
 pub(crate) enum CommandRef<'a> {
     Atomic(&'a AtomicWrite),
+    Expire(&'a [DueExpiry]),
+    SetClass { prefix: &'a [u8], class: Class },
+    AtomicOnce { id: &'a [u8], write: &'a AtomicWrite },
+    ForgetRequests { before_ms: u64 },
 }
 
 /// A request refused while it was applied (a type mismatch, a sum out of range): the same
@@ -72,6 +89,8 @@ pub(crate) enum Answer {
     ClassSet(Result<(), Refusal>),
     /// The request did not decode (a node of another version proposed it).
     Undecodable(String),
+    /// Request ids forgotten.
+    Forgotten(usize),
 }
 
 impl Refusal {
@@ -126,6 +145,24 @@ impl KvApplier {
         }
     }
 
+    /// An atomic write, unless one of its keys became a cache key on its way (under the
+    /// rules in force at this point of the log).
+    fn apply_write(
+        &self,
+        staged: &mut Staged<'_>,
+        write: &AtomicWrite,
+        stamp: Versionstamp,
+        now: u64,
+    ) -> KvResult<AtomicOutcome> {
+        match names_a_cache_key(write, &self.keyspace, &staged.rules) {
+            Some(key) => Err(KvError::MixedClasses(format!(
+                "{} became a cache key while this write was on its way; nothing was written",
+                display_key(&key)
+            ))),
+            None => apply_atomic(staged, write, stamp, now),
+        }
+    }
+
     fn reload_keyspace(&self) {
         if let Err(error) = self.keyspace.reload(self.engine.as_ref()) {
             tracing::error!(%error, "cannot reload the keyspace class rules");
@@ -142,8 +179,10 @@ impl Applier for KvApplier {
                 "the request does not decode: {reason}"
             ))),
             Ok(Command::Atomic(write)) => validate::atomic(&write),
+            Ok(Command::AtomicOnce { id, write }) => validate::request_id(&id).and_then(|()| validate::atomic(&write)),
             Ok(Command::Expire(due)) => validate::expiries(&due),
             Ok(Command::SetClass { prefix, .. }) => validate::class_prefix(&prefix),
+            Ok(Command::ForgetRequests { .. }) => Ok(()),
         };
         checked.map_err(|error| Refused {
             code: error.code(),
@@ -170,14 +209,7 @@ impl Applier for KvApplier {
                 Err(reason) => Answer::Undecodable(reason),
                 Ok(Command::Atomic(write)) => {
                     let stamp = Versionstamp::new(proposal.index, position);
-                    let applied = match names_a_cache_key(&write, &self.keyspace, &staged.rules) {
-                        Some(key) => Err(KvError::MixedClasses(format!(
-                            "{} became a cache key while this write was on its way; nothing was written",
-                            display_key(&key)
-                        ))),
-                        None => apply_atomic(&mut staged, &write, stamp, proposal.now_ms),
-                    };
-                    match applied {
+                    match self.apply_write(&mut staged, &write, stamp, proposal.now_ms) {
                         Ok(outcome) => {
                             if matches!(outcome, AtomicOutcome::Committed(_)) {
                                 position += 1;
@@ -188,6 +220,32 @@ impl Applier for KvApplier {
                         Err(error @ KvError::Storage(_)) => return Err(storage_failure(error)),
                         Err(refused) => Answer::Atomic(Err(Refusal::from_error(&refused))),
                     }
+                }
+                Ok(Command::AtomicOnce { id, write }) => {
+                    // Applied before under this id: the first outcome, and nothing changes.
+                    if let Some(recorded) = staged.recorded(&id).map_err(storage_failure)? {
+                        Answer::Atomic(Ok(recorded.outcome))
+                    } else {
+                        let stamp = Versionstamp::new(proposal.index, position);
+                        match self.apply_write(&mut staged, &write, stamp, proposal.now_ms) {
+                            Ok(outcome) => {
+                                if matches!(outcome, AtomicOutcome::Committed(_)) {
+                                    position += 1;
+                                    last_commit = Some(proposal.index);
+                                }
+                                // A refusal is not recorded: nothing was written, so the
+                                // same id may still be applied (a write refused for a class
+                                // change on its way is routed again).
+                                staged.record(id, proposal.now_ms, outcome.clone());
+                                Answer::Atomic(Ok(outcome))
+                            }
+                            Err(error @ KvError::Storage(_)) => return Err(storage_failure(error)),
+                            Err(refused) => Answer::Atomic(Err(Refusal::from_error(&refused))),
+                        }
+                    }
+                }
+                Ok(Command::ForgetRequests { before_ms }) => {
+                    Answer::Forgotten(staged.forget_requests_before(before_ms).map_err(storage_failure)?)
                 }
                 Ok(Command::Expire(due)) => {
                     Answer::Expired(apply_expiry(&mut staged, &due, proposal.now_ms).map_err(storage_failure)?)
@@ -249,6 +307,10 @@ struct Staged<'a> {
     stale_index: Vec<(u64, Vec<u8>)>,
     /// Class rules the group set, in order.
     rules: Vec<(Vec<u8>, Class)>,
+    /// Writes the group applied under a request id.
+    requests: BTreeMap<Vec<u8>, Recorded>,
+    /// Request ids the group forgot: (when recorded, id).
+    forgotten: Vec<(u64, Vec<u8>)>,
 }
 
 impl<'a> Staged<'a> {
@@ -259,7 +321,32 @@ impl<'a> Staged<'a> {
             written: BTreeMap::new(),
             stale_index: Vec::new(),
             rules: Vec::new(),
+            requests: BTreeMap::new(),
+            forgotten: Vec::new(),
         }
+    }
+
+    /// The write applied under `id`, by this group or before it (and not forgotten).
+    fn recorded(&self, id: &[u8]) -> KvResult<Option<Recorded>> {
+        if let Some(recorded) = self.requests.get(id) {
+            return Ok(Some(recorded.clone()));
+        }
+        if self.forgotten.iter().any(|(_, forgotten)| forgotten == id) {
+            return Ok(None);
+        }
+        Ok(requests::find(self.engine, id)?)
+    }
+
+    fn record(&mut self, id: Vec<u8>, at_ms: u64, outcome: AtomicOutcome) {
+        self.requests.insert(id, Recorded { at_ms, outcome });
+    }
+
+    /// Forgets the ids recorded in storage before `before_ms` (at most a batch of them).
+    fn forget_requests_before(&mut self, before_ms: u64) -> KvResult<usize> {
+        let due = requests::recorded_before(self.engine, before_ms, requests::FORGET_BATCH)?;
+        let count = due.len();
+        self.forgotten.extend(due);
+        Ok(count)
     }
 
     fn stored(&mut self, key: &[u8]) -> KvResult<Option<Envelope>> {
@@ -296,6 +383,12 @@ impl<'a> Staged<'a> {
 
     fn into_batch(mut self) -> KvResult<WriteBatch> {
         let mut batch = WriteBatch::default();
+        for (at_ms, id) in std::mem::take(&mut self.forgotten) {
+            requests::forget(&mut batch, at_ms, &id);
+        }
+        for (id, recorded) in std::mem::take(&mut self.requests) {
+            requests::record(&mut batch, &id, &recorded);
+        }
         for (prefix, class) in std::mem::take(&mut self.rules) {
             Keyspace::stage(&mut batch, &prefix, class);
         }

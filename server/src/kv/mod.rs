@@ -16,6 +16,7 @@ pub mod access;
 mod apply;
 pub mod error;
 pub mod range;
+pub mod requests;
 pub mod types;
 pub mod v8_sum;
 pub mod validate;
@@ -33,7 +34,7 @@ use edgekv_proto::{ErrorCode, Versionstamp};
 use tokio::sync::broadcast;
 
 pub use self::apply::ChangedKeys;
-use self::apply::{Answer, Command, CommandRef, KvApplier};
+use self::apply::{Answer, CommandRef, KvApplier};
 pub use self::error::{KvError, KvResult};
 pub use self::types::*;
 use crate::cache::store::CacheError;
@@ -214,10 +215,7 @@ impl KvStore {
         }
         let answer = self
             .raft
-            .write(apply::encode(&Command::SetClass {
-                prefix: prefix.to_vec(),
-                class,
-            }))
+            .write(apply::encode(&CommandRef::SetClass { prefix, class }))
             .await?;
         match decode_answer(&answer)? {
             Answer::ClassSet(Ok(())) => {
@@ -445,10 +443,21 @@ impl KvStore {
     }
 
     pub async fn atomic(&self, write: AtomicWrite) -> KvResult<AtomicOutcome> {
+        self.atomic_once(write, None).await
+    }
+
+    /// [`Self::atomic`] under a request id: a strong write proposed again with the same id
+    /// (by a retrying client, or by this node after a leader change) is applied once and
+    /// answered with its first outcome while the id is remembered
+    /// ([`requests::REQUEST_WINDOW`]). Cache-class writes do not use the id yet.
+    pub async fn atomic_once(&self, write: AtomicWrite, id: Option<&[u8]>) -> KvResult<AtomicOutcome> {
         validate::atomic(&write)?;
+        if let Some(id) = id {
+            validate::request_id(id)?;
+        }
         let mut reroutes = 0;
         loop {
-            match self.route_atomic(&write).await {
+            match self.route_atomic(&write, id).await {
                 // The only refusal with this code at apply: a key became a cache key after
                 // this node routed the write by its older rules. Nothing was written, so once
                 // this node has applied that rule too (the refusal was applied after it, so a
@@ -467,11 +476,15 @@ impl KvStore {
     }
 
     /// Sends `write` down its class's path, as this node's rules say now.
-    async fn route_atomic(&self, write: &AtomicWrite) -> KvResult<AtomicOutcome> {
+    async fn route_atomic(&self, write: &AtomicWrite, id: Option<&[u8]>) -> KvResult<AtomicOutcome> {
         if self.class_of_write(write)? == Class::Cache {
             return self.cache_write(write).await;
         }
-        let answer = self.raft.write(apply::encode(&CommandRef::Atomic(write))).await?;
+        let command = match id {
+            Some(id) => CommandRef::AtomicOnce { id, write },
+            None => CommandRef::Atomic(write),
+        };
+        let answer = self.raft.write(apply::encode(&command)).await?;
         match decode_answer(&answer)? {
             Answer::Atomic(Ok(outcome)) => Ok(outcome),
             Answer::Atomic(Err(refusal)) => Err(refusal.into_error()),
@@ -608,6 +621,31 @@ impl KvStore {
         }))
     }
 
+    /// Forgets the request ids applied more than `window` ago (by this node's clock, at
+    /// least the replicated one), when the oldest one is. Proposed by the leader only;
+    /// replicas forget exactly what the command says. Returns how many were forgotten.
+    pub async fn forget_old_requests(&self, window: std::time::Duration) -> KvResult<usize> {
+        if !self.raft.is_leader() {
+            return Ok(0);
+        }
+        let before_ms = self.now_ms().saturating_sub(window.as_millis() as u64);
+        let engine = self.engine.clone();
+        let oldest = tokio::task::spawn_blocking(move || requests::oldest(engine.as_ref()))
+            .await
+            .map_err(|e| KvError::InvalidArgument(e.to_string()))??;
+        if oldest.is_none_or(|at| at >= before_ms) {
+            return Ok(0);
+        }
+        let answer = self
+            .raft
+            .write(apply::encode(&CommandRef::ForgetRequests { before_ms }))
+            .await?;
+        match decode_answer(&answer)? {
+            Answer::Forgotten(count) => Ok(count),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Deletes the given due entries whose value still carries that expiry. Used by the
     /// TTL sweeper on the leader; the decision is made when the command is applied, at the
     /// leader's clock, identically on every replica. Elsewhere it does nothing.
@@ -616,7 +654,7 @@ impl KvStore {
             return Ok(0);
         }
         validate::expiries(&due)?;
-        let answer = self.raft.write(apply::encode(&Command::Expire(due))).await?;
+        let answer = self.raft.write(apply::encode(&CommandRef::Expire(&due))).await?;
         match decode_answer(&answer)? {
             Answer::Expired(count) => Ok(count),
             other => Err(unexpected(other)),

@@ -913,6 +913,97 @@ fn a_write_proposed_by_reference_encodes_as_the_command() {
     );
     assert_eq!(
         apply::encode(&apply::CommandRef::Atomic(&atomic)),
-        apply::encode(&Command::Atomic(atomic.clone()))
+        apply::encode(&apply::Command::Atomic(atomic.clone()))
     );
+    // Every variant, in the same position: replicas decode what was proposed by reference.
+    let due = vec![DueExpiry {
+        expires_at_ms: 5,
+        key: key!["a"].encode(),
+    }];
+    let pairs = [
+        (
+            apply::encode(&apply::CommandRef::Expire(&due)),
+            apply::encode(&apply::Command::Expire(due.clone())),
+        ),
+        (
+            apply::encode(&apply::CommandRef::SetClass {
+                prefix: b"p",
+                class: Class::Cache,
+            }),
+            apply::encode(&apply::Command::SetClass {
+                prefix: b"p".to_vec(),
+                class: Class::Cache,
+            }),
+        ),
+        (
+            apply::encode(&apply::CommandRef::AtomicOnce {
+                id: b"id",
+                write: &atomic,
+            }),
+            apply::encode(&apply::Command::AtomicOnce {
+                id: b"id".to_vec(),
+                write: atomic.clone(),
+            }),
+        ),
+        (
+            apply::encode(&apply::CommandRef::ForgetRequests { before_ms: 7 }),
+            apply::encode(&apply::Command::ForgetRequests { before_ms: 7 }),
+        ),
+    ];
+    for (by_reference, owned) in pairs {
+        assert_eq!(by_reference, owned);
+    }
+}
+
+#[tokio::test]
+async fn a_write_under_a_request_id_applies_once() {
+    let clock = ManualClock::new(10_000);
+    let (store, thread, engine) = store(&clock).await;
+    let counter = key!["counter"].encode();
+    let sum = |n| {
+        write(
+            vec![],
+            vec![Mutation::Numeric {
+                op: NumericOp::Sum,
+                key: counter.clone(),
+                operand: n,
+            }],
+        )
+    };
+    let first = store.atomic_once(sum(5), Some(b"request-1")).await.unwrap();
+    // The same id again (a retry after an unknown outcome): the first answer, applied once.
+    let again = store.atomic_once(sum(5), Some(b"request-1")).await.unwrap();
+    assert_eq!(again, first);
+    let other = store.atomic_once(sum(5), Some(b"request-2")).await.unwrap();
+    assert_ne!(other, first);
+    let value = |store: KvStore| {
+        let key = counter.clone();
+        async move {
+            let (entry, _) = store.get(&key, Consistency::Strong).await.unwrap();
+            entry.unwrap().envelope.as_u64()
+        }
+    };
+    assert_eq!(value(store.clone()).await, Some(10));
+    // An id that is too long is refused, and nothing is written.
+    let refused = store.atomic_once(sum(5), Some(&[7; 65])).await.unwrap_err();
+    assert_eq!(refused.code(), edgekv_proto::ErrorCode::InvalidArgument);
+    thread.shutdown().await;
+
+    // The table is durable: after a restart the same id still answers without applying.
+    let (store, thread) = TestNode::start(engine.clone(), &clock).await;
+    assert_eq!(store.atomic_once(sum(5), Some(b"request-1")).await.unwrap(), first);
+    assert_eq!(value(store.clone()).await, Some(10));
+
+    // Past the window the leader forgets it; the same id is then a new write.
+    clock.advance(requests::REQUEST_WINDOW.as_millis() as u64 + 1);
+    assert_eq!(store.forget_old_requests(requests::REQUEST_WINDOW).await.unwrap(), 2);
+    assert_eq!(
+        store.forget_old_requests(requests::REQUEST_WINDOW).await.unwrap(),
+        0,
+        "nothing left to forget"
+    );
+    let renewed = store.atomic_once(sum(5), Some(b"request-1")).await.unwrap();
+    assert_ne!(renewed, first);
+    assert_eq!(value(store.clone()).await, Some(15));
+    thread.shutdown().await;
 }

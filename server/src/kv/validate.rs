@@ -57,6 +57,20 @@ pub fn class_prefix(prefix: &[u8]) -> KvResult<()> {
     range_bound(prefix)
 }
 
+/// A write's request id: 1 to [`MAX_REQUEST_ID_BYTES`] bytes.
+///
+/// [`MAX_REQUEST_ID_BYTES`]: super::requests::MAX_REQUEST_ID_BYTES
+pub fn request_id(id: &[u8]) -> KvResult<()> {
+    let limit = super::requests::MAX_REQUEST_ID_BYTES;
+    if id.is_empty() || id.len() > limit {
+        return Err(KvError::InvalidArgument(format!(
+            "a request id is 1 to {limit} bytes, not {}",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Due expiries as the sweeper hands them over: at most one sweep's batch, each naming a
 /// key within the write limit (every stored key is).
 pub fn expiries(due: &[DueExpiry]) -> KvResult<()> {

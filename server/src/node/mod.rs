@@ -375,17 +375,33 @@ fn start_background(
         interval: config.ttl.sweep_interval,
     };
     let stop = background.stop_signal();
+    let sweeping = store.clone();
     background.spawn(async move {
         sweeper
             .run(
                 move |due| {
-                    let store = store.clone();
+                    let store = sweeping.clone();
                     async move { store.expire(due).await }
                 },
                 stop,
             )
             .await;
         Ok(())
+    });
+    // The leader forgets request ids once they leave the window (replicas follow its log).
+    let stop = background.stop_signal();
+    background.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(crate::kv::requests::FORGET_INTERVAL) => {}
+            }
+            match store.forget_old_requests(crate::kv::requests::REQUEST_WINDOW).await {
+                Ok(0) => {}
+                Ok(forgotten) => tracing::debug!(forgotten, "forgot request ids past their window"),
+                Err(error) => tracing::warn!(%error, "cannot forget old request ids; retrying later"),
+            }
+        }
     });
     let (recovered, recoveries) = tokio::sync::mpsc::unbounded_channel();
     let shippers = Shippers {

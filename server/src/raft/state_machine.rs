@@ -9,10 +9,10 @@
 //! any recent index ([`changes_since`]); the feed keeps the last [`CHANGE_FEED_RETENTION`]
 //! log entries and, being node-local history, starts over after a snapshot install.
 //!
-//! Snapshots are a copy of the data and expiry column families read from one RocksDB
-//! snapshot, so they are consistent with the applied log id read from the same view.
-//! openraft streams them to followers in chunks; installing one replaces both column
-//! families in a single `WriteBatch`.
+//! Snapshots are a copy of the replicated column families (data, expiry index, class
+//! rules, request ids) read from one RocksDB snapshot, so they are consistent with the
+//! applied log id read from the same view. openraft streams them to followers in chunks;
+//! installing one replaces those families in a single `WriteBatch`.
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,11 +30,18 @@ use crate::storage::{ColumnFamily, Durability, Engine, ScanRange, StorageResult,
 const APPLIED_KEY: &[u8] = b"applied";
 const MEMBERSHIP_KEY: &[u8] = b"membership";
 const CLOCK_KEY: &[u8] = b"clock";
-/// The column families a snapshot carries: the replicated state. Meta (node-local) and
-/// the Raft families are not part of it.
-const SNAPSHOT_FAMILIES: [ColumnFamily; 3] = [ColumnFamily::Data, ColumnFamily::Expiry, ColumnFamily::Keyspace];
+/// The column families a snapshot carries: the replicated state (the request-id table
+/// too, so a node that installed a snapshot still answers a retried write with its first
+/// outcome). Meta (node-local) and the Raft families are not part of it.
+const SNAPSHOT_FAMILIES: [ColumnFamily; 4] = [
+    ColumnFamily::Data,
+    ColumnFamily::Expiry,
+    ColumnFamily::Keyspace,
+    ColumnFamily::Requests,
+];
 /// An end bound above every key of the snapshot families: tuple-encoded keys never start
-/// with 0xff and expiry-index keys start with a big-endian time in milliseconds.
+/// with 0xff, expiry-index keys start with a big-endian time in milliseconds, and
+/// request-table keys with `i` or `t`.
 const ABOVE_EVERY_KEY: [u8; 16] = [0xff; 16];
 
 /// Log entries of history the change feed keeps.

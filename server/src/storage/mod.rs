@@ -42,10 +42,14 @@ pub enum ColumnFamily {
     CacheDue,
     /// The replication outbox: sequence number (big-endian u64) -> encoded key written.
     Outbox,
+    /// Writes applied under a request id (replicated, in snapshots): `i` + id -> the
+    /// outcome and when it was applied; `t` + time (big-endian ms) + id -> empty, to forget
+    /// them in time order. A write proposed again with the same id answers from here.
+    Requests,
 }
 
 impl ColumnFamily {
-    pub const ALL: [ColumnFamily; 10] = [
+    pub const ALL: [ColumnFamily; 11] = [
         ColumnFamily::Data,
         ColumnFamily::Expiry,
         ColumnFamily::Meta,
@@ -56,6 +60,7 @@ impl ColumnFamily {
         ColumnFamily::Cache,
         ColumnFamily::CacheDue,
         ColumnFamily::Outbox,
+        ColumnFamily::Requests,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +75,7 @@ impl ColumnFamily {
             ColumnFamily::Cache => "cache",
             ColumnFamily::CacheDue => "cache_due",
             ColumnFamily::Outbox => "outbox",
+            ColumnFamily::Requests => "requests",
         }
     }
 }

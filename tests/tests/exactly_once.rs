@@ -1,0 +1,57 @@
+//! A strong write sent again under the same request id is applied once, and answered with
+//! its first outcome, on real nodes: a single node, and a follower of a three-region
+//! cluster that forwards both copies to the leader.
+
+use edgekv_client::key;
+use edgekv_client::proto::{self as pb, kv_client::KvClient};
+use edgekv_tests::Node;
+use edgekv_tests::cluster::Cluster;
+
+fn sum(key: &edgekv_client::Key, n: u64, request_id: &[u8]) -> pb::AtomicRequest {
+    pb::AtomicRequest {
+        checks: Vec::new(),
+        mutations: vec![pb::Mutation {
+            kind: Some(pb::mutation::Kind::Sum(pb::NumericMutation {
+                key: key.encode(),
+                operand: n,
+            })),
+        }],
+        request_id: request_id.to_vec(),
+    }
+}
+
+/// Sends the same sum twice under one id and once under another; returns the three answers.
+async fn sum_twice_then_once(endpoint: String) -> [pb::AtomicResponse; 3] {
+    let mut kv = KvClient::connect(endpoint).await.unwrap();
+    let counter = key!["exactly-once", "counter"];
+    let mut send = async |id: &[u8]| kv.atomic(sum(&counter, 1, id)).await.unwrap().into_inner();
+    [send(b"retry-me").await, send(b"retry-me").await, send(b"another").await]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_write_applies_once_on_a_single_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data")).unwrap();
+    let [first, retried, other] = sum_twice_then_once(node.endpoint.clone()).await;
+    assert!(first.ok);
+    assert_eq!(retried, first, "the retry is answered with the first outcome");
+    assert_eq!(first.numeric_results[0].value, 1);
+    assert_eq!(
+        other.numeric_results[0].value, 2,
+        "counted once, then once more for another id"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_write_forwarded_by_a_follower_applies_once() {
+    let cluster = Cluster::start(&["us-east", "eu-west", "ap-northeast"], &[]).unwrap();
+    let leader = cluster
+        .wait_for_leader(&[], std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let follower = cluster.nodes.iter().find(|n| n.id != leader).unwrap();
+    let [first, retried, other] = sum_twice_then_once(follower.endpoint()).await;
+    assert!(first.ok);
+    assert_eq!(retried, first);
+    assert_eq!(other.numeric_results[0].value, first.numeric_results[0].value + 1);
+}

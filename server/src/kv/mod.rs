@@ -443,21 +443,21 @@ impl KvStore {
     }
 
     pub async fn atomic(&self, write: AtomicWrite) -> KvResult<AtomicOutcome> {
-        self.atomic_once(write, None).await
+        self.atomic_once(&write, None).await
     }
 
     /// [`Self::atomic`] under a request id: a strong write proposed again with the same id
     /// (by a retrying client, or by this node after a leader change) is applied once and
     /// answered with its first outcome while the id is remembered
     /// ([`requests::REQUEST_WINDOW`]). Cache-class writes do not use the id yet.
-    pub async fn atomic_once(&self, write: AtomicWrite, id: Option<&[u8]>) -> KvResult<AtomicOutcome> {
-        validate::atomic(&write)?;
+    pub async fn atomic_once(&self, write: &AtomicWrite, id: Option<&[u8]>) -> KvResult<AtomicOutcome> {
+        validate::atomic(write)?;
         if let Some(id) = id {
             validate::request_id(id)?;
         }
         let mut reroutes = 0;
         loop {
-            match self.route_atomic(&write, id).await {
+            match self.route_atomic(write, id).await {
                 // The only refusal with this code at apply: a key became a cache key after
                 // this node routed the write by its older rules. Nothing was written, so once
                 // this node has applied that rule too (the refusal was applied after it, so a

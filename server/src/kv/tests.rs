@@ -970,11 +970,11 @@ async fn a_write_under_a_request_id_applies_once() {
             }],
         )
     };
-    let first = store.atomic_once(sum(5), Some(b"request-1")).await.unwrap();
+    let first = store.atomic_once(&sum(5), Some(b"request-1")).await.unwrap();
     // The same id again (a retry after an unknown outcome): the first answer, applied once.
-    let again = store.atomic_once(sum(5), Some(b"request-1")).await.unwrap();
+    let again = store.atomic_once(&sum(5), Some(b"request-1")).await.unwrap();
     assert_eq!(again, first);
-    let other = store.atomic_once(sum(5), Some(b"request-2")).await.unwrap();
+    let other = store.atomic_once(&sum(5), Some(b"request-2")).await.unwrap();
     assert_ne!(other, first);
     let value = |store: KvStore| {
         let key = counter.clone();
@@ -985,13 +985,13 @@ async fn a_write_under_a_request_id_applies_once() {
     };
     assert_eq!(value(store.clone()).await, Some(10));
     // An id that is too long is refused, and nothing is written.
-    let refused = store.atomic_once(sum(5), Some(&[7; 65])).await.unwrap_err();
+    let refused = store.atomic_once(&sum(5), Some(&[7; 65])).await.unwrap_err();
     assert_eq!(refused.code(), edgekv_proto::ErrorCode::InvalidArgument);
     thread.shutdown().await;
 
     // The table is durable: after a restart the same id still answers without applying.
     let (store, thread) = TestNode::start(engine.clone(), &clock).await;
-    assert_eq!(store.atomic_once(sum(5), Some(b"request-1")).await.unwrap(), first);
+    assert_eq!(store.atomic_once(&sum(5), Some(b"request-1")).await.unwrap(), first);
     assert_eq!(value(store.clone()).await, Some(10));
 
     // Past the window the leader forgets it; the same id is then a new write.
@@ -1002,7 +1002,7 @@ async fn a_write_under_a_request_id_applies_once() {
         0,
         "nothing left to forget"
     );
-    let renewed = store.atomic_once(sum(5), Some(b"request-1")).await.unwrap();
+    let renewed = store.atomic_once(&sum(5), Some(b"request-1")).await.unwrap();
     assert_ne!(renewed, first);
     assert_eq!(value(store.clone()).await, Some(15));
     thread.shutdown().await;

@@ -8,8 +8,8 @@ use denokv_proto::{KvValue, MutationKind};
 use edgekv_proto::Versionstamp;
 
 use super::error::KvConnectError;
-use super::values;
 use super::{AppState, DataPath, Protobuf, ProtobufResponse, endpoint_consistency};
+use super::{resolve, values};
 use crate::kv::{self, AtomicOutcome, Check, Expiry, Mutation, NumericOp, RangeRead, access};
 
 pub(super) async fn snapshot_read(
@@ -158,7 +158,10 @@ pub(super) async fn atomic_write(
         .collect::<Result<_, _>>()?;
     let write = kv::AtomicWrite { checks, mutations };
     access::authorize_atomic(&principal, &write)?;
-    let output = match state.store.atomic(write).await? {
+    // An id of the node's own: the Deno clients send none, and retry blindly (resolve.rs).
+    let id = uuid::Uuid::new_v4();
+    let attempt = || state.store.atomic_once(&write, Some(id.as_bytes()));
+    let output = match resolve::resolve(attempt, resolve::RESOLVE_FOR, resolve::BACKOFF).await? {
         AtomicOutcome::Committed(committed) => pb::AtomicWriteOutput {
             status: pb::AtomicWriteStatus::AwSuccess as i32,
             versionstamp: committed.versionstamp.as_bytes().to_vec(),

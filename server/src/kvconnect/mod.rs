@@ -14,6 +14,7 @@
 mod datapath;
 pub mod error;
 mod metadata;
+mod resolve;
 mod tls_listener;
 pub mod tokens;
 mod values;

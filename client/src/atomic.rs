@@ -62,7 +62,12 @@ pub struct Atomic {
     checks: Vec<pb::Check>,
     mutations: Vec<pb::Mutation>,
     error: Option<Error>,
+    deadline: Option<std::time::Duration>,
 }
+
+/// The first pause before a write is sent again, doubled each time up to [`MAX_PAUSE`].
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+const MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Atomic {
     pub(crate) fn new(client: Client) -> Self {
@@ -71,7 +76,15 @@ impl Atomic {
             checks: Vec::new(),
             mutations: Vec::new(),
             error: None,
+            deadline: None,
         }
+    }
+
+    /// How long this write is sent again after answers that leave its outcome unknown
+    /// (instead of the client's `write_deadline`).
+    pub fn deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     fn mutation(mut self, kind: pb::mutation::Kind) -> Self {
@@ -175,11 +188,17 @@ impl Atomic {
         }))
     }
 
-    /// Sends the write. Never retried blindly: a lost answer is [`Error::Indefinite`]. A
-    /// write whose keys are of one class but changed class on the way (`MIXED_CLASSES`, a
-    /// definite refusal: nothing was written) is sent once more, routed by the rules asked
-    /// of the node again, so a caller sees that code only for a write that really names both
-    /// classes.
+    /// Sends the write under a request id of its own. An answer that leaves the outcome
+    /// unknown (a lost connection, no leader, a commit the leader could not confirm in
+    /// time) sends it again under the same id, with jittered exponential backoff, until a
+    /// definite answer or the deadline (`deadline`, else the client's `write_deadline`):
+    /// the cluster applies a strong write at most once per id, so the caller sees a
+    /// definite result, or after the deadline [`Error::Indefinite`] naming the request id.
+    /// A cache-class write of unknown outcome is not sent again (cache writes are not
+    /// deduplicated yet): it is [`Error::Indefinite`] at once. A write whose keys are of one
+    /// class but changed class on the way (`MIXED_CLASSES`, a definite refusal: nothing was
+    /// written) is sent once more, routed by the rules asked of the node again, so a caller
+    /// sees that code only for a write that really names both classes.
     pub async fn commit(self) -> Result<CommitResult> {
         if let Some(error) = self.error {
             return Err(error);
@@ -192,6 +211,8 @@ impl Atomic {
             request_id: uuid::Uuid::new_v4().as_bytes().to_vec(),
         };
         let client = &self.client;
+        let deadline = tokio::time::Instant::now() + self.deadline.unwrap_or(client.write_deadline);
+        let mut pause = FIRST_PAUSE;
         let mut rerouted = false;
         let response = loop {
             // Checks need the leader (and a cache key's check is refused there, clearly). A
@@ -215,6 +236,20 @@ impl Atomic {
                         && names_one_class(client, &request).await =>
                 {
                     rerouted = true;
+                }
+                // No answer, no leader, or a commit not confirmed in time: sent again under
+                // the same id, which the cluster applies at most once, until the deadline.
+                Err(error) if error.is_indefinite() || error.is_retry_safe() => {
+                    // Cache-class writes are not deduplicated by id (yet): one whose outcome
+                    // is unknown is not sent again.
+                    if error.is_indefinite() && names_a_cache_key(client, &request).await {
+                        return Err(error);
+                    }
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Err(unresolved(error, &request.request_id));
+                    }
+                    tokio::time::sleep(jittered(pause)).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
                 }
                 sent => break sent?,
             }
@@ -265,6 +300,15 @@ async fn names_one_class(client: &Client, request: &pb::AtomicRequest) -> bool {
     crate::keyspace::one_class(&rules, &keys)
 }
 
+/// Whether a mutation of the write names a cache key, by the rules asked of the cluster
+/// now.
+async fn names_a_cache_key(client: &Client, request: &pb::AtomicRequest) -> bool {
+    let rules = client.refetch_keyspace_rules().await;
+    mutation_keys(&request.mutations)
+        .into_iter()
+        .any(|key| crate::keyspace::is_cache(&rules, key))
+}
+
 /// The keys a write's mutations name; none for a range delete, which then goes to the
 /// leader (ranges can span classes).
 fn mutation_keys(mutations: &[pb::Mutation]) -> Vec<&[u8]> {
@@ -280,4 +324,26 @@ fn mutation_keys(mutations: &[pb::Mutation]) -> Vec<&[u8]> {
         }
     }
     keys
+}
+
+/// A pause of between half and all of `pause`, so writes stalled together do not all come
+/// back at once.
+fn jittered(pause: std::time::Duration) -> std::time::Duration {
+    pause.mul_f64(rand::random_range(0.5..1.0))
+}
+
+/// The error of a write given up at its deadline: an outcome still unknown names the
+/// request id it may still apply under (it applies at most once).
+fn unresolved(error: Error, request_id: &[u8]) -> Error {
+    if !error.is_indefinite() {
+        return error;
+    }
+    let id: String = request_id.iter().map(|b| format!("{b:02x}")).collect();
+    let cause = match error {
+        Error::Indefinite(cause) => cause,
+        other => other.to_string(),
+    };
+    Error::Indefinite(format!(
+        "{cause}; sent again until the write deadline, it may still apply, at most once, under request id {id}"
+    ))
 }

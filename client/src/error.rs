@@ -1,5 +1,7 @@
-//! SDK errors. Every error says whether retrying is safe; a write whose outcome is
-//! unknown is reported as [`Error::Indefinite`] and never retried behind the caller's back.
+//! SDK errors. Every error says whether retrying is safe. A write whose outcome stays
+//! unknown is reported as [`Error::Indefinite`]: a strong write after the SDK sent it again
+//! under its request id until its deadline (it applies at most once), a cache-class write
+//! at once.
 
 use edgekv_proto::{ErrorCode, KeyError};
 
@@ -11,8 +13,10 @@ pub enum Error {
     /// The node could not be reached; a read can be retried, and a write was not sent.
     #[error("UNAVAILABLE: {0}")]
     Unavailable(String),
-    /// A write was sent but no answer came back: it may or may not have been applied.
-    /// Read the key (or check its versionstamp) before deciding to write again.
+    /// A write was sent but no definite answer came back, also after it was sent again
+    /// until its deadline: it may or may not have been applied (the message names the
+    /// request id a strong write may still apply under, at most once). Read the key (or
+    /// check its versionstamp) before deciding to write again.
     #[error("INDEFINITE: the write may or may not have been applied: {0}")]
     Indefinite(String),
     #[error("invalid key: {0}")]

@@ -22,11 +22,14 @@
 //! reads stay in the region, writes and strong reads go straight to the Raft leader once a
 //! node names it ([`routing`]).
 //!
-//! Reads are retried on other nodes when a node is unreachable. A write is sent again only
-//! after a definite refusal that the SDK can answer itself: `MIXED_CLASSES` for keys of one
-//! class whose class changed on the way (re-routed once, by rules fresh from the leader).
-//! Otherwise writes are never retried: if an answer is lost, or the server says the outcome
-//! is unknown, the error is indefinite ([`Error::is_indefinite`]) and the caller decides.
+//! Reads are retried on other nodes when a node is unreachable. Every commit carries a
+//! request id of its own, and a strong write whose outcome is unknown (a lost answer, no
+//! leader, a commit not confirmed in time) is sent again under that id until a definite
+//! answer or its deadline ([`ClientBuilder::write_deadline`], [`Atomic::deadline`]): the
+//! cluster applies it at most once. A write still unknown at its deadline, or a cache-class
+//! write of unknown outcome (not deduplicated yet), is indefinite ([`Error::is_indefinite`])
+//! and the caller decides. `MIXED_CLASSES` for keys of one class whose class changed on the
+//! way is re-routed once, by rules fresh from the leader.
 
 pub mod atomic;
 pub mod error;
@@ -76,6 +79,9 @@ impl Consistency {
 }
 
 const READ_BACKOFF: Duration = Duration::from_millis(50);
+/// How long a write is sent again after answers that leave its outcome unknown, unless
+/// the builder or the call says otherwise.
+pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(30);
 /// gRPC messages up to the server's request limit, plus room for answers.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -85,6 +91,7 @@ pub struct Client {
     router: Arc<Router>,
     authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     keyspace: Arc<crate::keyspace::KeyspaceCache>,
+    write_deadline: Duration,
 }
 
 /// Builds a [`Client`] for a cluster: its nodes, the client's own region, a token.
@@ -95,6 +102,7 @@ pub struct ClientBuilder {
     token: Option<String>,
     stay_local: bool,
     ca_certificate: Option<Vec<u8>>,
+    write_deadline: Option<Duration>,
 }
 
 impl ClientBuilder {
@@ -127,6 +135,15 @@ impl ClientBuilder {
     /// checked against the system's trusted roots.
     pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_certificate = Some(pem.into());
+        self
+    }
+
+    /// How long a write is sent again (under its request id, so it applies once) after an
+    /// answer that leaves its outcome unknown: a lost connection, no leader, a commit not
+    /// confirmed in time. [`DEFAULT_WRITE_DEADLINE`] unless given; `Atomic::deadline`
+    /// overrides it for one write.
+    pub fn write_deadline(mut self, deadline: Duration) -> Self {
+        self.write_deadline = Some(deadline);
         self
     }
 
@@ -185,6 +202,7 @@ impl ClientBuilder {
             router: Arc::new(router),
             authorization,
             keyspace: Arc::default(),
+            write_deadline: self.write_deadline.unwrap_or(DEFAULT_WRITE_DEADLINE),
         })
     }
 }
@@ -303,8 +321,9 @@ impl Client {
     }
 
     /// Sends a write once on `route` (the leader when known, or the own region for cache
-    /// keys). Never retried: a lost answer is indefinite. Only a refusal to connect
-    /// (nothing sent) moves on to the next node.
+    /// keys): a lost answer is indefinite, which [`Atomic::commit`] may send again under
+    /// the write's request id. Only a refusal to connect (nothing sent) moves on to the next
+    /// node here.
     pub(crate) async fn write<T, F, Fut>(&self, route: Route, mut call: F) -> Result<T>
     where
         F: FnMut(KvClient<Channel>) -> Fut,

@@ -176,7 +176,14 @@ async fn an_isolated_minority_refuses_strong_requests_while_the_majority_serves(
             Err(error) => assert_eq!(error.code(), Some(ErrorCode::Unavailable), "{error}"),
             Ok(entry) => panic!("an isolated node served a strong read: {entry:?}"),
         }
-        let write = victim_client.set(key!["k", 2u64], "minority").await.unwrap_err();
+        // The SDK sends it again until its deadline (a short one here), then gives up.
+        let write = victim_client
+            .atomic()
+            .set(key!["k", 2u64], "minority")
+            .deadline(Duration::from_secs(2))
+            .commit()
+            .await
+            .unwrap_err();
         assert!(
             matches!(write.code(), Some(ErrorCode::Unavailable | ErrorCode::OutcomeUnknown)),
             "{write}"

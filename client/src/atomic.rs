@@ -194,8 +194,9 @@ impl Atomic {
     /// definite answer or the deadline (`deadline`, else the client's `write_deadline`):
     /// the cluster applies a strong write at most once per id, so the caller sees a
     /// definite result, or after the deadline [`Error::Indefinite`] naming the request id.
-    /// A cache-class write of unknown outcome is not sent again (cache writes are not
-    /// deduplicated yet): it is [`Error::Indefinite`] at once. A write whose keys are of one
+    /// Copies are marked `resend`, and the node refuses a copy of a cache-class write
+    /// (cache writes are not deduplicated yet), which is then [`Error::Indefinite`]. A
+    /// write whose keys are of one
     /// class but changed class on the way (`MIXED_CLASSES`, a definite refusal: nothing was
     /// written) is sent once more, routed by the rules asked of the node again, so a caller
     /// sees that code only for a write that really names both classes.
@@ -205,11 +206,15 @@ impl Atomic {
         }
         // One id for this logical write, kept when it is sent again (rerouted below), so
         // the cluster applies it once.
-        let request = pb::AtomicRequest {
+        let mut request = pb::AtomicRequest {
             checks: self.checks,
             mutations: self.mutations,
             request_id: uuid::Uuid::new_v4().as_bytes().to_vec(),
+            resend: false,
         };
+        // Why an earlier copy's outcome is unknown, once one's is: a later "nothing was
+        // written" then speaks only for the later copy.
+        let mut maybe_applied: Option<String> = None;
         let client = &self.client;
         let deadline = tokio::time::Instant::now() + self.deadline.unwrap_or(client.write_deadline);
         let mut pause = FIRST_PAUSE;
@@ -240,16 +245,21 @@ impl Atomic {
                 // No answer, no leader, or a commit not confirmed in time: sent again under
                 // the same id, which the cluster applies at most once, until the deadline.
                 Err(error) if error.is_indefinite() || error.is_retry_safe() => {
-                    // Cache-class writes are not deduplicated by id (yet): one whose outcome
-                    // is unknown is not sent again.
-                    if error.is_indefinite() && names_a_cache_key(client, &request).await {
-                        return Err(error);
+                    if error.is_indefinite() {
+                        maybe_applied = Some(cause(&error));
+                        // The node refuses a copy of a cache-class write (not deduplicated
+                        // yet) instead of applying it twice.
+                        request.resend = true;
                     }
                     if tokio::time::Instant::now() + pause >= deadline {
-                        return Err(unresolved(error, &request.request_id));
+                        return Err(unresolved(maybe_applied, error, &request.request_id));
                     }
                     tokio::time::sleep(jittered(pause)).await;
                     pause = (pause * 2).min(MAX_PAUSE);
+                }
+                // A copy refused for copying a cache-class write: the first may have applied.
+                Err(error) if request.resend && error.code() == Some(ErrorCode::UnsupportedForCacheClass) => {
+                    return Err(unresolved(maybe_applied, error, &request.request_id));
                 }
                 sent => break sent?,
             }
@@ -300,15 +310,6 @@ async fn names_one_class(client: &Client, request: &pb::AtomicRequest) -> bool {
     crate::keyspace::one_class(&rules, &keys)
 }
 
-/// Whether a mutation of the write names a cache key, by the rules asked of the cluster
-/// now.
-async fn names_a_cache_key(client: &Client, request: &pb::AtomicRequest) -> bool {
-    let rules = client.refetch_keyspace_rules().await;
-    mutation_keys(&request.mutations)
-        .into_iter()
-        .any(|key| crate::keyspace::is_cache(&rules, key))
-}
-
 /// The keys a write's mutations name; none for a range delete, which then goes to the
 /// leader (ranges can span classes).
 fn mutation_keys(mutations: &[pb::Mutation]) -> Vec<&[u8]> {
@@ -332,17 +333,23 @@ fn jittered(pause: std::time::Duration) -> std::time::Duration {
     pause.mul_f64(rand::random_range(0.5..1.0))
 }
 
-/// The error of a write given up at its deadline: an outcome still unknown names the
-/// request id it may still apply under (it applies at most once).
-fn unresolved(error: Error, request_id: &[u8]) -> Error {
-    if !error.is_indefinite() {
-        return error;
-    }
-    let id: String = request_id.iter().map(|b| format!("{b:02x}")).collect();
-    let cause = match error {
-        Error::Indefinite(cause) => cause,
+/// The text of an error whose outcome is unknown, without its `INDEFINITE:` preamble.
+fn cause(error: &Error) -> String {
+    match error {
+        Error::Indefinite(cause) => cause.clone(),
         other => other.to_string(),
+    }
+}
+
+/// The error a write gives up with: when a copy's outcome was unknown (`maybe_applied`),
+/// indefinite, naming the request id it may still apply under, at most once, whatever the
+/// last copy was told; otherwise `error` itself.
+fn unresolved(maybe_applied: Option<String>, error: Error, request_id: &[u8]) -> Error {
+    let cause = match maybe_applied {
+        Some(cause) => cause,
+        None => return error,
     };
+    let id: String = request_id.iter().map(|b| format!("{b:02x}")).collect();
     Error::Indefinite(format!(
         "{cause}; sent again until the write deadline, it may still apply, at most once, under request id {id}"
     ))

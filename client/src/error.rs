@@ -1,7 +1,7 @@
 //! SDK errors. Every error says whether retrying is safe. A write whose outcome stays
 //! unknown is reported as [`Error::Indefinite`]: a strong write after the SDK sent it again
 //! under its request id until its deadline (it applies at most once), a cache-class write
-//! at once.
+//! as soon as the node refuses a copy of it (cache writes are not deduplicated yet).
 
 use edgekv_proto::{ErrorCode, KeyError};
 

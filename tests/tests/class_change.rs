@@ -86,6 +86,7 @@ async fn writes_routed_by_stale_class_rules_are_rerouted_not_refused() {
             checks: Vec::new(),
             mutations: vec![set_mutation(&key!["raced", "grpc", "1"], "v1")],
             request_id: Vec::new(),
+            resend: false,
         })
         .await;
     assert!(answer.is_ok(), "a raw write right after the class change: {answer:?}");

@@ -17,6 +17,7 @@ fn sum(key: &edgekv_client::Key, n: u64, request_id: &[u8]) -> pb::AtomicRequest
             })),
         }],
         request_id: request_id.to_vec(),
+        resend: false,
     }
 }
 

@@ -251,7 +251,7 @@ impl Kv for KvService {
         let write = kv::AtomicWrite { checks, mutations };
         access::authorize_atomic(&principal, &write)?;
         let id = Some(request.request_id.as_slice()).filter(|id| !id.is_empty());
-        let outcome = self.store.atomic_once(&write, id).await;
+        let outcome = self.store.atomic_once(&write, id, request.resend).await;
         // A refusal names the leader too: the SDK sends a write refused for its keys' class
         // (MIXED_CLASSES) once more, to the node whose rules refused it.
         let response = match outcome.map_err(|error| self.with_leader_hint_on_error(Status::from(error)))? {

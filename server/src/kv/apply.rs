@@ -224,7 +224,7 @@ impl Applier for KvApplier {
                 Ok(Command::AtomicOnce { id, write }) => {
                     // Applied before under this id: the first outcome, and nothing changes.
                     if let Some(recorded) = staged.recorded(&id).map_err(storage_failure)? {
-                        Answer::Atomic(Ok(recorded.outcome))
+                        Answer::Atomic(recorded.outcome)
                     } else {
                         let stamp = Versionstamp::new(proposal.index, position);
                         match self.apply_write(&mut staged, &write, stamp, proposal.now_ms) {
@@ -233,14 +233,20 @@ impl Applier for KvApplier {
                                     position += 1;
                                     last_commit = Some(proposal.index);
                                 }
-                                // A refusal is not recorded: nothing was written, so the
-                                // same id may still be applied (a write refused for a class
-                                // change on its way is routed again).
-                                staged.record(id, proposal.now_ms, outcome.clone());
+                                staged.record(id, proposal.now_ms, Ok(outcome.clone()));
                                 Answer::Atomic(Ok(outcome))
                             }
                             Err(error @ KvError::Storage(_)) => return Err(storage_failure(error)),
-                            Err(refused) => Answer::Atomic(Err(Refusal::from_error(&refused))),
+                            // Refused for a class change on its way: routed again under the
+                            // same id, so not recorded (nothing was written either way).
+                            Err(refused @ KvError::MixedClasses(_)) => {
+                                Answer::Atomic(Err(Refusal::from_error(&refused)))
+                            }
+                            Err(refused) => {
+                                let refusal = Refusal::from_error(&refused);
+                                staged.record(id, proposal.now_ms, Err(refusal.clone()));
+                                Answer::Atomic(Err(refusal))
+                            }
                         }
                     }
                 }
@@ -337,7 +343,7 @@ impl<'a> Staged<'a> {
         Ok(requests::find(self.engine, id)?)
     }
 
-    fn record(&mut self, id: Vec<u8>, at_ms: u64, outcome: AtomicOutcome) {
+    fn record(&mut self, id: Vec<u8>, at_ms: u64, outcome: Result<AtomicOutcome, Refusal>) {
         self.requests.insert(id, Recorded { at_ms, outcome });
     }
 

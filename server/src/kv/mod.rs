@@ -443,21 +443,23 @@ impl KvStore {
     }
 
     pub async fn atomic(&self, write: AtomicWrite) -> KvResult<AtomicOutcome> {
-        self.atomic_once(&write, None).await
+        self.atomic_once(&write, None, false).await
     }
 
     /// [`Self::atomic`] under a request id: a strong write proposed again with the same id
     /// (by a retrying client, or by this node after a leader change) is applied once and
     /// answered with its first outcome while the id is remembered
-    /// ([`requests::REQUEST_WINDOW`]). Cache-class writes do not use the id yet.
-    pub async fn atomic_once(&self, write: &AtomicWrite, id: Option<&[u8]>) -> KvResult<AtomicOutcome> {
+    /// ([`requests::REQUEST_WINDOW`]). Cache-class writes do not use the id yet: one marked
+    /// `resend` (a copy of a write whose outcome its sender does not know) is refused with
+    /// `UNSUPPORTED_FOR_CACHE_CLASS`, writing nothing.
+    pub async fn atomic_once(&self, write: &AtomicWrite, id: Option<&[u8]>, resend: bool) -> KvResult<AtomicOutcome> {
         validate::atomic(write)?;
         if let Some(id) = id {
             validate::request_id(id)?;
         }
         let mut reroutes = 0;
         loop {
-            match self.route_atomic(write, id).await {
+            match self.route_atomic(write, id, resend).await {
                 // The only refusal with this code at apply: a key became a cache key after
                 // this node routed the write by its older rules. Nothing was written, so once
                 // this node has applied that rule too (the refusal was applied after it, so a
@@ -476,8 +478,15 @@ impl KvStore {
     }
 
     /// Sends `write` down its class's path, as this node's rules say now.
-    async fn route_atomic(&self, write: &AtomicWrite, id: Option<&[u8]>) -> KvResult<AtomicOutcome> {
+    async fn route_atomic(&self, write: &AtomicWrite, id: Option<&[u8]>, resend: bool) -> KvResult<AtomicOutcome> {
         if self.class_of_write(write)? == Class::Cache {
+            if resend {
+                return Err(KvError::UnsupportedForCacheClass(
+                    "this is a copy of a cache-class write whose outcome is unknown; cache writes are not \
+                     deduplicated by request id yet, so the copy was refused and wrote nothing"
+                        .into(),
+                ));
+            }
             return self.cache_write(write).await;
         }
         let command = match id {
@@ -621,14 +630,15 @@ impl KvStore {
         }))
     }
 
-    /// Forgets the request ids applied more than `window` ago (by this node's clock, at
-    /// least the replicated one), when the oldest one is. Proposed by the leader only;
-    /// replicas forget exactly what the command says. Returns how many were forgotten.
+    /// Forgets the request ids applied more than `window` ago by the replicated clock (the
+    /// clock their times were recorded by, not this node's own, which may run ahead), when
+    /// the oldest one is. Proposed by the leader only; replicas forget exactly what the
+    /// command says. Returns how many were forgotten (at most a batch).
     pub async fn forget_old_requests(&self, window: std::time::Duration) -> KvResult<usize> {
         if !self.raft.is_leader() {
             return Ok(0);
         }
-        let before_ms = self.now_ms().saturating_sub(window.as_millis() as u64);
+        let before_ms = self.raft.replicated_now_ms().saturating_sub(window.as_millis() as u64);
         let engine = self.engine.clone();
         let oldest = tokio::task::spawn_blocking(move || requests::oldest(engine.as_ref()))
             .await

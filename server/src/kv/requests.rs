@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::apply::Refusal;
 use super::types::AtomicOutcome;
 use crate::storage::{ColumnFamily, Engine, ScanRange, StorageError, StorageResult, WriteBatch};
 
@@ -33,12 +34,14 @@ pub(crate) const FORGET_BATCH: usize = 4096;
 const ID_TAG: u8 = b'i';
 const TIME_TAG: u8 = b't';
 
-/// A write applied under a request id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A write applied under a request id: its outcome, or the refusal that wrote nothing
+/// (recorded too, so a copy of the write still in flight cannot apply after a retry was
+/// told it was refused).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Recorded {
     /// The replicated clock when it was applied.
     pub at_ms: u64,
-    pub outcome: AtomicOutcome,
+    pub outcome: Result<AtomicOutcome, Refusal>,
 }
 
 fn id_key(id: &[u8]) -> Vec<u8> {

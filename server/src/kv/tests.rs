@@ -956,6 +956,42 @@ fn a_write_proposed_by_reference_encodes_as_the_command() {
 }
 
 #[tokio::test]
+async fn a_refusal_under_a_request_id_is_its_answer_for_good() {
+    let clock = ManualClock::new(10_000);
+    let (store, thread, _) = store(&clock).await;
+    let word = key!["word"].encode();
+    commit(&store, vec![set(word.clone(), "text", None)]).await;
+    let sum = write(
+        vec![],
+        vec![Mutation::Numeric {
+            op: NumericOp::Sum,
+            key: word.clone(),
+            operand: 1,
+        }],
+    );
+    let refused = store.atomic_once(&sum, Some(b"sum-on-text"), false).await.unwrap_err();
+    assert_eq!(refused.code(), edgekv_proto::ErrorCode::TypeMismatch);
+    // The key changes so the sum would now apply; a copy of the refused write (still in
+    // flight when its sender was told no) is answered with the refusal and writes nothing.
+    commit(&store, vec![Mutation::Delete { key: word.clone() }]).await;
+    let copy = store.atomic_once(&sum, Some(b"sum-on-text"), false).await.unwrap_err();
+    assert_eq!(copy.code(), edgekv_proto::ErrorCode::TypeMismatch);
+    let (entry, _) = store.get(&word, Consistency::Strong).await.unwrap();
+    assert!(entry.is_none(), "the copy wrote nothing");
+
+    // A copy of a cache-class write whose outcome is unknown is refused, writing nothing:
+    // cache writes are not deduplicated by id yet.
+    store.set_class(&key!["c"].encode(), Class::Cache).await.unwrap();
+    let cached = write(vec![], vec![set(key!["c", 1].encode(), "v", None)]);
+    let copy = store.atomic_once(&cached, Some(b"cache-copy"), true).await.unwrap_err();
+    assert_eq!(copy.code(), edgekv_proto::ErrorCode::UnsupportedForCacheClass);
+    let (entry, _) = store.get(&key!["c", 1].encode(), Consistency::Eventual).await.unwrap();
+    assert!(entry.is_none());
+    assert!(store.atomic_once(&cached, Some(b"cache-first"), false).await.is_ok());
+    thread.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_write_under_a_request_id_applies_once() {
     let clock = ManualClock::new(10_000);
     let (store, thread, engine) = store(&clock).await;
@@ -970,11 +1006,11 @@ async fn a_write_under_a_request_id_applies_once() {
             }],
         )
     };
-    let first = store.atomic_once(&sum(5), Some(b"request-1")).await.unwrap();
+    let first = store.atomic_once(&sum(5), Some(b"request-1"), false).await.unwrap();
     // The same id again (a retry after an unknown outcome): the first answer, applied once.
-    let again = store.atomic_once(&sum(5), Some(b"request-1")).await.unwrap();
+    let again = store.atomic_once(&sum(5), Some(b"request-1"), false).await.unwrap();
     assert_eq!(again, first);
-    let other = store.atomic_once(&sum(5), Some(b"request-2")).await.unwrap();
+    let other = store.atomic_once(&sum(5), Some(b"request-2"), false).await.unwrap();
     assert_ne!(other, first);
     let value = |store: KvStore| {
         let key = counter.clone();
@@ -985,24 +1021,39 @@ async fn a_write_under_a_request_id_applies_once() {
     };
     assert_eq!(value(store.clone()).await, Some(10));
     // An id that is too long is refused, and nothing is written.
-    let refused = store.atomic_once(&sum(5), Some(&[7; 65])).await.unwrap_err();
+    let refused = store.atomic_once(&sum(5), Some(&[7; 65]), false).await.unwrap_err();
     assert_eq!(refused.code(), edgekv_proto::ErrorCode::InvalidArgument);
     thread.shutdown().await;
 
     // The table is durable: after a restart the same id still answers without applying.
     let (store, thread) = TestNode::start(engine.clone(), &clock).await;
-    assert_eq!(store.atomic_once(&sum(5), Some(b"request-1")).await.unwrap(), first);
+    assert_eq!(
+        store.atomic_once(&sum(5), Some(b"request-1"), false).await.unwrap(),
+        first
+    );
     assert_eq!(value(store.clone()).await, Some(10));
 
-    // Past the window the leader forgets it; the same id is then a new write.
+    // Past the window the leader forgets it; the same id is then a new write. The window is
+    // measured by the replicated clock, which the next write carries forward; that write's
+    // own id is inside the window and stays.
     clock.advance(requests::REQUEST_WINDOW.as_millis() as u64 + 1);
+    assert_eq!(
+        store.forget_old_requests(requests::REQUEST_WINDOW).await.unwrap(),
+        0,
+        "no write moved the replicated clock yet"
+    );
+    let recent = store.atomic_once(&sum(0), Some(b"request-3"), false).await.unwrap();
     assert_eq!(store.forget_old_requests(requests::REQUEST_WINDOW).await.unwrap(), 2);
+    assert_eq!(
+        store.atomic_once(&sum(0), Some(b"request-3"), false).await.unwrap(),
+        recent
+    );
     assert_eq!(
         store.forget_old_requests(requests::REQUEST_WINDOW).await.unwrap(),
         0,
         "nothing left to forget"
     );
-    let renewed = store.atomic_once(&sum(5), Some(b"request-1")).await.unwrap();
+    let renewed = store.atomic_once(&sum(5), Some(b"request-1"), false).await.unwrap();
     assert_ne!(renewed, first);
     assert_eq!(value(store.clone()).await, Some(15));
     thread.shutdown().await;

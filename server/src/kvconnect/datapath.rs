@@ -160,7 +160,7 @@ pub(super) async fn atomic_write(
     access::authorize_atomic(&principal, &write)?;
     // An id of the node's own: the Deno clients send none, and retry blindly (resolve.rs).
     let id = uuid::Uuid::new_v4();
-    let attempt = || state.store.atomic_once(&write, Some(id.as_bytes()));
+    let attempt = |resend| state.store.atomic_once(&write, Some(id.as_bytes()), resend);
     let output = match resolve::resolve(attempt, resolve::RESOLVE_FOR, resolve::BACKOFF).await? {
         AtomicOutcome::Committed(committed) => pb::AtomicWriteOutput {
             status: pb::AtomicWriteStatus::AwSuccess as i32,

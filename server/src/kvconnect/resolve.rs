@@ -15,7 +15,7 @@ use std::time::Duration;
 use edgekv_proto::ErrorCode;
 use rand::Rng as _;
 
-use crate::kv::{AtomicOutcome, KvResult};
+use crate::kv::{AtomicOutcome, KvError, KvResult};
 
 /// How long a write is proposed again before its unknown outcome is answered.
 pub const RESOLVE_FOR: Duration = Duration::from_secs(30);
@@ -32,21 +32,39 @@ pub const BACKOFF: Backoff = Backoff {
     max: Duration::from_secs(2),
 };
 
-/// Runs `attempt` (the same write under the same request id each time) until it answers
-/// definitely or `resolve_for` has passed; returns the last answer.
+/// Runs `attempt` (the same write under the same request id each time; its argument says
+/// whether it is a copy of one whose outcome is unknown) until it answers definitely or
+/// `resolve_for` has passed. Once an attempt's outcome was unknown, a later "nothing was
+/// written" speaks only for the later copy: the answer is then `OUTCOME_UNKNOWN`.
 pub async fn resolve<F, Fut>(mut attempt: F, resolve_for: Duration, backoff: Backoff) -> KvResult<AtomicOutcome>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(bool) -> Fut,
     Fut: Future<Output = KvResult<AtomicOutcome>>,
 {
     let deadline = tokio::time::Instant::now() + resolve_for;
     let mut pause = backoff.first;
+    let mut maybe_applied: Option<KvError> = None;
     loop {
-        let answer = attempt().await;
-        let unresolved =
-            matches!(&answer, Err(error) if matches!(error.code(), ErrorCode::OutcomeUnknown | ErrorCode::Unavailable));
+        let answer = attempt(maybe_applied.is_some()).await;
+        let code = answer.as_ref().err().map(KvError::code);
+        if code == Some(ErrorCode::OutcomeUnknown) {
+            maybe_applied = answer.as_ref().err().cloned();
+        }
+        let unresolved = matches!(code, Some(ErrorCode::OutcomeUnknown | ErrorCode::Unavailable));
         if !unresolved || tokio::time::Instant::now() + pause >= deadline {
-            return answer;
+            return match (answer, maybe_applied) {
+                // A copy that found no leader, or was refused for being a copy (a
+                // cache-class write): the first may still have applied.
+                (Err(error), Some(unknown))
+                    if matches!(
+                        error.code(),
+                        ErrorCode::Unavailable | ErrorCode::UnsupportedForCacheClass
+                    ) =>
+                {
+                    Err(unknown)
+                }
+                (answer, _) => answer,
+            };
         }
         // Jitter, so writes stalled together do not all come back at once.
         let jittered = pause.mul_f64(rand::rng().random_range(0.5..1.0));
@@ -94,13 +112,13 @@ mod tests {
     fn scripted(
         answers: Vec<KvResult<AtomicOutcome>>,
     ) -> (
-        impl FnMut() -> std::future::Ready<KvResult<AtomicOutcome>>,
+        impl FnMut(bool) -> std::future::Ready<KvResult<AtomicOutcome>>,
         std::sync::Arc<Mutex<usize>>,
     ) {
         let made = std::sync::Arc::new(Mutex::new(0));
         let counter = made.clone();
         let mut answers = answers.into_iter();
-        let attempt = move || {
+        let attempt = move |_resend: bool| {
             *counter.lock().unwrap() += 1;
             std::future::ready(answers.next().expect("no more scripted answers"))
         };
@@ -126,6 +144,22 @@ mod tests {
         let answer = resolve(attempt, Duration::from_secs(10), FAST).await;
         assert_eq!(answer.unwrap_err().code(), ErrorCode::TypeMismatch);
         assert_eq!(*made.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_leader_after_an_unknown_outcome_is_still_unknown() {
+        // The first copy may have applied; the later ones finding no leader say nothing of it.
+        let (attempt, _) = scripted(
+            (0..100)
+                .map(|n| if n == 0 { unknown() } else { unavailable() })
+                .collect(),
+        );
+        let answer = resolve(attempt, Duration::from_millis(30), FAST).await;
+        assert_eq!(answer.unwrap_err().code(), ErrorCode::OutcomeUnknown);
+        // With no unknown outcome before, no leader means what it says: nothing was written.
+        let (attempt, _) = scripted((0..100).map(|_| unavailable()).collect());
+        let answer = resolve(attempt, Duration::from_millis(30), FAST).await;
+        assert_eq!(answer.unwrap_err().code(), ErrorCode::Unavailable);
     }
 
     #[tokio::test]

@@ -396,10 +396,23 @@ fn start_background(
                 _ = stop.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(crate::kv::requests::FORGET_INTERVAL) => {}
             }
-            match store.forget_old_requests(crate::kv::requests::REQUEST_WINDOW).await {
-                Ok(0) => {}
-                Ok(forgotten) => tracing::debug!(forgotten, "forgot request ids past their window"),
-                Err(error) => tracing::warn!(%error, "cannot forget old request ids; retrying later"),
+            // A full batch is followed by another at once, so forgetting keeps up with any
+            // write rate.
+            loop {
+                match store.forget_old_requests(crate::kv::requests::REQUEST_WINDOW).await {
+                    Ok(forgotten) if forgotten >= crate::kv::requests::FORGET_BATCH && !stop.is_cancelled() => {
+                        tracing::debug!(forgotten, "forgot request ids past their window");
+                    }
+                    Ok(0) => break,
+                    Ok(forgotten) => {
+                        tracing::debug!(forgotten, "forgot request ids past their window");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot forget old request ids; retrying later");
+                        break;
+                    }
+                }
             }
         }
     });

@@ -43,7 +43,14 @@ async fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         .arg(&mount)
         .arg(binary("edgekv"));
     let node = Node::launch(command, &dir.path().join("node")).unwrap();
-    let kv = Client::connect(node.endpoint.clone()).await.unwrap();
+    // A short write deadline: the write that meets the full disk has an unknown outcome,
+    // which the SDK sends again until its deadline.
+    let kv = Client::builder()
+        .endpoint(node.endpoint.clone())
+        .write_deadline(std::time::Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
 
     let mut acknowledged = Vec::new();
     let mut full = None;
@@ -58,9 +65,10 @@ async fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     }
     let error = full.expect("24 MiB cannot hold 100 MiB of incompressible values");
     // The write that met the full disk was already proposed: its outcome is unknown (in a
-    // cluster, followers could still commit it). Every write after it is refused outright.
+    // cluster, followers could still commit it), and stays so until the SDK's deadline.
+    // Every write after it is refused outright.
     assert!(
-        matches!(error.code(), Some(ErrorCode::StorageFull | ErrorCode::OutcomeUnknown)),
+        error.is_indefinite() || error.code() == Some(ErrorCode::StorageFull),
         "{error}"
     );
     let refused = kv.set(key!["after-full"], "x").await.unwrap_err();

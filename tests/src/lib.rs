@@ -266,16 +266,39 @@ pub fn kvctl(endpoint: &str, args: &[&str]) -> Output {
 
 /// Runs a prepared `kvctl` command with only the endpoint given on its command line.
 fn run_kvctl(mut command: Command, endpoint: &str, args: &[&str]) -> Output {
+    without_kvctl_environment(command.arg("--endpoint").arg(endpoint).args(args))
+        .output()
+        .expect("run kvctl")
+}
+
+/// `command` (a kvctl run) with none of the settings kvctl takes from the environment, so
+/// a developer's exported `EDGEKV_*` cannot change what a test runs, and no stdin.
+pub fn without_kvctl_environment(command: &mut Command) -> &mut Command {
     command
-        .arg("--endpoint")
-        .arg(endpoint)
-        .args(args)
         .env_remove("EDGEKV_ENDPOINT")
         .env_remove("EDGEKV_TOKEN")
         .env_remove("EDGEKV_CACERT")
         .stdin(Stdio::null())
-        .output()
-        .expect("run kvctl")
+}
+
+/// A process's standard output, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// A process's standard error, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// A finished process for an assertion's message: its exit code and both outputs.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    )
 }
 
 /// Polls `check` until it returns true or `timeout` passes. For waiting on real time

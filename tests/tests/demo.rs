@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use edgekv_tests::binary;
+use edgekv_tests::{binary, without_kvctl_environment};
 
 /// The demo process, stopped with SIGTERM (so it removes its data) when dropped.
 struct Demo(Child);
@@ -76,15 +76,11 @@ fn run_printed(line: &str, env: &[(&str, &str)]) -> Output {
     let mut words = line.split_whitespace();
     assert_eq!(words.next(), Some("kvctl"), "{line}");
     let mut command = Command::new(binary("kvctl"));
-    command
-        .args(words)
-        .env_remove("EDGEKV_ENDPOINT")
-        .env_remove("EDGEKV_TOKEN")
-        .env_remove("EDGEKV_CACERT");
+    without_kvctl_environment(command.args(words));
     for (name, value) in env {
         command.env(name, value);
     }
-    command.stdin(Stdio::null()).output().expect("run kvctl")
+    command.output().expect("run kvctl")
 }
 
 #[test]

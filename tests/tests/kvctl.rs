@@ -1,15 +1,7 @@
 //! `kvctl` against a real node: output formats, exit codes, key syntax.
 
-use edgekv_tests::{Node, binary, kvctl};
+use edgekv_tests::{Node, binary, kvctl, stderr, stdout};
 use serde_json::{Value as Json, json};
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
 
 /// The one JSON document a successful kvctl run printed; fails on none, on several (JSON
 /// lines) and on anything after it.

@@ -2,33 +2,15 @@
 //! from a follower, simulated faults, a joined learner promoted and removed through a
 //! follower, which passes the command on to the leader) and a single `edgekv dev` node.
 
-use std::process::Output;
 use std::time::Duration;
 
 use edgekv_tests::cluster::Cluster;
-use edgekv_tests::{Node, kvctl};
+use edgekv_tests::{Node, describe, kvctl, stderr, stdout};
 use serde_json::{Value as Json, json};
 
 const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-northeast"];
 /// Generous: an election takes a few election timeouts at most; CI machines are slow.
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        stdout(output),
-        stderr(output)
-    )
-}
 
 /// Runs kvctl, expects success and returns its JSON output.
 fn kvctl_json(endpoint: &str, args: &[&str]) -> Json {

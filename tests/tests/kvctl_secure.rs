@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use edgekv_tests::binary;
 use edgekv_tests::cluster::{Cluster, ClusterOptions};
 use edgekv_tests::credentials::{admin_token, certificates, secret_file};
+use edgekv_tests::{binary, describe, stderr, stdout, without_kvctl_environment};
 use serde_json::Value as Json;
 
 const SECRET: (&str, &str) = ("k1", "a-secret-the-kvctl-test-signs-with-0123456789");
@@ -41,31 +41,9 @@ fn secure_cluster(dir: &Path, regions: &[&str]) -> (Cluster, String) {
 /// Runs `kvctl ARGS` with nothing taken from the environment: every endpoint, CA and token
 /// is on the command line.
 fn kvctl(args: &[&str]) -> Output {
-    Command::new(binary("kvctl"))
-        .args(args)
-        .env_remove("EDGEKV_ENDPOINT")
-        .env_remove("EDGEKV_TOKEN")
-        .env_remove("EDGEKV_CACERT")
-        .stdin(Stdio::null())
+    without_kvctl_environment(Command::new(binary("kvctl")).args(args))
         .output()
         .expect("run kvctl")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        stdout(output),
-        stderr(output)
-    )
 }
 
 /// The one JSON document a successful run printed.

@@ -10,7 +10,7 @@
 
 use super::error::KvResult;
 use super::range;
-use super::types::{AtomicWrite, Mutation, RangeRead, Selector};
+use super::types::{AtomicWrite, RangeRead, Selector, Target};
 use crate::auth::Principal;
 
 /// Point reads (get, get-many, watch).
@@ -43,17 +43,11 @@ pub fn authorize_atomic(principal: &Principal, write: &AtomicWrite) -> KvResult<
         principal.require_read(&check.key)?;
     }
     for mutation in &write.mutations {
-        match mutation {
-            Mutation::Set { key, .. }
-            | Mutation::Delete { key }
-            | Mutation::Numeric { key, .. }
-            | Mutation::SumV8 { key, .. }
-            | Mutation::SetAdd { key, .. }
-            | Mutation::SetRemove { key, .. } => principal.require_write(key)?,
-            Mutation::DeleteRange { start, end } => principal.require_write_range(start, end)?,
-            // The key written is `prefix` plus one part, unknown until commit: writable
-            // wherever the prefix key is, since a scope covering it covers all under it.
-            Mutation::SetVersionstampedKey { prefix, .. } => principal.require_write(prefix)?,
+        // A versionstamped key's prefix is writable only where every key under it is: a
+        // scope covering the prefix key covers all under it.
+        match mutation.target() {
+            Target::Key(key) => principal.require_write(key)?,
+            Target::Range { start, end } => principal.require_write_range(start, end)?,
         }
     }
     Ok(())
@@ -68,7 +62,7 @@ mod tests {
 
     use super::*;
     use crate::auth::Authenticator;
-    use crate::kv::{Check, KvError, NumericOp};
+    use crate::kv::{Check, KvError, Mutation, NumericOp};
 
     const NOW_S: u64 = 1_700_000_000;
 

@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 
 use super::error::{KvError, KvResult};
 use super::requests::{self, Recorded};
-use super::types::{AtomicOutcome, AtomicWrite, Committed, Expiry, Mutation};
+use super::types::{AtomicOutcome, AtomicWrite, Committed, Expiry, Mutation, Target};
 use super::v8_sum::{self, SumError, SumOperand};
 use super::validate;
 use crate::keyspace::{Class, Keyspace, Rules};
@@ -591,16 +591,10 @@ fn names_a_cache_key(write: &AtomicWrite, keyspace: &Keyspace, staged: &[(Vec<u8
         class == Class::Cache
     };
     let checks = write.checks.iter().map(|c| c.key.as_slice());
-    let mutations = write.mutations.iter().filter_map(|m| match m {
-        Mutation::Set { key, .. }
-        | Mutation::Delete { key }
-        | Mutation::Numeric { key, .. }
-        | Mutation::SumV8 { key, .. }
-        | Mutation::SetAdd { key, .. }
-        | Mutation::SetRemove { key, .. } => Some(key.as_slice()),
-        Mutation::SetVersionstampedKey { prefix, .. } => Some(prefix.as_slice()),
+    let mutations = write.mutations.iter().filter_map(|m| match m.target() {
+        Target::Key(key) => Some(key),
         // Its range was classified when it was routed; its deletes touch strong data only.
-        Mutation::DeleteRange { .. } => None,
+        Target::Range { .. } => None,
     });
     checks.chain(mutations).find(|key| is_cache(key)).map(<[u8]>::to_vec)
 }

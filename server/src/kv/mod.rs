@@ -509,15 +509,9 @@ impl KvStore {
             classes.push(self.keyspace.class_of(&check.key));
         }
         for mutation in &write.mutations {
-            match mutation {
-                Mutation::Set { key, .. }
-                | Mutation::Delete { key }
-                | Mutation::Numeric { key, .. }
-                | Mutation::SumV8 { key, .. }
-                | Mutation::SetAdd { key, .. }
-                | Mutation::SetRemove { key, .. } => classes.push(self.keyspace.class_of(key)),
-                Mutation::SetVersionstampedKey { prefix, .. } => classes.push(self.keyspace.class_of(prefix)),
-                Mutation::DeleteRange { start, end } => {
+            match mutation.target() {
+                Target::Key(key) => classes.push(self.keyspace.class_of(key)),
+                Target::Range { start, end } => {
                     let (strong, cache) = self.keyspace.classes_in(start, end);
                     classes.extend(strong.then_some(Class::Strong));
                     classes.extend(cache.then_some(Class::Cache));

@@ -118,6 +118,32 @@ pub enum Mutation {
     },
 }
 
+/// What a mutation writes, for the checks that look at keys rather than at what is done
+/// to them (class routing, token scopes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// One key. A versionstamped key is named by its prefix: the key made at commit is the
+    /// prefix plus one part, so whatever holds for every key under the prefix holds for it.
+    Key(&'a [u8]),
+    /// Every key in `[start, end)`.
+    Range { start: &'a [u8], end: &'a [u8] },
+}
+
+impl Mutation {
+    pub fn target(&self) -> Target<'_> {
+        match self {
+            Mutation::Set { key, .. }
+            | Mutation::Delete { key }
+            | Mutation::Numeric { key, .. }
+            | Mutation::SumV8 { key, .. }
+            | Mutation::SetAdd { key, .. }
+            | Mutation::SetRemove { key, .. } => Target::Key(key),
+            Mutation::SetVersionstampedKey { prefix, .. } => Target::Key(prefix),
+            Mutation::DeleteRange { start, end } => Target::Range { start, end },
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AtomicWrite {
     pub checks: Vec<Check>,
